@@ -1,0 +1,94 @@
+/** Counters the sandbox keeps about what clients asked of it; `npm run sandbox -- stats` prints them. */
+export interface HttpEvent {
+  api: string;
+  method: string;
+  role: string;
+  path: string;
+  status: number;
+  startedAt: number;
+  endedAt: number;
+  bytesOut: number;
+}
+
+export interface StatsSnapshot {
+  http: Record<string, Record<string, Record<string, number>>>;
+  httpTotal: number;
+  httpWrites: number;
+  httpBytesOut: number;
+  ssh: { connections: number; authFailures: number; execChannels: number; bytesSent: number };
+  events: HttpEvent[];
+}
+
+const MAX_EVENTS = 2_000;
+
+/** Mutable counters shared by the sandbox's servers. One instance per sandbox. */
+export class SandboxStats {
+  private s: StatsSnapshot = SandboxStats.empty();
+
+  static empty(): StatsSnapshot {
+    return {
+      http: {},
+      httpTotal: 0,
+      httpWrites: 0,
+      httpBytesOut: 0,
+      ssh: { connections: 0, authFailures: 0, execChannels: 0, bytesSent: 0 },
+      events: [],
+    };
+  }
+
+  recordHttp(event: HttpEvent): void {
+    const byMethod = (this.s.http[event.api] ??= {});
+    const byRole = (byMethod[event.method] ??= {});
+    byRole[event.role] = (byRole[event.role] ?? 0) + 1;
+    this.s.httpTotal += 1;
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(event.method)) this.s.httpWrites += 1;
+    this.s.httpBytesOut += event.bytesOut;
+    this.s.events.push(event);
+    if (this.s.events.length > MAX_EVENTS) this.s.events.splice(0, this.s.events.length - MAX_EVENTS);
+  }
+
+  recordSshConnection(): void {
+    this.s.ssh.connections += 1;
+  }
+
+  recordSshAuthFailure(): void {
+    this.s.ssh.authFailures += 1;
+  }
+
+  recordExec(): void {
+    this.s.ssh.execChannels += 1;
+  }
+
+  recordSshBytes(n: number): void {
+    this.s.ssh.bytesSent += n;
+  }
+
+  snapshot(): StatsSnapshot {
+    return structuredClone(this.s);
+  }
+
+  reset(): void {
+    this.s = SandboxStats.empty();
+  }
+}
+
+/** Switches read on every request, so a running sandbox can be slowed down or broken on purpose. */
+export interface SandboxControls {
+  latencyMs: number;
+  /** HTTP fault for one API (or all when `api` is unset). */
+  httpFault?: HttpFault;
+  /** SSH fault, applied to new connections or exec channels. */
+  sshFault?: SshFault;
+}
+
+export type HttpFault = { api?: string } & (
+  | { kind: 'status'; status: number }
+  | { kind: 'slow'; delayMs: number }
+  | { kind: 'malformed-json' }
+  | { kind: 'reset' }
+);
+
+export type SshFault =
+  | { kind: 'auth-fail' }
+  | { kind: 'slow-handshake'; delayMs: number }
+  | { kind: 'drop-mid-command' };
