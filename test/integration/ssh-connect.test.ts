@@ -1,0 +1,580 @@
+/**
+ * connectSpark against a real ssh2 Server started here (keys generated per run, never written to the repo), a raw
+ * TCP server that never speaks, a TCP proxy that can cut the connection, and a closed port.
+ */
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { createHash, createHmac } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import type { Connection, ParsedKey } from 'ssh2';
+import ssh2 from 'ssh2';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SshTarget } from '../../lib/ports.ts';
+import { shellQuote } from '../../lib/shell-quote.ts';
+import { type ConnectSparkOptions, connectSpark, type SparkSshSession } from '../../lib/ssh/connect.ts';
+import { fingerprintSha256 } from '../../lib/ssh/known-hosts.ts';
+import type { SshAuthSpec } from '../../lib/ssh/target.ts';
+
+const { Server, utils } = ssh2;
+
+type KeyPair = { private: string; public: string };
+
+function publicBlob(pair: KeyPair): Buffer {
+  const parsed = utils.parseKey(pair.public) as ParsedKey;
+  return parsed.getPublicSSH();
+}
+
+interface ServerStats {
+  connections: number;
+  authAttempts: number;
+  sessions: number;
+  execs: number;
+}
+
+interface TestSshServer {
+  port: number;
+  stats: ServerStats;
+  close(): Promise<void>;
+}
+
+/** A minimal Spark: public-key auth for one client key, exec through `bash -c`, counters for what was opened. */
+async function startTestSshServer(hostKeys: KeyPair[], clientKey: KeyPair): Promise<TestSshServer> {
+  const allowed = utils.parseKey(clientKey.public) as ParsedKey;
+  const stats: ServerStats = { connections: 0, authAttempts: 0, sessions: 0, execs: 0 };
+  const connections = new Set<Connection>();
+  const children = new Set<ChildProcess>();
+
+  const server = new Server({ hostKeys: hostKeys.map((pair) => pair.private) }, (conn) => {
+    stats.connections++;
+    connections.add(conn);
+    conn.on('close', () => connections.delete(conn));
+    conn.on('error', () => {});
+    conn.on('authentication', (ctx) => {
+      stats.authAttempts++;
+      if (
+        ctx.method === 'publickey' &&
+        ctx.key.algo === allowed.type &&
+        ctx.key.data.equals(allowed.getPublicSSH()) &&
+        (!ctx.signature || allowed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo))
+      ) {
+        ctx.accept();
+        return;
+      }
+      ctx.reject(['publickey']);
+    });
+    conn.on('ready', () => {
+      conn.on('session', (acceptSession) => {
+        stats.sessions++;
+        const session = acceptSession();
+        session.on('exec', (acceptExec, _reject, info) => {
+          stats.execs++;
+          const stream = acceptExec();
+          const child = spawn('bash', ['-c', info.command], { stdio: 'pipe' });
+          children.add(child);
+          child.stdin.on('error', () => {});
+          stream.on('error', () => {});
+          stream.pipe(child.stdin);
+          child.stdout.on('data', (chunk: Buffer) => {
+            if (stream.writable) stream.write(chunk);
+          });
+          child.stderr.on('data', (chunk: Buffer) => {
+            if (stream.stderr.writable) stream.stderr.write(chunk);
+          });
+          child.on('close', (code, signal) => {
+            children.delete(child);
+            try {
+              if (signal) stream.exit(signal.replace(/^SIG/, ''), false, '');
+              else stream.exit(code ?? 0);
+              stream.end();
+            } catch {
+              // The client already closed the channel.
+            }
+          });
+          stream.on('close', () => {
+            if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+          });
+        });
+      });
+    });
+  });
+
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    port,
+    stats,
+    close: async () => {
+      for (const child of children) child.kill('SIGKILL');
+      for (const conn of connections) conn.end();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A TCP server that accepts and never says a word: a half-dead host or a firewall that swallows the handshake. */
+async function startSilentServer(): Promise<{ port: number; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.on('error', () => {});
+    socket.on('close', () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A TCP proxy in front of the SSH server whose connections can be cut, like a Tailscale link going away. */
+async function startProxy(targetPort: number): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((inbound) => {
+    const outbound = net.connect(targetPort, '127.0.0.1');
+    for (const socket of [inbound, outbound]) {
+      sockets.add(socket);
+      socket.on('error', () => {});
+      socket.on('close', () => sockets.delete(socket));
+    }
+    inbound.pipe(outbound);
+    outbound.pipe(inbound);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const cut = () => {
+    for (const socket of sockets) socket.destroy();
+  };
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    cut,
+    close: async () => {
+      cut();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A port nothing listens on: bind, note, release. */
+async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function hashedName(name: string): string {
+  const salt = createHash('sha1').update(`salt:${name}`).digest();
+  return `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(name).digest('base64')}`;
+}
+
+function knownHostsLine(names: string, blob: Buffer, marker = ''): string {
+  const type = (utils.parseKey(blob) as ParsedKey).type;
+  return `${marker ? `${marker} ` : ''}${names} ${type} ${blob.toString('base64')}`;
+}
+
+const hostKey = utils.generateKeyPairSync('ed25519');
+const otherHostKey = utils.generateKeyPairSync('ed25519');
+const ecdsaHostKey = utils.generateKeyPairSync('ecdsa', { bits: 256 });
+const clientKey = utils.generateKeyPairSync('ed25519');
+const strangerKey = utils.generateKeyPairSync('ed25519');
+const encryptedKey = utils.generateKeyPairSync('ed25519', {
+  passphrase: 'correct horse',
+  cipher: 'aes256-ctr',
+  rounds: 16,
+});
+const hostBlob = publicBlob(hostKey);
+const hostFingerprint = fingerprintSha256(hostBlob);
+
+let server: TestSshServer;
+let twoKeyServer: TestSshServer;
+const openSessions: SparkSshSession[] = [];
+let tempDir: string;
+
+const KEY_PATH = '/keys/id_ed25519';
+const fileAuth: SshAuthSpec = { kind: 'file', path: KEY_PATH, source: 'SPARK_SSH_KEY_PATH' };
+
+function target(port: number): SshTarget {
+  return { host: '127.0.0.1', port, user: 'sparkuser', source: 'test' };
+}
+
+function knownPlain(port: number, blob = hostBlob): string {
+  return knownHostsLine(`[127.0.0.1]:${port}`, blob);
+}
+
+/** Connect options with the right client key and known_hosts; each test overrides what it is about. */
+function options(port: number, overrides: Partial<ConnectSparkOptions> = {}): ConnectSparkOptions {
+  return {
+    target: target(port),
+    auth: fileAuth,
+    knownHostsText: knownPlain(port),
+    knownHostsPath: '/home/op/.ssh/known_hosts',
+    readTextFile: async (file) => {
+      if (file === KEY_PATH) return clientKey.private;
+      throw Object.assign(new Error(`ENOENT: no such file, open '${file}'`), { code: 'ENOENT' });
+    },
+    timeoutMs: 5_000,
+    ...overrides,
+  };
+}
+
+async function connectOk(opts: ConnectSparkOptions): Promise<SparkSshSession> {
+  const result = await connectSpark(opts);
+  if (!result.ok) throw new Error(`connect failed: ${result.failure.kind}: ${result.failure.message}`);
+  openSessions.push(result.session);
+  return result.session;
+}
+
+async function connectFailure(opts: ConnectSparkOptions) {
+  const result = await connectSpark(opts);
+  if (result.ok) {
+    openSessions.push(result.session);
+    throw new Error('expected the connection to be refused');
+  }
+  return result.failure;
+}
+
+beforeAll(async () => {
+  server = await startTestSshServer([hostKey], clientKey);
+  twoKeyServer = await startTestSshServer([hostKey, ecdsaHostKey], clientKey);
+  tempDir = mkdtempSync(path.join(os.tmpdir(), 'ssh-connect-test-'));
+});
+
+afterAll(async () => {
+  await Promise.all(openSessions.map((session) => session.close()));
+  await server?.close();
+  await twoKeyServer?.close();
+  if (tempDir) rmSync(tempDir, { recursive: true, force: true });
+});
+
+describe('connect and exec', () => {
+  let session: SparkSshSession;
+  beforeAll(async () => {
+    session = await connectOk(options(server.port));
+  });
+
+  it('reports the host key fingerprint and target', () => {
+    expect(session.hostKeyFingerprint).toBe(hostFingerprint);
+    expect(session.target.port).toBe(server.port);
+  });
+
+  it('returns stdout, stderr and the exit code', async () => {
+    const result = await session.exec('echo out; echo err >&2; exit 3');
+    expect(result).toMatchObject({ code: 3, stdout: 'out\n', stderr: 'err\n', truncated: false, timedOut: false });
+    expect(result.connectionLost).toBe(false);
+  });
+
+  it('passes stdin and always sends EOF', async () => {
+    expect((await session.exec('cat', { stdin: 'héllo\nwörld\n' })).stdout).toBe('héllo\nwörld\n');
+    // Without stdin, `cat` must see EOF instead of waiting for the timeout.
+    const noInput = await session.exec('cat', { timeoutMs: 3_000 });
+    expect(noInput).toMatchObject({ code: 0, stdout: '', timedOut: false });
+  });
+
+  it('cuts stdout at maxBytes and closes the channel of an endless command', async () => {
+    const started = Date.now();
+    const result = await session.exec('yes abcdefgh', { maxBytes: 1000 });
+    expect(result.truncated).toBe(true);
+    expect(Buffer.byteLength(result.stdout)).toBe(1000);
+    expect(result.stdout.startsWith('abcdefgh\nabcdefgh\n')).toBe(true);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    // Output that fits is not marked.
+    expect(await session.exec('printf 12345', { maxBytes: 5 })).toMatchObject({ stdout: '12345', truncated: false });
+  });
+
+  it('times a command out, closes its channel, and keeps the connection usable', async () => {
+    const started = Date.now();
+    const result = await session.exec('sleep 20', { timeoutMs: 300 });
+    expect(result).toMatchObject({ code: null, timedOut: true, connectionLost: false });
+    expect(result.stderr).toContain('timed out after 0.3s');
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(await session.exec('echo still here')).toMatchObject({ code: 0, stdout: 'still here\n' });
+  });
+
+  it('reports a signal', async () => {
+    const result = await session.exec('kill -KILL $$');
+    expect(result.code).toBeNull();
+    expect(result.signal).toBe('SIGKILL');
+  });
+
+  it('runs commands in parallel over the one connection', async () => {
+    const before = server.stats.connections;
+    const results = await Promise.all([1, 2, 3].map((n) => session.exec(`sleep 0.2; echo ${n}`)));
+    expect(results.map((result) => result.stdout)).toEqual(['1\n', '2\n', '3\n']);
+    expect(server.stats.connections).toBe(before);
+  });
+
+  it('quotes arguments that survive bash and sh -c unchanged', async () => {
+    const nasty = `it's "quoted" $(echo pwned) \`echo pwned\` $HOME *\nsecond line\t!x \\ ~`;
+    expect((await session.exec(`printf %s ${shellQuote(nasty)}`)).stdout).toBe(nasty);
+    const viaSh = await session.exec(`sh -c ${shellQuote(`printf %s ${shellQuote(nasty)}`)}`);
+    expect(viaSh.stdout).toBe(nasty);
+  });
+});
+
+describe('host key checks', () => {
+  it('accepts a hashed known_hosts entry for [127.0.0.1]:port', async () => {
+    const text = `# hashed\n${knownHostsLine(hashedName(`[127.0.0.1]:${server.port}`), hostBlob)}\n`;
+    const session = await connectOk(options(server.port, { knownHostsText: text }));
+    expect((await session.exec('echo ok')).stdout).toBe('ok\n');
+    await session.close();
+  });
+
+  it('accepts a pinned fingerprint without any known_hosts', async () => {
+    const session = await connectOk(
+      options(server.port, { knownHostsText: undefined, pinnedFingerprint: hostFingerprint.replace('SHA256:', '') }),
+    );
+    expect(session.hostKeyFingerprint).toBe(hostFingerprint);
+    await session.close();
+  });
+
+  it('refuses a changed host key before authenticating or opening any channel', async () => {
+    const before = { ...server.stats };
+    const failure = await connectFailure(
+      options(server.port, { knownHostsText: knownPlain(server.port, publicBlob(otherHostKey)) }),
+    );
+    expect(failure.kind).toBe('host-key-mismatch');
+    expect(failure.presentedFingerprint).toBe(hostFingerprint);
+    expect(failure.message).toContain(hostFingerprint);
+    expect(failure.fix).toContain(`ssh-keygen -R '[127.0.0.1]:${server.port}' -f /home/op/.ssh/known_hosts`);
+    expect(server.stats.authAttempts).toBe(before.authAttempts);
+    expect(server.stats.sessions).toBe(before.sessions);
+    expect(server.stats.execs).toBe(before.execs);
+  });
+
+  it('refuses a key that does not match the pin', async () => {
+    const failure = await connectFailure(
+      options(server.port, { pinnedFingerprint: fingerprintSha256(publicBlob(otherHostKey)) }),
+    );
+    expect(failure.kind).toBe('host-key-mismatch');
+    expect(failure.fix).toContain('SPARK_HOST_KEY_SHA256');
+  });
+
+  it('refuses a revoked key', async () => {
+    const text = `${knownPlain(server.port)}\n${knownHostsLine('*', hostBlob, '@revoked')}`;
+    const failure = await connectFailure(options(server.port, { knownHostsText: text }));
+    expect(failure.kind).toBe('host-key-revoked');
+  });
+
+  it('refuses an unknown host without a decider, naming the fingerprint and the fixes', async () => {
+    const failure = await connectFailure(options(server.port, { knownHostsText: '' }));
+    expect(failure.kind).toBe('host-key-unknown');
+    expect(failure.message).toContain(hostFingerprint);
+    expect(failure.fix).toContain('SPARK_HOST_KEY_SHA256');
+    expect(failure.fix).toContain('ssh-keyscan');
+    const noFile = await connectFailure(options(server.port, { knownHostsText: undefined }));
+    expect(noFile.kind).toBe('host-key-unknown');
+  });
+
+  it('asks the decider about an unknown host, and its thinking time does not count against the timeout', async () => {
+    const asked: { target: SshTarget; fingerprint: string }[] = [];
+    const session = await connectOk(
+      options(server.port, {
+        knownHostsText: '',
+        timeoutMs: 1_000,
+        onUnknownHost: async (info) => {
+          asked.push(info);
+          await new Promise((resolve) => setTimeout(resolve, 1_500));
+          return true;
+        },
+      }),
+    );
+    expect(asked).toEqual([{ target: target(server.port), fingerprint: hostFingerprint }]);
+    expect((await session.exec('echo yes')).stdout).toBe('yes\n');
+    await session.close();
+  });
+
+  it('refuses when the decider says no', async () => {
+    const failure = await connectFailure(
+      options(server.port, { knownHostsText: '', onUnknownHost: async () => false }),
+    );
+    expect(failure.kind).toBe('host-key-unknown');
+    expect(failure.message).toContain('declined');
+  });
+
+  it('negotiates the key type known_hosts holds when the server has several', async () => {
+    // Left alone, ssh2 would pick the ed25519 key; only the ECDSA one is on record.
+    const text = knownPlain(twoKeyServer.port, publicBlob(ecdsaHostKey));
+    const session = await connectOk(options(twoKeyServer.port, { knownHostsText: text }));
+    expect(session.hostKeyFingerprint).toBe(fingerprintSha256(publicBlob(ecdsaHostKey)));
+    await session.close();
+  });
+});
+
+describe('classified failures', () => {
+  it('auth-failed for a key Spark does not know', async () => {
+    const failure = await connectFailure(
+      options(server.port, { auth: { kind: 'inline', source: 'SPARK_SSH_KEY', read: () => strangerKey.private } }),
+    );
+    expect(failure.kind).toBe('auth-failed');
+    expect(failure.fix).toContain('authorized_keys');
+    expect(failure.fix).toContain('SPARK_SSH_KEY_PATH');
+  });
+
+  it('refused when nothing listens', async () => {
+    const port = await closedPort();
+    const failure = await connectFailure(options(port));
+    expect(failure.kind).toBe('refused');
+    expect(failure.fix).toContain('SPARK_PORT');
+  });
+
+  it('timeout within timeoutMs when the server never answers the handshake', async () => {
+    const silent = await startSilentServer();
+    try {
+      const started = Date.now();
+      const failure = await connectFailure(options(silent.port, { timeoutMs: 500 }));
+      const elapsed = Date.now() - started;
+      expect(failure.kind).toBe('timeout');
+      expect(failure.message).toContain('did not answer in 0.5s');
+      expect(failure.fix).toContain('tailscale status');
+      expect(elapsed).toBeGreaterThanOrEqual(450);
+      expect(elapsed).toBeLessThan(2_000);
+    } finally {
+      await silent.close();
+    }
+  });
+
+  it('dns for a name that does not resolve', async () => {
+    const failure = await connectFailure({
+      ...options(22),
+      target: { host: 'spark.invalid', port: 2222, user: 'sparkuser', source: 'test' },
+    });
+    expect(['dns', 'timeout']).toContain(failure.kind);
+  });
+
+  it('config failure naming SPARK_SSH_KEY_PATH when the key file cannot be read', async () => {
+    const failure = await connectFailure(
+      options(server.port, { auth: { kind: 'file', path: '/nope/id_ed25519', source: 'SPARK_SSH_KEY_PATH' } }),
+    );
+    expect(failure).toMatchObject({ kind: 'config' });
+    expect(failure.message).toContain('/nope/id_ed25519');
+    expect(failure.message).toContain('ENOENT');
+    expect(failure.fix).toContain('SPARK_SSH_KEY_PATH');
+  });
+
+  it('config failure pointing at the agent for an encrypted key, with no key material in it', async () => {
+    const failure = await connectFailure(options(server.port, { readTextFile: async () => encryptedKey.private }));
+    expect(failure.kind).toBe('config');
+    expect(failure.message).toContain('encrypted');
+    expect(failure.fix).toContain('ssh-add');
+    const keyLines = encryptedKey.private.split('\n').filter((line) => line.length > 20 && !line.startsWith('-----'));
+    for (const line of keyLines) {
+      expect(failure.message).not.toContain(line);
+      expect(failure.fix).not.toContain(line);
+    }
+  });
+
+  it('config failure for a public key or garbage given as the private key', async () => {
+    const pub = await connectFailure(options(server.port, { readTextFile: async () => clientKey.public }));
+    expect(pub.kind).toBe('config');
+    expect(pub.message).toContain('public key');
+    const junk = await connectFailure(options(server.port, { readTextFile: async () => 'not a key' }));
+    expect(junk.kind).toBe('config');
+    expect(junk.fix).toContain('SPARK_SSH_KEY_PATH');
+  });
+});
+
+describe('lost connections and close', () => {
+  it('resolves a command as a value when the link drops mid-command, then fails fast', async () => {
+    const proxy = await startProxy(server.port);
+    try {
+      const session = await connectOk(options(proxy.port, { knownHostsText: knownPlain(proxy.port) }));
+      const started = Date.now();
+      const pending = session.exec('sleep 30', { timeoutMs: 20_000 });
+      setTimeout(() => proxy.cut(), 300);
+      const result = await pending;
+      expect(result).toMatchObject({ code: null, connectionLost: true, timedOut: false });
+      expect(result.stderr).toContain('during the command');
+      expect(Date.now() - started).toBeLessThan(5_000);
+
+      const later = Date.now();
+      const next = await session.exec('echo hi');
+      expect(next).toMatchObject({ code: null, connectionLost: true });
+      expect(next.stderr).toContain('not sent');
+      expect(Date.now() - later).toBeLessThan(100);
+      expect(session.closedReason).toBeDefined();
+      await session.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('close() is idempotent and later commands fail fast', async () => {
+    const session = await connectOk(options(server.port));
+    await Promise.all([session.close(), session.close()]);
+    await session.close();
+    const result = await session.exec('echo hi');
+    expect(result).toMatchObject({ code: null, connectionLost: true });
+  });
+
+  it('a command running while close() is called resolves instead of hanging', async () => {
+    const session = await connectOk(options(server.port));
+    const pending = session.exec('sleep 30');
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    await session.close();
+    expect(await pending).toMatchObject({ code: null, connectionLost: true });
+  });
+});
+
+describe('ssh-agent', () => {
+  // spawnSync reports a missing binary as a value (an async spawn would emit an unhandled 'error').
+  const agentAvailable = spawnSync('ssh-agent', ['-h'], { stdio: 'ignore' }).error === undefined;
+
+  it.skipIf(!agentAvailable)('authenticates with a key held by ssh-agent', async () => {
+    const socket = path.join(tempDir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', socket], { stdio: 'ignore' });
+    try {
+      await waitFor(() => net.connect(socket), 3_000);
+      const keyFile = path.join(tempDir, 'id_agent');
+      writeFileSync(keyFile, clientKey.private);
+      chmodSync(keyFile, 0o600);
+      await run('ssh-add', [keyFile], { SSH_AUTH_SOCK: socket });
+      rmSync(keyFile);
+      const session = await connectOk(
+        options(server.port, { auth: { kind: 'agent', socket, source: 'SSH_AUTH_SOCK' } }),
+      );
+      expect((await session.exec('echo agent')).stdout).toBe('agent\n');
+      await session.close();
+      // An IdentityFile from ~/.ssh/config that is missing (or encrypted) falls back to the agent, as ssh does.
+      const fallback = await connectOk(
+        options(server.port, {
+          auth: { kind: 'file', path: '/nope/id_ed25519', source: 'IdentityFile (Host spark)', agentSocket: socket },
+        }),
+      );
+      await fallback.close();
+    } finally {
+      agent.kill();
+    }
+  });
+});
+
+/** Retries opening a unix socket until it accepts (ssh-agent takes a moment to create it). */
+async function waitFor(open: () => net.Socket, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = open();
+      socket.once('connect', () => {
+        socket.destroy();
+        resolve(true);
+      });
+      socket.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error('ssh-agent did not start');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+function run(command: string, args: string[], env: Record<string, string>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: 'ignore' });
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`${command} exited ${code}`))));
+  });
+}
