@@ -1,0 +1,219 @@
+/**
+ * Everything the runbooks need from Spark, gathered by ONE remote command: a bash script sent on stdin
+ * (so no user value is ever part of a command line), printing sections behind a per-run random marker.
+ * Building the script and parsing its output are pure; only `probeSpark` touches the SSH session.
+ */
+import { randomBytes } from 'node:crypto';
+import { parseEnvText } from './env-file.ts';
+import type { Clock, SshSession } from './ports.ts';
+import { shellQuote } from './shell-quote.ts';
+
+/** `~/x` stays relative to the remote $HOME; anything else is quoted literally. */
+export function remotePathExpr(p: string): string {
+  if (p === '~') return '"$HOME"';
+  if (p.startsWith('~/')) return `"$HOME"/${shellQuote(p.slice(2))}`;
+  return shellQuote(p);
+}
+
+export interface ProbeOptions {
+  workerDir: string;
+  /** Bytes of the log's end to read, whatever the log's size. */
+  logTailBytes: number;
+  /** Ask Spark to make the worker's own request to its SUPABASE_URL. */
+  reachCheck: boolean;
+  reachTimeoutSeconds: number;
+  marker?: string;
+}
+
+const ENV_MAX_BYTES = 65_536;
+
+export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
+  const L = '"$W/logs/worker.log"';
+  return [
+    'set -u',
+    'export LC_ALL=C',
+    `W=${remotePathExpr(o.workerDir)}`,
+    `M=${shellQuote(o.marker)}`,
+    `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
+    'section now; date -u +%s%N',
+    'section dir; if [ -d "$W" ]; then printf "%s\\n" "$W"; else echo "-"; fi',
+    `section env; if [ -r "$W/.env" ]; then head -c ${ENV_MAX_BYTES} "$W/.env" | base64 | tr -d '\\n'; echo; elif [ -e "$W/.env" ]; then echo unreadable; else echo missing; fi`,
+    // The worker: processes working in its folder (any language) or naming it on their command line.
+    'section process',
+    'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; pgrep -f -- "$W" 2>/dev/null; } | grep -vx "$$" | sort -un | paste -sd, -)',
+    '[ -n "$pids" ] && ps -o pid=,etimes=,args= -p "$pids" 2>/dev/null',
+    'section logstat',
+    `if [ -f ${L} ]; then stat -c '%s %Y' ${L}; else echo missing; fi`,
+    'section logtail',
+    `[ -r ${L} ] && tail -c ${o.logTailBytes} ${L}`,
+    'section disk; df -Pk "$W" 2>/dev/null | tail -n 1',
+    'section reach',
+    o.reachCheck
+      ? [
+          // Values are read without sourcing the file (it is data, not a script) and stay in shell variables:
+          // the key reaches curl through its config on stdin, never through argv.
+          `envval() { sed -n "s/^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}$1[[:space:]]*=[[:space:]]*//p" "$W/.env" 2>/dev/null | tail -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"; }`,
+          'U=$(envval SUPABASE_URL); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
+          'if [ -z "$U" ]; then echo "skipped no-url";',
+          'elif ! command -v curl >/dev/null 2>&1; then echo "skipped no-curl";',
+          'else',
+          '  case "$K" in eyJ*) H=1;; *) H=0;; esac',
+          `  { printf 'header = "apikey: %s"\\n' "$K"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$K"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' "$U/rest/v1/hd_ingestion_jobs?select=id&limit=1" 2>&1 | tail -n 2`,
+          'fi',
+        ].join('\n')
+      : 'echo "skipped not-asked"',
+    'section end',
+    '',
+  ].join('\n');
+}
+
+export interface WorkerProcessInfo {
+  pid: number;
+  elapsedSeconds: number;
+  startedAt: Date;
+  args: string;
+}
+
+export interface SparkEvidence {
+  sparkNow?: Date;
+  /** Spark's clock minus the laptop's, in ms (positive: Spark is ahead). */
+  clockSkewMs?: number;
+  workerDir: { path: string; exists: boolean };
+  env:
+    | { status: 'ok'; vars: Record<string, string> }
+    | { status: 'missing' | 'unreadable' | 'malformed'; vars?: undefined };
+  processes: WorkerProcessInfo[];
+  log:
+    | { status: 'ok'; size: number; modifiedAt: Date; tail: string[]; truncated: boolean }
+    | { status: 'missing'; tail: string[] };
+  disk?: { availableKb: number; usedPercent: number; mount: string };
+  reach:
+    | { status: 'ok' | 'http-error'; httpStatus: number; seconds: number }
+    | { status: 'failed'; message: string }
+    | { status: 'skipped'; reason: string };
+  /** Sections the script did not deliver (a dropped connection, a missing command). */
+  missingSections: string[];
+}
+
+const SECTIONS = ['now', 'dir', 'env', 'process', 'logstat', 'logtail', 'disk', 'reach', 'end'] as const;
+
+function splitSections(stdout: string, marker: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const parts = stdout.split(`\n${marker} `);
+  for (const part of parts.slice(1)) {
+    const nl = part.indexOf('\n');
+    const name = nl === -1 ? part : part.slice(0, nl);
+    out.set(name.trim(), nl === -1 ? '' : part.slice(nl + 1));
+  }
+  return out;
+}
+
+/** Turns the probe's output into evidence. `laptopMidpoint` is when (laptop time) the command ran. */
+export function parseProbeOutput(
+  stdout: string,
+  marker: string,
+  opts: { workerDir: string; laptopMidpoint: Date; logTailBytes: number },
+): SparkEvidence {
+  const s = splitSections(stdout, marker);
+  const text = (name: string) => (s.get(name) ?? '').replace(/\n$/, '');
+
+  const nowNs = text('now').trim();
+  const sparkNow = /^\d{10,}$/.test(nowNs) ? new Date(Number(BigInt(nowNs) / 1_000_000n)) : undefined;
+
+  const dir = text('dir').trim();
+  const workerDir = { path: dir && dir !== '-' ? dir : opts.workerDir, exists: dir !== '' && dir !== '-' };
+
+  let env: SparkEvidence['env'];
+  const envRaw = text('env').trim();
+  if (envRaw === 'missing' || envRaw === '') env = { status: 'missing' };
+  else if (envRaw === 'unreadable') env = { status: 'unreadable' };
+  else {
+    try {
+      env = { status: 'ok', vars: parseEnvText(Buffer.from(envRaw, 'base64').toString('utf8')) };
+    } catch {
+      env = { status: 'malformed' };
+    }
+  }
+
+  const processes: WorkerProcessInfo[] = [];
+  for (const line of text('process').split('\n')) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    const elapsedSeconds = Number(m[2]);
+    const base = sparkNow ?? opts.laptopMidpoint;
+    processes.push({
+      pid: Number(m[1]),
+      elapsedSeconds,
+      startedAt: new Date(base.getTime() - elapsedSeconds * 1000),
+      args: m[3].trim(),
+    });
+  }
+
+  let log: SparkEvidence['log'];
+  const stat = /^(\d+) (\d+)$/.exec(text('logstat').trim());
+  if (stat) {
+    const size = Number(stat[1]);
+    const truncated = size > opts.logTailBytes;
+    const lines = text('logtail').split('\n');
+    // A tail cut by bytes starts mid-line; that first fragment is dropped rather than shown half.
+    if (truncated && lines.length > 1) lines.shift();
+    log = {
+      status: 'ok',
+      size,
+      modifiedAt: new Date(Number(stat[2]) * 1000),
+      tail: lines.filter((l) => l !== ''),
+      truncated,
+    };
+  } else log = { status: 'missing', tail: [] };
+
+  let disk: SparkEvidence['disk'];
+  const d = /^\S+\s+\d+\s+\d+\s+(\d+)\s+(\d+)%\s+(.+)$/.exec(text('disk').trim());
+  if (d) disk = { availableKb: Number(d[1]), usedPercent: Number(d[2]), mount: d[3] };
+
+  let reach: SparkEvidence['reach'];
+  const r = text('reach').trim();
+  const http = /^http (\d{3}) ([\d.]+)$/m.exec(r);
+  if (http) {
+    const code = Number(http[1]);
+    const curlError = /^curl: \(\d+\)\s*(.*)$/m.exec(r)?.[1];
+    if (code === 0) reach = { status: 'failed', message: curlError || 'no HTTP answer' };
+    else reach = { status: code >= 200 && code < 300 ? 'ok' : 'http-error', httpStatus: code, seconds: Number(http[2]) };
+  } else if (r.startsWith('skipped ')) reach = { status: 'skipped', reason: r.slice(8) };
+  else if (!s.has('reach')) reach = { status: 'skipped', reason: 'not reached' };
+  else reach = { status: 'failed', message: r.split('\n')[0]?.replace(/^curl: \(\d+\)\s*/, '') || 'no answer' };
+
+  return {
+    sparkNow,
+    clockSkewMs: sparkNow ? sparkNow.getTime() - opts.laptopMidpoint.getTime() : undefined,
+    workerDir,
+    env,
+    processes,
+    log,
+    disk,
+    reach,
+    missingSections: SECTIONS.filter((n) => !s.has(n)),
+  };
+}
+
+/** Runs the probe over an open session: one exec channel. */
+export async function probeSpark(
+  session: SshSession,
+  clock: Clock,
+  options: ProbeOptions,
+): Promise<{ evidence: SparkEvidence; exitCode: number | null; stderr: string }> {
+  const marker = options.marker ?? `@@hd-probe-${randomBytes(8).toString('hex')}@@`;
+  const script = buildProbeScript({ ...options, marker });
+  const before = clock.now().getTime();
+  const result = await session.exec('bash -s', {
+    stdin: script,
+    timeoutMs: (options.reachTimeoutSeconds + 15) * 1000,
+    maxBytes: options.logTailBytes + ENV_MAX_BYTES * 2 + 65_536,
+  });
+  const after = clock.now().getTime();
+  const evidence = parseProbeOutput(result.stdout, marker, {
+    workerDir: options.workerDir,
+    laptopMidpoint: new Date((before + after) / 2),
+    logTailBytes: options.logTailBytes,
+  });
+  return { evidence, exitCode: result.code, stderr: result.stderr };
+}
