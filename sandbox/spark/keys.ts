@@ -3,7 +3,10 @@
  * and printed in the exact forms OpenSSH tools use (known_hosts lines, `SHA256:` fingerprints).
  */
 import { createHash } from 'node:crypto';
-import { utils } from 'ssh2';
+// ssh2 is CommonJS; Node's ESM loader cannot see its named exports (vitest can), so take the default.
+import ssh2 from 'ssh2';
+
+const { utils } = ssh2;
 
 /** One key pair, both halves in OpenSSH text form (the shape ssh2's key generator returns). */
 export interface SshKeyPair {

@@ -6,7 +6,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import { type AuthContext, type Connection, type ParsedKey, Server, type ServerChannel, utils } from 'ssh2';
+// ssh2 is CommonJS; Node's ESM loader cannot see its named exports (vitest can), so take the default.
+import ssh2, { type AuthContext, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
+
+const { Server, utils } = ssh2;
 import type { SandboxControls, SandboxStats } from '../stats.ts';
 
 /** What `startSparkSsh` needs. */

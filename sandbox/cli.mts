@@ -1,0 +1,244 @@
+/**
+ * npm run sandbox -- up|down|scenario|stats|worker|fault --dir DIR
+ *
+ * The whole system on one machine: a Supabase-compatible API (cloud and local) over a real PostgreSQL,
+ * the Spark SSH host and the worker. `up` returns once every part answers; `down` stops them all.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { readSandboxInfo, sandboxPaths } from './layout.ts';
+import { isScenarioName, SCENARIOS } from './scenarios.ts';
+
+const HELP = `Usage: npm run sandbox -- <verb> --dir DIR [options]
+
+Verbs:
+  up --dir DIR [--scenario NAME] [--latency MS]   start the sandbox in the background; returns when it answers
+  down --dir DIR                                  stop every process the sandbox started
+  scenario NAME --dir DIR                         apply a named incident to a running sandbox
+  stats --dir DIR [--reset]                       request, connection and channel counters as JSON
+  worker stop|start|restart|fix --dir DIR         control the worker on Spark ("fix" deploys the healthy config)
+  latency MS --dir DIR                            delay every HTTP response and SSH exec by MS
+  fault NAME|off --dir DIR [--api cloud|local]    break the sandbox on purpose (http-401, http-500, http-503,
+                                                  http-slow, http-malformed, http-reset, ssh-auth-fail,
+                                                  ssh-slow, ssh-drop)
+
+Scenarios:
+${Object.entries(SCENARIOS)
+  .map(([name, what]) => `  ${name.padEnd(18)} ${what}`)
+  .join('\n')}
+`;
+
+const START_TIMEOUT_MS = 90_000;
+const STOP_TIMEOUT_MS = 20_000;
+
+function fail(message: string, code = 2): never {
+  process.stderr.write(`sandbox: ${message}\n`);
+  process.exit(code);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function runningPid(dir: string): number | null {
+  const file = sandboxPaths(dir).pid;
+  if (!existsSync(file)) return null;
+  const pid = Number(readFileSync(file, 'utf8').trim());
+  if (Number.isInteger(pid) && pid > 0 && alive(pid)) return pid;
+  rmSync(file, { force: true });
+  return null;
+}
+
+async function control(dir: string, method: string, route: string, body?: unknown): Promise<unknown> {
+  const info = readSandboxInfo(dir);
+  if (!runningPid(dir)) fail(`the sandbox in ${dir} is not running: start it with \`npm run sandbox -- up --dir ${dir}\``);
+  const res = await fetch(`${info.control.url}${route}`, {
+    method,
+    headers: { 'x-sandbox-token': info.control.token, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(120_000),
+  });
+  const json = (await res.json()) as { error?: string };
+  if (!res.ok) fail(json.error ?? `control API answered ${res.status}`);
+  return json;
+}
+
+async function up(dir: string, scenario: string | undefined, latency: string | undefined): Promise<void> {
+  if (scenario !== undefined && !isScenarioName(scenario)) {
+    fail(`unknown scenario "${scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`);
+  }
+  if (latency !== undefined && !/^\d{1,5}$/.test(latency)) fail('--latency takes whole milliseconds, e.g. --latency 50');
+  const pid = runningPid(dir);
+  if (pid) {
+    fail(`a sandbox is already running in ${dir} (pid ${pid}); stop it first: npm run sandbox -- down --dir ${dir}`);
+  }
+  const paths = sandboxPaths(dir);
+  // A previous sandbox's data would be half-valid at best; every `up` starts clean.
+  for (const stale of [paths.pgData, paths.sparkHome, paths.sshDir, paths.info]) rmSync(stale, { recursive: true, force: true });
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(paths.root, { recursive: true });
+  const log = openSync(paths.log, 'w');
+  const supervisor = fileURLToPath(new URL('./supervisor.mts', import.meta.url));
+  const env = { ...process.env };
+  delete env.NODE_OPTIONS;
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      import.meta.resolve('tsx'),
+      supervisor,
+      '--dir',
+      paths.root,
+      ...(scenario ? ['--scenario', scenario] : []),
+      ...(latency ? ['--latency', latency] : []),
+    ],
+    { detached: true, stdio: ['ignore', log, log, 'ipc'], env },
+  );
+  const outcome = await new Promise<{ ready: boolean; error?: string }>((resolve) => {
+    const timer = setTimeout(
+      () => resolve({ ready: false, error: `not ready after ${START_TIMEOUT_MS / 1000} s` }),
+      START_TIMEOUT_MS,
+    );
+    child.once('message', (m) => {
+      clearTimeout(timer);
+      resolve(m as { ready: boolean; error?: string });
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ ready: false, error: `the supervisor exited with code ${code}` });
+    });
+  });
+  if (!outcome.ready) {
+    if (child.exitCode === null) child.kill('SIGTERM');
+    fail(`could not start: ${outcome.error}; see ${paths.log}`);
+  }
+  child.disconnect();
+  child.unref();
+  const info = readSandboxInfo(dir);
+  process.stdout.write(
+    [
+      `sandbox up in ${paths.root}`,
+      `  cloud API   ${info.cloud.url}   (project ${info.cloud.ref})`,
+      `  local API   ${info.local.url}   (plays the developer's local Supabase)`,
+      `  spark       ssh -p ${info.spark.port} -i ${info.spark.keyPath} -o UserKnownHostsFile=${info.spark.knownHosts} ${info.spark.user}@${info.spark.host}`,
+      `  worker      pid ${info.worker.pid} in ${info.spark.workerDir}`,
+      `  scenario    ${scenario ?? 'healthy'}${info.latencyMs ? `, latency ${info.latencyMs} ms` : ''}`,
+      '',
+      `Try: npx zx runbooks/debug-stuck-jobs.mts --env-file ${path.join(dir, '.env')}`,
+      `Stop: npm run sandbox -- down --dir ${dir}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+async function down(dir: string): Promise<void> {
+  const pid = runningPid(dir);
+  if (!pid) {
+    process.stdout.write(`no sandbox running in ${dir}\n`);
+    return;
+  }
+  let workerPid: number | null = null;
+  try {
+    workerPid = readSandboxInfo(dir).worker.pid;
+  } catch {
+    // no info file: the supervisor died before writing it; the pid is all we have
+  }
+  process.kill(pid, 'SIGTERM');
+  const deadline = Date.now() + STOP_TIMEOUT_MS;
+  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (alive(pid)) {
+    // The supervisor is its own process group leader (detached), so this reaches PostgreSQL and the worker too.
+    process.kill(-pid, 'SIGKILL');
+  }
+  if (workerPid && alive(workerPid)) process.kill(workerPid, 'SIGKILL');
+  rmSync(sandboxPaths(dir).pid, { force: true });
+  process.stdout.write(`sandbox in ${dir} stopped\n`);
+}
+
+const FAULTS: Record<string, object> = {
+  'http-401': { httpFault: { kind: 'status', status: 401 } },
+  'http-403': { httpFault: { kind: 'status', status: 403 } },
+  'http-404': { httpFault: { kind: 'status', status: 404 } },
+  'http-500': { httpFault: { kind: 'status', status: 500 } },
+  'http-503': { httpFault: { kind: 'status', status: 503 } },
+  'http-slow': { httpFault: { kind: 'slow', delayMs: 30_000 } },
+  'http-malformed': { httpFault: { kind: 'malformed-json' } },
+  'http-reset': { httpFault: { kind: 'reset' } },
+  'ssh-auth-fail': { sshFault: { kind: 'auth-fail' } },
+  'ssh-slow': { sshFault: { kind: 'slow-handshake', delayMs: 30_000 } },
+  'ssh-drop': { sshFault: { kind: 'drop-mid-command' } },
+  off: { httpFault: null, sshFault: null },
+};
+
+async function main(): Promise<void> {
+  const { values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      dir: { type: 'string' },
+      scenario: { type: 'string' },
+      latency: { type: 'string' },
+      reset: { type: 'boolean', default: false },
+      api: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const [verb, arg] = positionals;
+  if (values.help || !verb) {
+    process.stdout.write(HELP);
+    return;
+  }
+  const dir = values.dir;
+  if (!dir) fail(`${verb} needs --dir DIR, the sandbox's folder (e.g. --dir .sandbox)`);
+  switch (verb) {
+    case 'up':
+      return up(dir, values.scenario, values.latency);
+    case 'down':
+      return down(dir);
+    case 'scenario': {
+      if (!arg || !isScenarioName(arg)) fail(`scenario needs a name, one of: ${Object.keys(SCENARIOS).join(', ')}`);
+      await control(dir, 'POST', '/scenario', { name: arg });
+      process.stdout.write(`scenario ${arg} applied: ${SCENARIOS[arg]}\n`);
+      return;
+    }
+    case 'stats': {
+      if (values.reset) await control(dir, 'POST', '/stats/reset');
+      else process.stdout.write(`${JSON.stringify(await control(dir, 'GET', '/stats'), null, 2)}\n`);
+      return;
+    }
+    case 'worker': {
+      if (!arg || !['stop', 'start', 'restart', 'fix'].includes(arg)) fail('worker needs stop, start, restart or fix');
+      const r = (await control(dir, 'POST', '/worker', { action: arg })) as { workerPid: number | null };
+      process.stdout.write(`worker ${arg}: pid ${r.workerPid ?? '(not running)'}\n`);
+      return;
+    }
+    case 'latency': {
+      if (!arg || !/^\d{1,5}$/.test(arg)) fail('latency needs whole milliseconds, e.g. latency 50');
+      await control(dir, 'POST', '/controls', { latencyMs: Number(arg) });
+      process.stdout.write(`latency ${arg} ms\n`);
+      return;
+    }
+    case 'fault': {
+      const fault = arg ? FAULTS[arg] : undefined;
+      if (!fault) fail(`fault needs one of: ${Object.keys(FAULTS).join(', ')}`);
+      const withApi =
+        values.api && 'httpFault' in fault && fault.httpFault
+          ? { httpFault: { ...(fault.httpFault as object), api: values.api } }
+          : fault;
+      await control(dir, 'POST', '/controls', withApi);
+      process.stdout.write(`fault ${arg}\n`);
+      return;
+    }
+    default:
+      fail(`unknown verb "${verb}"; see npm run sandbox -- --help`);
+  }
+}
+
+main().catch((e: Error) => fail(e.message));

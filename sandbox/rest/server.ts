@@ -1,0 +1,332 @@
+/**
+ * The sandbox's Supabase-compatible HTTP API for one project: `/rest/v1/*` answered like PostgREST behind
+ * Supabase's gateway, over a real PostgreSQL reached as the `authenticator` role.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import pg from 'pg';
+import type { HttpFault, SandboxControls, SandboxStats } from '../stats.ts';
+import { type ProjectKeys, resolveRole } from './auth.ts';
+import { apiError, fromPgError, isPgServerError } from './errors.ts';
+import { errorAnswer, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
+import { loadSchemaCache } from './schema.ts';
+
+/** Options of {@link startRestApi}. */
+export interface RestApiOptions {
+  /** Name of this API in stats and fault targeting, e.g. `cloud` or `local`. */
+  name: string;
+  /** Connection string of the `authenticator` role for the project's database. */
+  connectionString: string;
+  jwtSecret: string;
+  ref: string;
+  keys: ProjectKeys;
+  /** Port on 127.0.0.1; 0 or omitted picks a free one. */
+  port?: number;
+  stats: SandboxStats;
+  controls: SandboxControls;
+}
+
+/** A running REST API. `url` is the project base URL, what `SUPABASE_URL` would hold. */
+export interface RestApi {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+const REST_PREFIX = '/rest/v1';
+
+const CORS_HEADERS: Record<string, string> = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers':
+    'Content-Encoding, Content-Location, Content-Range, Content-Type, Date, Location, Server, Transfer-Encoding, Range-Unit',
+};
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** The answer an injected `status` fault gives: what that status typically carries on Supabase. */
+function faultAnswer(status: number): HttpAnswer {
+  const bodies: Record<number, [string, string]> = {
+    500: ['PGRSTX00', 'Internal server error (injected by the sandbox)'],
+    502: ['PGRST001', 'Database client error. Retrying the connection.'],
+    503: ['PGRST002', 'Could not query the database for the schema cache. Retrying.'],
+    504: ['PGRST003', 'Timed out acquiring connection from connection pool.'],
+    401: ['PGRST301', 'JWSError JWSInvalidSignature'],
+    403: ['42501', 'permission denied (injected by the sandbox)'],
+    429: ['PGRST429', 'Too many requests (injected by the sandbox)'],
+  };
+  const [code, message] = bodies[status] ?? [`PGRST${status}`, `HTTP ${status} (injected by the sandbox)`];
+  return errorAnswer(apiError(status, code, message));
+}
+
+/** A JSON body cut short, as a proxy dropping the connection mid-response would leave it. */
+const MALFORMED_BODY = '[{"id":"5f0c2a8e-1b7d-4c3e-9a6f-2d8b7e4c1a90","status":"queu';
+
+/** Reads the request body; `undefined` when it exceeds {@link MAX_BODY_BYTES} (the rest is drained unread). */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+    });
+    req.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function activeFault(controls: SandboxControls, name: string): HttpFault | undefined {
+  const f = controls.httpFault;
+  return f && (f.api === undefined || f.api === name) ? f : undefined;
+}
+
+/** Starts the API for one project. */
+export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
+  const { name, stats, controls } = options;
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: 4, idleTimeoutMillis: 10_000 });
+  // An idle client losing its server (sandbox shutting down) must not crash the process.
+  pool.on('error', () => {});
+  const authConfig = { jwtSecret: options.jwtSecret, keys: options.keys, ref: options.ref };
+  const sockets = new Set<Socket>();
+
+  async function execute(
+    role: string,
+    claims: Record<string, unknown>,
+    method: string,
+    path: string,
+    headers: IncomingMessage['headers'],
+    run: (client: pg.PoolClient) => Promise<HttpAnswer>,
+    readOnly: boolean,
+  ): Promise<HttpAnswer> {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (e) {
+      return errorAnswer(
+        apiError(503, 'PGRST000', 'Database connection error. Retrying the connection.', String((e as Error).message)),
+      );
+    }
+    let broken = false;
+    try {
+      await client.query(readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
+      await client.query(
+        `SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
+                set_config('request.method', $3, true), set_config('request.path', $4, true),
+                set_config('request.headers', $5, true)`,
+        [role, JSON.stringify(claims), method, path, JSON.stringify(headers)],
+      );
+      const answer = await run(client);
+      await client.query(answer.rollback || answer.status >= 400 ? 'ROLLBACK' : 'COMMIT');
+      return answer;
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      if (isPgServerError(e)) return errorAnswer(fromPgError(e, role));
+      broken = true;
+      return errorAnswer(
+        apiError(503, 'PGRST001', 'Database client error. Retrying the connection.', String((e as Error).message)),
+      );
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  async function answerRest(
+    req: IncomingMessage,
+    url: URL,
+    body: string,
+  ): Promise<{ answer: HttpAnswer; role: string }> {
+    const resolution = await resolveRole(req.headers, authConfig, url.searchParams.get('apikey'));
+    if (!resolution.ok) return { answer: errorAnswer(resolution.error), role: 'none' };
+    const { role, claims } = resolution;
+    const method = (req.method ?? 'GET').toUpperCase();
+    const restPath = url.pathname.slice(REST_PREFIX.length) || '/';
+    const answer = await execute(
+      role,
+      claims,
+      method,
+      url.pathname,
+      req.headers,
+      async (client) => {
+        const schema = await loadSchemaCache(client);
+        const planned = planRequest(
+          { method, path: restPath, query: url.searchParams, headers: req.headers, body },
+          schema,
+        );
+        if (!planned.ok) return errorAnswer(planned.error);
+        const plan = planned.plan;
+        if (plan.kind === 'root') return rootAnswer(schema.tables.keys(), plan.headOnly);
+        const { rows } = await client.query<StatementRow>(plan.statement.text, plan.statement.values);
+        const pk = plan.kind === 'create' ? (schema.tables.get(plan.table)?.primaryKey ?? []) : [];
+        return respond(plan, rows[0], pk);
+      },
+      method === 'GET' || method === 'HEAD',
+    );
+    return { answer, role };
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const startedAt = Date.now();
+    const method = (req.method ?? 'GET').toUpperCase();
+    const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
+    let role = 'none';
+    let answer: HttpAnswer;
+    const fault = activeFault(controls, name);
+
+    let body: string | undefined;
+    try {
+      body = await readBody(req);
+    } catch {
+      res.destroy();
+      return;
+    }
+
+    if (fault?.kind === 'reset') {
+      const r = await resolveRole(req.headers, authConfig, url.searchParams.get('apikey'));
+      if (r.ok) role = r.role;
+      if (controls.latencyMs > 0) await sleep(controls.latencyMs);
+      req.socket.destroy();
+      stats.recordHttp({
+        api: name,
+        method,
+        role,
+        path: url.pathname,
+        status: 0,
+        startedAt,
+        endedAt: Date.now(),
+        bytesOut: 0,
+      });
+      return;
+    }
+
+    if (method === 'OPTIONS') {
+      answer = {
+        status: 200,
+        headers: {
+          'Access-Control-Allow-Methods': 'GET, HEAD, POST, PATCH, DELETE, OPTIONS',
+          'Access-Control-Allow-Headers': String(
+            req.headers['access-control-request-headers'] ??
+              'authorization, apikey, content-type, prefer, accept-profile, content-profile, range, x-client-info',
+          ),
+          'Access-Control-Max-Age': '86400',
+        },
+        body: '',
+        rollback: false,
+      };
+    } else if (fault?.kind === 'status' || fault?.kind === 'malformed-json') {
+      const r = await resolveRole(req.headers, authConfig, url.searchParams.get('apikey'));
+      if (r.ok) role = r.role;
+      // The request never reaches the database: a fault stands for an outage in front of it.
+      answer =
+        fault.kind === 'status'
+          ? faultAnswer(fault.status)
+          : {
+              status: 200,
+              headers: { 'Content-Type': 'application/json; charset=utf-8' },
+              body: MALFORMED_BODY,
+              rollback: false,
+            };
+    } else if (body === undefined) {
+      answer = {
+        status: 413,
+        headers: { 'Content-Type': 'application/json; charset=utf-8', Connection: 'close' },
+        body: JSON.stringify({ message: 'Request Entity Too Large' }),
+        rollback: false,
+      };
+    } else {
+      if (fault?.kind === 'slow') await sleep(fault.delayMs);
+      if (url.pathname === REST_PREFIX || url.pathname.startsWith(`${REST_PREFIX}/`)) {
+        try {
+          ({ answer, role } = await answerRest(req, url, body));
+        } catch (e) {
+          answer = errorAnswer(apiError(500, 'PGRSTX00', 'Internal server error', String((e as Error).message)));
+        }
+      } else {
+        // Supabase's gateway (Kong) answers unknown routes itself, in its own format.
+        answer = {
+          status: 404,
+          headers: { 'Content-Type': 'application/json; charset=utf-8' },
+          body: JSON.stringify({ message: 'no Route matched with those values' }),
+          rollback: false,
+        };
+      }
+    }
+
+    if (controls.latencyMs > 0) await sleep(controls.latencyMs);
+    const payload = method === 'HEAD' ? '' : answer.body;
+    const bytesOut = Buffer.byteLength(payload);
+    const headers: Record<string, string | number> = { ...CORS_HEADERS, ...answer.headers };
+    if (answer.status !== 204 && answer.status !== 304) headers['Content-Length'] = Buffer.byteLength(answer.body);
+    res.writeHead(answer.status, headers);
+    res.end(payload);
+    stats.recordHttp({
+      api: name,
+      method,
+      role,
+      path: url.pathname,
+      status: answer.status,
+      startedAt,
+      endedAt: Date.now(),
+      bytesOut,
+    });
+  }
+
+  const server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) {
+        res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
+        res.end(JSON.stringify(apiError(500, 'PGRSTX00', 'Internal server error').body));
+      } else {
+        res.destroy();
+      }
+    });
+  });
+  server.on('connection', (s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    async close(): Promise<void> {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      for (const s of sockets) s.destroy();
+      await closed;
+      await pool.end().catch(() => {});
+    },
+  };
+}
+
+/** `GET /rest/v1/`: a minimal OpenAPI description listing the exposed tables. */
+function rootAnswer(tables: Iterable<string>, headOnly: boolean): HttpAnswer {
+  const paths: Record<string, object> = { '/': {} };
+  for (const t of tables) paths[`/${t}`] = {};
+  const doc = {
+    swagger: '2.0',
+    info: { title: 'sandbox PostgREST replica', description: 'Supabase REST API sandbox', version: '13' },
+    host: 'sandbox',
+    basePath: '/',
+    schemes: ['http'],
+    consumes: ['application/json'],
+    produces: ['application/json'],
+    paths,
+    definitions: {},
+  };
+  return {
+    status: 200,
+    headers: { 'Content-Type': 'application/openapi+json; charset=utf-8' },
+    body: headOnly ? '' : JSON.stringify(doc),
+    rollback: false,
+  };
+}
