@@ -70,10 +70,14 @@ export function environmentFindings(ev: Evidence): Finding[] {
     const f = ev.supabase.failure;
     const keyProblem = f.kind === 'unauthorized' || f.kind === 'forbidden';
     out.push({
-      id: keyProblem ? 'supabase-key-rejected' : f.kind === 'missing-table' ? 'jobs-table-missing' : 'supabase-unreachable',
+      id: keyProblem
+        ? 'supabase-key-rejected'
+        : f.kind === 'missing-table'
+          ? 'jobs-table-missing'
+          : 'supabase-unreachable',
       severity: 'critical',
       title: keyProblem
-        ? 'Supabase rejects the runbook\'s key'
+        ? "Supabase rejects the runbook's key"
         : f.kind === 'missing-table'
           ? 'the jobs table is not there'
           : 'Supabase does not answer from this machine',
@@ -85,7 +89,9 @@ export function environmentFindings(ev: Evidence): Finding[] {
 
   if (ev.spark && !ev.spark.ok) {
     const f = ev.spark.failure;
-    const target = ev.spark.target ? `${ev.spark.target.user}@${ev.spark.target.host}:${ev.spark.target.port}` : 'Spark';
+    const target = ev.spark.target
+      ? `${ev.spark.target.user}@${ev.spark.target.host}:${ev.spark.target.port}`
+      : 'Spark';
     if (f.kind === 'host-key-mismatch' || f.kind === 'host-key-revoked') {
       out.push({
         id: 'host-key-mismatch',
@@ -150,14 +156,17 @@ export function environmentFindings(ev: Evidence): Finding[] {
     { name: 'the worker', side: worker, needsPrivilege: true },
     { name: 'the app', side: app, needsPrivilege: false },
   ];
-  const weak = sides.filter((s) => s.needsPrivilege && s.side?.key && s.side.key.kind !== 'missing' && !s.side.key.privileged);
+  const weak = sides.filter(
+    (s) => s.needsPrivilege && s.side?.key && s.side.key.kind !== 'missing' && !s.side.key.privileged,
+  );
   if (weak.length) {
     out.push({
       id: 'wrong-key-role',
       severity: 'critical',
       title: `${weak.map((s) => s.name).join(' and ')} ${weak.length > 1 ? 'hold' : 'holds'} a key that row-level security hides every job from`,
       evidence: weak.map((s) => `${describeSide(s.side!, now)}`),
-      cause: 'an anon/publishable (or user) key passes authentication, but row-level security returns no jobs: the queue looks empty to it',
+      cause:
+        'an anon/publishable (or user) key passes authentication, but row-level security returns no jobs: the queue looks empty to it',
       fix: `put the service-role key (or an sb_secret_ key) of the project in ${weak.map((s) => `${s.side!.keyVar ?? 'the key variable'} (${s.side!.source.replace(/^.*? in /, '')})`).join(' and ')}; restart the worker if its key changed`,
     });
   }
@@ -195,7 +204,7 @@ export function environmentFindings(ev: Evidence): Finding[] {
       title: 'the app writes jobs to a local Supabase; the worker polls another instance and never sees them',
       evidence: [
         `app: ${app.urlVar}=${appOrigin} in ${app.source.replace(/^.*? in /, '')} (${app.url?.localReason ?? 'local'})`,
-        `worker polls ${workerOrigin}${worker ? '' : ' (the laptop\'s SUPABASE_URL; the worker\'s .env was not read)'}`,
+        `worker polls ${workerOrigin}${worker ? '' : " (the laptop's SUPABASE_URL; the worker's .env was not read)"}`,
         ...(other?.ok
           ? [
               `the local instance holds ${other.queued} queued job${other.queued === 1 ? '' : 's'}${other.oldest ? `, oldest ${formatAge(minutesBetween(now, other.oldest.created_at))} old` : ''}`,
@@ -204,7 +213,7 @@ export function environmentFindings(ev: Evidence): Finding[] {
             ? [`the local instance did not answer: ${other.message}`]
             : []),
       ],
-      cause: 'the app\'s env points at the Supabase CLI instance on the developer\'s machine (failure A)',
+      cause: "the app's env points at the Supabase CLI instance on the developer's machine (failure A)",
       fix: `set ${app.urlVar} (and ${app.keyVar ?? 'the anon/publishable key'}) in the app's env to the cloud project (${workerOrigin}) and restart the app's dev server; jobs already in the local instance must be re-created in the cloud`,
       requeueSafe: false,
     });
@@ -224,8 +233,9 @@ export function environmentFindings(ev: Evidence): Finding[] {
       severity: 'critical',
       title: 'the runbook and the worker look at different Supabase projects',
       evidence: [describeSide(laptop, now), describeSide(worker, now)],
-      cause: 'the laptop\'s SUPABASE_URL is not the one in the worker\'s .env: the queue shown here is not the one the worker drains',
-      fix: 'set SUPABASE_URL in the laptop\'s .env to the worker\'s project (or fix the worker\'s .env and restart it)',
+      cause:
+        "the laptop's SUPABASE_URL is not the one in the worker's .env: the queue shown here is not the one the worker drains",
+      fix: "set SUPABASE_URL in the laptop's .env to the worker's project (or fix the worker's .env and restart it)",
     });
   }
   for (const s of sides) {
@@ -248,18 +258,23 @@ export function environmentFindings(ev: Evidence): Finding[] {
       out.push({
         id: 'spark-supabase-unreachable',
         severity: 'critical',
-        title: 'Spark cannot reach the worker\'s SUPABASE_URL',
-        evidence: [`from Spark: ${probe.reach.message}`, worker?.url ? `worker polls ${worker.url.origin}` : ''].filter(Boolean),
-        cause: 'DNS, egress firewall or proxy on Spark, or a wrong SUPABASE_URL in the worker\'s .env',
+        title: "Spark cannot reach the worker's SUPABASE_URL",
+        evidence: [`from Spark: ${probe.reach.message}`, worker?.url ? `worker polls ${worker.url.origin}` : ''].filter(
+          Boolean,
+        ),
+        cause: "DNS, egress firewall or proxy on Spark, or a wrong SUPABASE_URL in the worker's .env",
         fix: 'on Spark, run `curl -sS "$SUPABASE_URL/rest/v1/"` from ~/srv/hd-worker with its .env loaded and fix what it reports',
       });
-    } else if (probe.reach.status === 'http-error' && (probe.reach.httpStatus === 401 || probe.reach.httpStatus === 403)) {
+    } else if (
+      probe.reach.status === 'http-error' &&
+      (probe.reach.httpStatus === 401 || probe.reach.httpStatus === 403)
+    ) {
       out.push({
         id: 'worker-key-rejected',
         severity: 'critical',
         title: `Supabase rejects the worker's key (HTTP ${probe.reach.httpStatus} from Spark)`,
         evidence: [worker ? describeSide(worker, now) : 'worker key unknown'],
-        cause: 'the worker\'s key is revoked, expired or from another project',
+        cause: "the worker's key is revoked, expired or from another project",
         fix: `put the project's current service-role key in ${probe.workerDir.path}/.env and restart the worker`,
       });
     }
@@ -365,9 +380,18 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
       ? `last worker activity in the table ${formatAge(sinceActivity)} ago`
       : 'no worker activity in the table (no job started or finished recently)';
     const rootCause = [...env, ...out].find((f) =>
-      ['worker-down', 'wrong-key-role', 'project-mismatch', 'spark-supabase-unreachable', 'worker-key-rejected', 'worker-key-missing', 'worker-env-unreadable', 'worker-dir-missing'].includes(f.id),
+      [
+        'worker-down',
+        'wrong-key-role',
+        'project-mismatch',
+        'spark-supabase-unreachable',
+        'worker-key-rejected',
+        'worker-key-missing',
+        'worker-env-unreadable',
+        'worker-dir-missing',
+      ].includes(f.id),
     );
-    if (rootCause && idle) {
+    if (rootCause) {
       rootCause.evidence.push(waitLine, activityLine);
       rootCause.jobIds = [...(rootCause.jobIds ?? []), ...overdue.map((j) => j.id)];
     } else if (idle) {
@@ -375,9 +399,14 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
         id: 'queue-stalled',
         severity: 'critical',
         title: 'queued jobs are not being picked up',
-        evidence: [waitLine, activityLine, ...(probe?.processes.length ? [`worker runs (pid ${probe.processes[0].pid})`] : [])],
-        cause: 'the worker is alive but does not claim jobs: it polls another project, filters on another status, or is wedged',
-        fix: 'read the worker log\'s last polls (what URL, what count) and compare with the queue shown here',
+        evidence: [
+          waitLine,
+          activityLine,
+          ...(probe?.processes.length ? [`worker runs (pid ${probe.processes[0].pid})`] : []),
+        ],
+        cause:
+          'the worker is alive but does not claim jobs: it polls another project, filters on another status, or is wedged',
+        fix: "read the worker log's last polls (what URL, what count) and compare with the queue shown here",
         jobIds: overdue.map((j) => j.id),
       });
     } else {
@@ -401,9 +430,16 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
       severity: 'warning',
       title: `${stale.length} job${stale.length === 1 ? ' has' : 's have'} been running longer than ${rules.runningMinutes} min`,
       evidence: [
-        ...stale.slice(0, 5).map((j) => `${j.id} ${j.job_type} started ${formatAge(minutesBetween(now, j.started_at))} ago, attempts=${j.attempts}`),
+        ...stale
+          .slice(0, 5)
+          .map(
+            (j) =>
+              `${j.id} ${j.job_type} started ${formatAge(minutesBetween(now, j.started_at))} ago, attempts=${j.attempts}`,
+          ),
         ...(stale.length > 5 ? [`… and ${stale.length - 5} more`] : []),
-        ...(probe ? [inLog.length ? `${inLog.length} named in the log tail` : 'none of them is named in the log tail'] : []),
+        ...(probe
+          ? [inLog.length ? `${inLog.length} named in the log tail` : 'none of them is named in the log tail']
+          : []),
       ],
       cause: 'the worker died or was restarted while processing them, and nothing resets a claimed job',
       fix: 'check that no worker still processes them (log, process list), then requeue them: npx zx runbooks/requeue.mts --status running --older-than 60m',
@@ -424,12 +460,17 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
     const logHits = tail.filter((l) => p.log.some((re) => re.test(l)));
     if (!hits.length && !logHits.length) continue;
     for (const j of hits) claimed.add(j.id);
+    // Seen only in the log (no failed job in the window): history, or a failure that never reached the table.
+    // Worth knowing, not worth waking anyone for.
+    const logOnly = hits.length === 0;
     out.push({
       id: p.id,
-      severity: p.severity,
-      title: p.title,
+      severity: logOnly ? 'info' : p.severity,
+      title: logOnly ? `${p.title} (seen in the worker log only)` : p.title,
       evidence: [
-        ...(hits.length ? [`${hits.length} failed job${hits.length === 1 ? '' : 's'} since ${queue.failed.since}`] : []),
+        ...(hits.length
+          ? [`${hits.length} failed job${hits.length === 1 ? '' : 's'} since ${queue.failed.since}`]
+          : []),
         ...hits.slice(0, 5).map((j) => `${jobLine(j, now)}: ${(j.error ?? '').split('\n')[0].slice(0, 160)}`),
         ...(logHits.length ? [`log: ${logHits[logHits.length - 1].slice(0, 200)}`] : []),
       ],
@@ -496,9 +537,14 @@ export function fixGate(
   jobs: readonly Pick<Job, 'finished_at'>[],
 ): { deployed: boolean | undefined; line: string } {
   const probe = ev.spark?.ok ? ev.spark.probe : undefined;
-  const failedAt = jobs.map((j) => (j.finished_at ? Date.parse(j.finished_at) : Number.NaN)).filter((t) => !Number.isNaN(t));
+  const failedAt = jobs
+    .map((j) => (j.finished_at ? Date.parse(j.finished_at) : Number.NaN))
+    .filter((t) => !Number.isNaN(t));
   if (!probe || !probe.processes.length || !failedAt.length) {
-    return { deployed: undefined, line: 'cannot tell whether the fix is deployed (no worker process or failure time seen)' };
+    return {
+      deployed: undefined,
+      line: 'cannot tell whether the fix is deployed (no worker process or failure time seen)',
+    };
   }
   const started = Math.min(...probe.processes.map((p) => p.startedAt.getTime()));
   const lastFailure = Math.max(...failedAt);

@@ -42,6 +42,10 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     'section process',
     'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; pgrep -f -- "$W" 2>/dev/null; } | grep -vx "$$" | sort -un | paste -sd, -)',
     '[ -n "$pids" ] && ps -o pid=,etimes=,args= -p "$pids" 2>/dev/null',
+    // etimes has whole seconds; the fix gate compares a start with a failure time, so read the start precisely:
+    // /proc/PID/stat's starttime (clock ticks after boot) against /proc/uptime.
+    'section procstart',
+    'if [ -n "$pids" ] && [ -r /proc/uptime ]; then getconf CLK_TCK; cut -d" " -f1 /proc/uptime; for p in $(printf "%s" "$pids" | tr , " "); do printf "%s %s\\n" "$p" "$(sed "s/^.*) //" /proc/$p/stat 2>/dev/null | cut -d" " -f20)"; done; fi',
     'section logstat',
     `if [ -f ${L} ]; then stat -c '%s %Y' ${L}; else echo missing; fi`,
     'section logtail',
@@ -95,7 +99,7 @@ export interface SparkEvidence {
   missingSections: string[];
 }
 
-const SECTIONS = ['now', 'dir', 'env', 'process', 'logstat', 'logtail', 'disk', 'reach', 'end'] as const;
+const SECTIONS = ['now', 'dir', 'env', 'process', 'procstart', 'logstat', 'logtail', 'disk', 'reach', 'end'] as const;
 
 function splitSections(stdout: string, marker: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -135,14 +139,25 @@ export function parseProbeOutput(
     }
   }
 
+  const [ticksLine, uptimeLine, ...startLines] = text('procstart').split('\n');
+  const ticks = Number(ticksLine);
+  const uptime = Number(uptimeLine);
+  const preciseElapsed = new Map<number, number>();
+  if (ticks > 0 && uptime > 0) {
+    for (const l of startLines) {
+      const m = /^(\d+) (\d+)$/.exec(l.trim());
+      if (m) preciseElapsed.set(Number(m[1]), uptime - Number(m[2]) / ticks);
+    }
+  }
   const processes: WorkerProcessInfo[] = [];
   for (const line of text('process').split('\n')) {
     const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
     if (!m) continue;
-    const elapsedSeconds = Number(m[2]);
+    const pid = Number(m[1]);
+    const elapsedSeconds = preciseElapsed.get(pid) ?? Number(m[2]);
     const base = sparkNow ?? opts.laptopMidpoint;
     processes.push({
-      pid: Number(m[1]),
+      pid,
       elapsedSeconds,
       startedAt: new Date(base.getTime() - elapsedSeconds * 1000),
       args: m[3].trim(),
@@ -177,7 +192,8 @@ export function parseProbeOutput(
     const code = Number(http[1]);
     const curlError = /^curl: \(\d+\)\s*(.*)$/m.exec(r)?.[1];
     if (code === 0) reach = { status: 'failed', message: curlError || 'no HTTP answer' };
-    else reach = { status: code >= 200 && code < 300 ? 'ok' : 'http-error', httpStatus: code, seconds: Number(http[2]) };
+    else
+      reach = { status: code >= 200 && code < 300 ? 'ok' : 'http-error', httpStatus: code, seconds: Number(http[2]) };
   } else if (r.startsWith('skipped ')) reach = { status: 'skipped', reason: r.slice(8) };
   else if (!s.has('reach')) reach = { status: 'skipped', reason: 'not reached' };
   else reach = { status: 'failed', message: r.split('\n')[0]?.replace(/^curl: \(\d+\)\s*/, '') || 'no answer' };

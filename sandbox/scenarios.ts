@@ -109,7 +109,11 @@ async function reset(rt: ScenarioRuntime): Promise<void> {
 async function drainSome(rt: ScenarioRuntime, n: number): Promise<void> {
   const ids = await insertJobs(
     rt.cloudDb,
-    Array.from({ length: n }, (_, i) => ({ status: 'queued', minutesAgo: 0, jobType: i % 2 ? 'thumbnail' : undefined })),
+    Array.from({ length: n }, (_, i) => ({
+      status: 'queued',
+      minutesAgo: 0,
+      jobType: i % 2 ? 'thumbnail' : undefined,
+    })),
   );
   await waitFor(async () => (await countStatus(rt.cloudDb, ids, ['done'])) === ids.length, 'the worker to drain jobs');
 }

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { SUPABASE_CLI_DEMO_JWT_SECRET, supabaseCliDefaultKeys } from '../lib/supabase-cli-keys.ts';
-import { sandboxPaths, type SandboxInfo } from './layout.ts';
+import { type SandboxInfo, sandboxPaths } from './layout.ts';
 import { startPostgres } from './postgres.ts';
 import { makeProjectKeys } from './rest/auth.ts';
 import { startRestApi } from './rest/server.ts';
@@ -86,7 +86,10 @@ async function main(): Promise<void> {
   const cloudKeys = await makeProjectKeys({ jwtSecret: cloudSecret, ref: cloudRef });
   // The local instance plays `supabase start`: the CLI's public demo secret and default keys, as on every laptop.
   const localSecret = SUPABASE_CLI_DEMO_JWT_SECRET;
-  const localKeys = { ...(await makeProjectKeys({ jwtSecret: localSecret, ref: 'local' })), ...(await supabaseCliDefaultKeys()) };
+  const localKeys = {
+    ...(await makeProjectKeys({ jwtSecret: localSecret, ref: 'local' })),
+    ...(await supabaseCliDefaultKeys()),
+  };
 
   const cloudApi = await startRestApi({
     name: 'cloud',
