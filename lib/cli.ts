@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { EXIT, type ExitCode, RunbookError } from './exit-codes.ts';
 
 export const COMMON_OPTIONS = {
@@ -40,7 +40,9 @@ export function scriptArgs(argv: readonly string[], importMetaUrl: string): stri
 export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(
   argv: string[],
   own: O,
-): ReturnType<typeof parseArgs<{ options: typeof COMMON_OPTIONS & O; strict: true; allowPositionals: false }>>['values'] {
+): ReturnType<
+  typeof parseArgs<{ options: typeof COMMON_OPTIONS & O; strict: true; allowPositionals: false }>
+>['values'] {
   try {
     return parseArgs({ args: argv, options: { ...COMMON_OPTIONS, ...own }, strict: true, allowPositionals: false })
       .values as never;
@@ -53,7 +55,10 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(
 export function timeoutMsFrom(flag: string | undefined): number {
   if (flag === undefined) return 10_000;
   if (!/^\d{1,4}(\.\d+)?$/.test(flag) || Number(flag) <= 0 || Number(flag) > 600) {
-    throw new RunbookError(`--timeout must be seconds between 0 and 600 (got "${flag.slice(0, 20)}")`, 'e.g. --timeout 10');
+    throw new RunbookError(
+      `--timeout must be seconds between 0 and 600 (got "${flag.slice(0, 20)}")`,
+      'e.g. --timeout 10',
+    );
   }
   return Math.round(Number(flag) * 1000);
 }
@@ -83,7 +88,11 @@ export async function runMain(
       code = e.code;
     } else {
       const err = e as Error;
-      io.stderr(redact(`error: unexpected failure: ${err?.message ?? String(e)}\n  fix: run again with --verbose and report it\n`));
+      io.stderr(
+        redact(
+          `error: unexpected failure: ${err?.message ?? String(e)}\n  fix: run again with --verbose and report it\n`,
+        ),
+      );
       if (verbose) io.stderr(redact(`${err?.stack ?? ''}\n`));
       code = EXIT.couldNotRun;
     }

@@ -45,7 +45,7 @@ export function loadConfig(input: ConfigInput): LoadedConfig {
   } catch (e) {
     throw new RunbookError(
       `cannot read ${candidate}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
-      'check the file\'s permissions',
+      "check the file's permissions",
     );
   }
   if (text === undefined && explicit) {
@@ -81,7 +81,8 @@ export function loadConfig(input: ConfigInput): LoadedConfig {
   const keyVar = values.SUPABASE_SERVICE_ROLE_KEY ? 'SUPABASE_SERVICE_ROLE_KEY' : 'SUPABASE_SECRET_KEY';
   const key = values[keyVar];
   const url = classifySupabaseUrl(values.SUPABASE_URL);
-  const source = (name: string) => `${name} ${name in fileVars && (explicit || !(name in fromEnv)) ? where : 'in the environment'}`;
+  const source = (name: string) =>
+    `${name} ${name in fileVars && (explicit || !(name in fromEnv)) ? where : 'in the environment'}`;
   return {
     envFile,
     values,
@@ -108,22 +109,39 @@ export function stuckRulesFrom(
   flags: { queuedMinutes?: string; runningMinutes?: string; maxAttempts?: string; jobTypeRules?: string[] },
 ): StuckRules {
   const num = (flag: string | undefined, flagName: string, env: string | undefined, fallback: number): number => {
-    const raw = flag ?? env;
+    const raw = flag ?? env?.trim();
     if (raw === undefined) return fallback;
     if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1) {
-      throw new RunbookError(`${flagName} must be a whole number of at least 1 (got "${raw.slice(0, 40)}")`, `e.g. ${flagName} 15`);
+      throw new RunbookError(
+        `${flagName} must be a whole number of at least 1 (got "${raw.slice(0, 40)}")`,
+        `e.g. ${flagName} 15`,
+      );
     }
     return Number(raw);
   };
   const perJobType: StuckRules['perJobType'] = {};
   for (const text of flags.jobTypeRules ?? []) {
     const r = parseJobTypeRules(text);
-    if (!r.ok) throw new RunbookError(`--job-type-rule: ${r.error}`, 'e.g. --job-type-rule import_assets_jsonl:running=180,queued=30');
-    Object.assign(perJobType, r.value);
+    if (!r.ok)
+      throw new RunbookError(
+        `--job-type-rule: ${r.error}`,
+        'e.g. --job-type-rule import_assets_jsonl:running=180,queued=30',
+      );
+    for (const [type, o] of Object.entries(r.value)) perJobType[type] = { ...perJobType[type], ...o };
   }
   return {
-    queuedMinutes: num(flags.queuedMinutes, '--queued-minutes', values.STUCK_QUEUED_MINUTES, DEFAULT_RULES.queuedMinutes),
-    runningMinutes: num(flags.runningMinutes, '--running-minutes', values.STUCK_RUNNING_MINUTES, DEFAULT_RULES.runningMinutes),
+    queuedMinutes: num(
+      flags.queuedMinutes,
+      '--queued-minutes',
+      values.STUCK_QUEUED_MINUTES,
+      DEFAULT_RULES.queuedMinutes,
+    ),
+    runningMinutes: num(
+      flags.runningMinutes,
+      '--running-minutes',
+      values.STUCK_RUNNING_MINUTES,
+      DEFAULT_RULES.runningMinutes,
+    ),
     maxAttempts: num(flags.maxAttempts, '--max-attempts', values.MAX_ATTEMPTS, DEFAULT_RULES.maxAttempts),
     perJobType,
   };

@@ -130,7 +130,19 @@ export function environmentFindings(ev: Evidence): Finding[] {
   }
 
   const probe = ev.spark?.ok ? ev.spark.probe : undefined;
-  if (probe && !probe.workerDir.exists) {
+  const seen = (section: string) => probe !== undefined && !probe.missingSections.includes(section);
+  if (probe?.missingSections.length) {
+    // Half a probe must not read as "no worker" or "no folder": say that the worker's side is unknown.
+    out.push({
+      id: 'spark-probe-incomplete',
+      severity: 'critical',
+      title: "the probe of Spark was cut short: the worker's side is unknown",
+      evidence: [`sections not received: ${probe.missingSections.join(', ')}`],
+      cause: 'the SSH connection dropped, or a command timed out or is missing on Spark',
+      fix: 'run again; if it persists, run with --verbose and check the link (`tailscale ping`) and the load on Spark (`uptime`)',
+    });
+  }
+  if (probe && seen('dir') && !probe.workerDir.exists) {
     out.push({
       id: 'worker-dir-missing',
       severity: 'critical',
@@ -139,7 +151,7 @@ export function environmentFindings(ev: Evidence): Finding[] {
       cause: 'SPARK_WORKER_DIR points elsewhere, or the worker was moved or never deployed',
       fix: 'set SPARK_WORKER_DIR to the folder holding the worker and its .env (default ~/srv/hd-worker)',
     });
-  } else if (probe && probe.env.status !== 'ok') {
+  } else if (probe && seen('env') && probe.env.status !== 'ok') {
     out.push({
       id: 'worker-env-unreadable',
       severity: 'critical',
@@ -324,7 +336,8 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
 
   // Worker process and log.
   let workerDown: Finding | undefined;
-  if (probe?.workerDir.exists && probe.processes.length === 0) {
+  const processSeen = probe !== undefined && !probe.missingSections.includes('process');
+  if (processSeen && probe?.workerDir.exists && probe.processes.length === 0) {
     workerDown = {
       id: 'worker-down',
       severity: 'critical',

@@ -64,14 +64,16 @@ export function compilePatternFile(
       }
     }
     const severity = (p.severity ?? 'warning') as Severity;
-    if (!SEVERITIES.includes(severity)) return { ok: false, error: `${where}: "severity" must be info, warning or critical` };
+    if (!SEVERITIES.includes(severity))
+      return { ok: false, error: `${where}: "severity" must be info, warning or critical` };
     const match = (p.match ?? {}) as Record<string, unknown>;
     const regexes = (field: 'error' | 'log'): RegExp[] | string => {
       const v = match[field];
       const arr = v === undefined ? [] : Array.isArray(v) ? v : [v];
       const res: RegExp[] = [];
       for (const s of arr) {
-        if (typeof s !== 'string' || s.length === 0 || s.length > 500) return `match.${field} entries must be non-empty strings`;
+        if (typeof s !== 'string' || s.length === 0 || s.length > 500)
+          return `match.${field} entries must be non-empty strings`;
         try {
           res.push(new RegExp(s, 'i'));
         } catch (e) {

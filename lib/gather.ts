@@ -57,7 +57,7 @@ export const configStep: Step<RunState> = {
     const from = config.envFile ? path.relative(ports.cwd, config.envFile) || config.envFile : 'the environment';
     const laptop = evidence.laptop;
     const lines = [
-      `Supabase ${laptop.url?.origin ?? '(invalid URL)'} (${laptop.url?.kind ?? '?'}${laptop.url?.projectRef ?? laptop.declaredRef ? `, project ${laptop.url?.projectRef ?? laptop.declaredRef}` : ''})`,
+      `Supabase ${laptop.url?.origin ?? '(invalid URL)'} (${laptop.url?.kind ?? '?'}${(laptop.url?.projectRef ?? laptop.declaredRef) ? `, project ${laptop.url?.projectRef ?? laptop.declaredRef}` : ''})`,
       `key ${laptop.keyVar}: ${laptop.key ? describeKey(laptop.key, evidence.now) : 'missing'}`,
       ...warnings.map((w) => `${w.name}: ${w.message} (${w.fix})`),
     ];
@@ -85,11 +85,7 @@ export const supabasePreflightStep: Step<RunState> = {
   async run(state) {
     const r = await state.db.queuedSummary();
     state.evidence.supabase = r.ok ? { ok: true, ms: r.ms } : { ok: false, failure: r.failure };
-    return supabaseCheck(
-      state,
-      this.title,
-      r.ok ? `hd_ingestion_jobs readable (${r.value.count} queued/pending)` : '',
-    );
+    return supabaseCheck(state, this.title, r.ok ? `hd_ingestion_jobs readable (${r.value.count} queued/pending)` : '');
   },
 };
 
@@ -132,7 +128,9 @@ export const sparkStep: Step<RunState> = {
     });
     if (!resolved.ok) {
       evidence.spark = { ok: false, failure: resolved.failure };
-      return check('spark-connect', 'Connect to Spark', 'failed', resolved.failure.message, { fix: resolved.failure.fix });
+      return check('spark-connect', 'Connect to Spark', 'failed', resolved.failure.message, {
+        fix: resolved.failure.fix,
+      });
     }
     const settings = resolved.settings;
     const target = settings.target;
@@ -165,23 +163,39 @@ export const sparkStep: Step<RunState> = {
     });
     evidence.spark = { ok: true, target, fingerprint: connected.session.hostKeyFingerprint, probe, connectMs };
     const results: CheckResult[] = [
-      check('spark-connect', 'Connect to Spark', 'ok', `${where}, host key ${connected.session.hostKeyFingerprint} (${Math.round(connectMs)} ms)`),
+      check(
+        'spark-connect',
+        'Connect to Spark',
+        'ok',
+        `${where}, host key ${connected.session.hostKeyFingerprint} (${Math.round(connectMs)} ms)`,
+      ),
     ];
     if (probe.missingSections.includes('end')) {
       results.push(
-        check('spark-probe', 'Probe the worker', 'warning', `the probe's output was cut short (missing: ${probe.missingSections.join(', ')})`, {
-          fix: 'the connection dropped or a command is missing on Spark; run again, or with --verbose',
-        }),
+        check(
+          'spark-probe',
+          'Probe the worker',
+          'warning',
+          `the probe's output was cut short (missing: ${probe.missingSections.join(', ')})`,
+          {
+            fix: 'the connection dropped or a command is missing on Spark; run again, or with --verbose',
+          },
+        ),
       );
     }
     // The worker's own config: parsed in memory, its key registered for redaction before anything prints.
     if (!probe.workerDir.exists) {
-      results.push(check('worker-dir', 'Worker folder', 'failed', `${workerDir} does not exist on Spark`, { fix: 'set SPARK_WORKER_DIR' }));
+      results.push(
+        check('worker-dir', 'Worker folder', 'failed', `${workerDir} does not exist on Spark`, {
+          fix: 'set SPARK_WORKER_DIR',
+        }),
+      );
       return results;
     }
     if (probe.env.status === 'ok') {
       const vars = probe.env.vars;
-      for (const k of ['SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_SECRET_KEY', 'SUPABASE_ANON_KEY']) ports.out.addSecret(vars[k]);
+      for (const k of ['SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_SECRET_KEY', 'SUPABASE_ANON_KEY'])
+        ports.out.addSecret(vars[k]);
       evidence.worker = sideFromVars(vars, `SUPABASE_URL in ${probe.workerDir.path}/.env`, 'SUPABASE_URL', [
         'SUPABASE_SERVICE_ROLE_KEY',
         'SUPABASE_SECRET_KEY',
@@ -196,14 +210,26 @@ export const sparkStep: Step<RunState> = {
         ),
       );
     } else {
-      results.push(check('worker-env', "Read the worker's .env", 'failed', `${probe.workerDir.path}/.env is ${probe.env.status}`));
+      results.push(
+        check('worker-env', "Read the worker's .env", 'failed', `${probe.workerDir.path}/.env is ${probe.env.status}`),
+      );
     }
     const reach = probe.reach;
     results.push(
       reach.status === 'ok'
-        ? check('spark-reach', 'Reach Supabase from Spark', 'ok', `HTTP ${reach.httpStatus} in ${Math.round(reach.seconds * 1000)} ms, with the worker's key`)
+        ? check(
+            'spark-reach',
+            'Reach Supabase from Spark',
+            'ok',
+            `HTTP ${reach.httpStatus} in ${Math.round(reach.seconds * 1000)} ms, with the worker's key`,
+          )
         : reach.status === 'http-error'
-          ? check('spark-reach', 'Reach Supabase from Spark', 'warning', `HTTP ${reach.httpStatus} with the worker's key`)
+          ? check(
+              'spark-reach',
+              'Reach Supabase from Spark',
+              'warning',
+              `HTTP ${reach.httpStatus} with the worker's key`,
+            )
           : reach.status === 'failed'
             ? check('spark-reach', 'Reach Supabase from Spark', 'failed', reach.message)
             : check('spark-reach', 'Reach Supabase from Spark', 'skipped', (reach as { reason: string }).reason),
@@ -232,7 +258,14 @@ export const sparkStep: Step<RunState> = {
     );
     if (probe.clockSkewMs !== undefined) {
       const s = Math.round(probe.clockSkewMs / 1000);
-      results.push(check('clock', 'Clock skew', Math.abs(s) > 120 ? 'warning' : 'ok', `Spark is ${Math.abs(s)} s ${s >= 0 ? 'ahead' : 'behind'}`));
+      results.push(
+        check(
+          'clock',
+          'Clock skew',
+          Math.abs(s) > 120 ? 'warning' : 'ok',
+          `Spark is ${Math.abs(s)} s ${s >= 0 ? 'ahead' : 'behind'}`,
+        ),
+      );
     }
     if (probe.disk) {
       results.push(
@@ -261,7 +294,10 @@ export const appStep: Step<RunState> = {
     let vars: Record<string, string>;
     let source: string;
     if (config.values.APP_ENV_FILE) {
-      const file = path.resolve(config.envFile ? path.dirname(config.envFile) : ports.cwd, config.values.APP_ENV_FILE.replace(/^~(?=\/)/, ports.homeDir));
+      const file = path.resolve(
+        config.envFile ? path.dirname(config.envFile) : ports.cwd,
+        config.values.APP_ENV_FILE.replace(/^~(?=\/)/, ports.homeDir),
+      );
       const text = ports.files.read(file);
       if (text === undefined) {
         return check('app', this.title, 'failed', `APP_ENV_FILE ${file} does not exist`, {

@@ -53,7 +53,7 @@ export function guardedFetch(options: GuardedFetchOptions): typeof fetch {
   const base = options.fetch ?? fetch;
   return async (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
-    const method = (init?.method ?? 'GET').toUpperCase();
+    const method = (init?.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
     const retries = method === 'GET' || method === 'HEAD' ? options.readRetries : 0;
     for (let attempt = 0; ; attempt++) {
       const timeout = AbortSignal.timeout(options.timeoutMs);

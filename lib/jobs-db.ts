@@ -148,7 +148,7 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
       kind: 'unauthorized',
       status,
       message: `the key was rejected (401${error.code ? ` ${error.code}` : ''}: ${text})`,
-      fix: 'set SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEY) to this project\'s key from Project Settings → API',
+      fix: "set SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEY) to this project's key from Project Settings → API",
     };
   }
   if (status === 403) {
@@ -172,7 +172,7 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
       kind: 'server',
       status,
       message: `the API failed (${status}${text ? `: ${text}` : ''})`,
-      fix: 'retry in a minute; if it persists check Supabase\'s status page and the project\'s API logs',
+      fix: "retry in a minute; if it persists check Supabase's status page and the project's API logs",
     };
   }
   return {
@@ -211,13 +211,28 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
     return { ok: true, value: pick(r.data, r.count ?? null), ms };
   }
 
+  /** Table reads and writes always answer a JSON array; an empty or non-array body is a broken proxy, not data. */
+  function rows<T>(
+    query: PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>,
+    pick: (data: Job[], count: number | null) => T,
+  ): Promise<DbResult<T>> {
+    return run(
+      Promise.resolve(query).then((r) =>
+        r.error || Array.isArray(r.data)
+          ? r
+          : { ...r, error: { message: 'not a JSON array' }, status: r.status || 200 },
+      ),
+      (d, c) => pick(d as Job[], c),
+    );
+  }
+
   return {
     url: o.url,
 
     async queueSnapshot({ failedSince, listLimit }) {
       const started = o.now();
       const [queued, running, failed, done] = await Promise.all([
-        run(
+        rows(
           table()
             .select(JOB_COLUMNS, { count: 'exact' })
             .in('status', ['queued', 'pending'])
@@ -226,7 +241,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
             .retry(false),
           (d, c) => ({ count: c ?? 0, oldest: d as Job[] }),
         ),
-        run(
+        rows(
           table()
             .select(JOB_COLUMNS, { count: 'exact' })
             .eq('status', 'running')
@@ -235,7 +250,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
             .retry(false),
           (d, c) => ({ count: c ?? 0, jobs: d as Job[] }),
         ),
-        run(
+        rows(
           table()
             .select(JOB_COLUMNS, { count: 'exact' })
             .eq('status', 'failed')
@@ -245,7 +260,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
             .retry(false),
           (d, c) => ({ count: c ?? 0, recent: d as Job[], since: failedSince.toISOString() }),
         ),
-        run(
+        rows(
           table()
             .select(JOB_COLUMNS, { count: 'exact' })
             .eq('status', 'done')
@@ -270,7 +285,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
     },
 
     queuedSummary() {
-      return run(
+      return rows(
         table()
           .select(JOB_COLUMNS, { count: 'exact' })
           .in('status', ['queued', 'pending'])
@@ -290,7 +305,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
       if (f.createdBefore) q = q.lt('created_at', f.createdBefore.toISOString());
       if (f.createdAfter) q = q.gte('created_at', f.createdAfter.toISOString());
       if (f.errorContains) q = q.ilike('error', `%${escapeLike(f.errorContains)}%`);
-      return run(q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false), (d, c) => ({
+      return rows(q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false), (d, c) => ({
         jobs: d as Job[],
         total: c ?? (d as Job[]).length,
       }));
@@ -299,7 +314,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
     compareAndSet(guard, patch) {
       let q = table().update(patch).eq('id', guard.id).eq('status', guard.status).eq('attempts', guard.attempts);
       q = guard.started_at === null ? q.is('started_at', null) : q.eq('started_at', guard.started_at);
-      return run(q.select(JOB_COLUMNS), (d) => ((d as Job[])[0] ?? null) as Job | null);
+      return rows(q.select(JOB_COLUMNS), (d) => d[0] ?? null);
     },
 
     rpc<T>(fn: string, args: Record<string, unknown>) {

@@ -77,7 +77,8 @@ export function createOutput(options: OutputOptions): Output {
     check(r) {
       clearTransient();
       const m = MARK[r.status];
-      const time = options.verbose && r.durationMs !== undefined ? paint('dim', ` (${Math.round(r.durationMs)} ms)`) : '';
+      const time =
+        options.verbose && r.durationMs !== undefined ? paint('dim', ` (${Math.round(r.durationMs)} ms)`) : '';
       write(`${paint(m.style, m.glyph)} ${r.title}: ${r.summary}${time}\n`);
       const details = r.status === 'ok' && !options.verbose ? [] : (r.details ?? []);
       for (const d of details) write(`    ${paint('dim', d)}\n`);
@@ -85,7 +86,12 @@ export function createOutput(options: OutputOptions): Output {
     },
     finding(f, index) {
       clearTransient();
-      const sev = f.severity === 'critical' ? paint('red', 'CRITICAL') : f.severity === 'warning' ? paint('yellow', 'WARNING') : paint('blue', 'info');
+      const sev =
+        f.severity === 'critical'
+          ? paint('red', 'CRITICAL')
+          : f.severity === 'warning'
+            ? paint('yellow', 'WARNING')
+            : paint('blue', 'info');
       write(`${index + 1}. ${sev} ${paint('bold', f.title)} ${paint('dim', `[${f.id}]`)}\n`);
       for (const e of f.evidence) write(`   ${paint('dim', '·')} ${e}\n`);
       write(`   cause: ${f.cause}\n`);
@@ -94,7 +100,7 @@ export function createOutput(options: OutputOptions): Output {
     progress(title) {
       if (!options.spinner) return () => {};
       clearTransient();
-      options.write(paint('dim', `… ${title}`));
+      write(paint('dim', `… ${title}`));
       transient = true;
       return clearTransient;
     },

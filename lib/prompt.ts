@@ -57,7 +57,7 @@ export function terminalPrompter(stdin: Readable, stdout: Writable): Prompter {
         },
       },
     );
-    if (cancelled || !(question.name as string in answers)) throw new AbortedError();
+    if (cancelled || !((question.name as string) in answers)) throw new AbortedError();
     return answers[question.name as string] as T;
   };
   return {
@@ -70,7 +70,12 @@ export function terminalPrompter(stdin: Readable, stdout: Writable): Prompter {
         name,
         message,
         choices,
-        initial: initial ? Math.max(0, choices.findIndex((c) => c.value === initial)) : 0,
+        initial: initial
+          ? Math.max(
+              0,
+              choices.findIndex((c) => c.value === initial),
+            )
+          : 0,
       }),
   };
 }

@@ -56,7 +56,14 @@ export function renderMarkdown(r: Report): string {
     lines.push(`### ${i + 1}. ${f.severity.toUpperCase()} ${f.title} (\`${f.id}\`)`, '');
     for (const e of f.evidence) lines.push(`- ${e}`);
     lines.push('', `**Cause:** ${f.cause}`, '', `**Fix:** ${f.fix}`, '');
-    if (f.jobIds?.length) lines.push(`Jobs: ${f.jobIds.slice(0, 20).map((id) => `\`${id}\``).join(', ')}${f.jobIds.length > 20 ? ` and ${f.jobIds.length - 20} more` : ''}`, '');
+    if (f.jobIds?.length)
+      lines.push(
+        `Jobs: ${f.jobIds
+          .slice(0, 20)
+          .map((id) => `\`${id}\``)
+          .join(', ')}${f.jobIds.length > 20 ? ` and ${f.jobIds.length - 20} more` : ''}`,
+        '',
+      );
   }
   lines.push('## Evidence (checks)', '', '| check | status | result |', '| --- | --- | --- |');
   for (const c of r.checks) lines.push(`| ${esc(c.title)} | ${c.status} | ${esc(c.summary)} |`);

@@ -25,28 +25,37 @@ export function thresholdsFor(rules: StuckRules, jobType: string): Thresholds {
   };
 }
 
-const KEYS: Record<string, keyof Thresholds> = { queued: 'queuedMinutes', running: 'runningMinutes', attempts: 'maxAttempts' };
+const KEYS: Record<string, keyof Thresholds> = {
+  queued: 'queuedMinutes',
+  running: 'runningMinutes',
+  attempts: 'maxAttempts',
+};
 
 /**
  * Parses per-job_type overrides: `import_assets_jsonl:running=180,queued=30;thumbnail:queued=5`.
  * Returns an error message (naming the bad part) instead of throwing.
  */
-export function parseJobTypeRules(text: string): { ok: true; value: StuckRules['perJobType'] } | { ok: false; error: string } {
+export function parseJobTypeRules(
+  text: string,
+): { ok: true; value: StuckRules['perJobType'] } | { ok: false; error: string } {
   const out: StuckRules['perJobType'] = {};
-  for (const part of text.split(';').map((p) => p.trim()).filter(Boolean)) {
+  for (const part of text
+    .split(';')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const m = /^([A-Za-z0-9_.-]{1,64}):(.+)$/.exec(part);
     if (!m) return { ok: false, error: `"${part}" is not JOB_TYPE:key=value[,key=value]` };
     const entry: Partial<Thresholds> = {};
     for (const kv of m[2].split(',')) {
       const [k, v] = kv.split('=').map((s) => s.trim());
-      const key = KEYS[k];
+      const key = Object.hasOwn(KEYS, k) ? KEYS[k] : undefined;
       if (!key) return { ok: false, error: `unknown rule "${k}" in "${part}" (use queued, running or attempts)` };
       if (!/^\d{1,6}$/.test(v ?? '') || Number(v) < 1) {
         return { ok: false, error: `"${k}=${v ?? ''}" in "${part}" needs a whole number of at least 1` };
       }
       entry[key] = Number(v);
     }
-    out[m[1]] = entry;
+    out[m[1]] = { ...out[m[1]], ...entry };
   }
   return { ok: true, value: out };
 }

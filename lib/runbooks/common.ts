@@ -18,6 +18,7 @@ export const COULD_NOT_RUN_IDS = new Set([
   'spark-unreachable',
   'host-key-mismatch',
   'host-key-unknown',
+  'spark-probe-incomplete',
 ]);
 
 export function exitCodeFor(findings: readonly Finding[]): ExitCode {
@@ -33,11 +34,23 @@ export interface CommonFlags {
 }
 
 /** Loads the config, registers its secrets, opens the db port and builds the evidence skeleton. */
-export function startRun(ports: Ports, flags: CommonFlags, rules: (values: Record<string, string>) => StuckRules): RunState {
-  const config = loadConfig({ envFileFlag: flags['env-file'], cwd: ports.cwd, env: ports.env, readFile: ports.files.read });
+export function startRun(
+  ports: Ports,
+  flags: CommonFlags,
+  rules: (values: Record<string, string>) => StuckRules,
+): RunState {
+  const config = loadConfig({
+    envFileFlag: flags['env-file'],
+    cwd: ports.cwd,
+    env: ports.env,
+    readFile: ports.files.read,
+  });
   for (const s of config.secrets) ports.out.addSecret(s);
   if (!config.laptop.url) {
-    throw new RunbookError(`SUPABASE_URL: ${config.laptop.urlProblem ?? 'not a usable URL'}`, 'set SUPABASE_URL to the project URL, e.g. https://<ref>.supabase.co');
+    throw new RunbookError(
+      `SUPABASE_URL: ${config.laptop.urlProblem ?? 'not a usable URL'}`,
+      'set SUPABASE_URL to the project URL, e.g. https://<ref>.supabase.co',
+    );
   }
   const evidence: Evidence = {
     now: ports.clock.now(),
@@ -59,10 +72,14 @@ export function loadPatterns(ports: Ports, file: string | undefined): ErrorPatte
   const resolved = file.replace(/^~(?=\/)/, ports.homeDir);
   const text = ports.files.read(resolved);
   if (text === undefined) {
-    throw new RunbookError(`patterns file ${file} does not exist`, 'fix --patterns or HD_RUNBOOKS_PATTERNS_FILE (see README: "Adding a failure pattern")');
+    throw new RunbookError(
+      `patterns file ${file} does not exist`,
+      'fix --patterns or HD_RUNBOOKS_PATTERNS_FILE (see README: "Adding a failure pattern")',
+    );
   }
   const compiled = compilePatternFile(text, file);
-  if (!compiled.ok) throw new RunbookError(compiled.error, 'fix the patterns file (see README: "Adding a failure pattern")');
+  if (!compiled.ok)
+    throw new RunbookError(compiled.error, 'fix the patterns file (see README: "Adding a failure pattern")');
   const builtinIds = new Set(BUILTIN_ERROR_PATTERNS.map((p) => p.id));
   const clash = compiled.patterns.find((p) => builtinIds.has(p.id));
   if (clash) throw new RunbookError(`${file}: pattern id "${clash.id}" is built in`, 'give your pattern its own id');

@@ -83,8 +83,11 @@ function showQueue(ports: Ports, ev: Evidence): void {
       const k = `${j.job_type} · ${errorSignature(j.error)}`;
       groups.set(k, (groups.get(k) ?? 0) + 1);
     }
-    out.line(`recent failures by job_type and error${q.failed.count > q.failed.recent.length ? ` (latest ${q.failed.recent.length} of ${q.failed.count})` : ''}:`);
-    for (const [k, n] of [...groups.entries()].sort((a, b) => b[1] - a[1])) out.line(`  ${String(n).padStart(4)} × ${k}`);
+    out.line(
+      `recent failures by job_type and error${q.failed.count > q.failed.recent.length ? ` (latest ${q.failed.recent.length} of ${q.failed.count})` : ''}:`,
+    );
+    for (const [k, n] of [...groups.entries()].sort((a, b) => b[1] - a[1]))
+      out.line(`  ${String(n).padStart(4)} × ${k}`);
   }
 }
 
@@ -144,13 +147,18 @@ async function offerRequeue(
     const gate = fixGate(evidence, jobs);
     ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
     ports.out.line(`  fix gate: ${gate.line}`);
-    const command = `npx zx runbooks/requeue.mts ${f.jobIds!.slice(0, 3).map((id) => `--id ${id}`).join(' ')}${f.jobIds!.length > 3 ? ' …' : ''} --reason "${f.id} fixed"`;
+    const command = `npx zx runbooks/requeue.mts ${f
+      .jobIds!.slice(0, 3)
+      .map((id) => `--id ${id}`)
+      .join(' ')}${f.jobIds!.length > 3 ? ' …' : ''} --reason "${f.id} fixed"`;
     if (!ports.prompt.interactive || !handover) {
       ports.out.line(`  when fixed: ${command}`);
       continue;
     }
     if (gate.deployed === false) {
-      ports.out.line('  The worker has not restarted since these jobs failed: requeueing now will most likely fail them again.');
+      ports.out.line(
+        '  The worker has not restarted since these jobs failed: requeueing now will most likely fail them again.',
+      );
     }
     const go = await ports.prompt.confirm(
       `requeue-${f.id}`,
