@@ -1,33 +1,18 @@
 #!/usr/bin/env zx
 // npx zx runbooks/debug-stuck-jobs.mts --help
-import { COMMON_HELP, parseFlags, runMain, scriptArgs, timeoutMsFrom } from '../lib/cli.ts';
-import { realPorts } from '../lib/context.ts';
-import { EXIT, EXIT_CODES_HELP } from '../lib/exit-codes.ts';
+import { runbookEntry } from '../lib/entry.ts';
+import { requeueJobs } from '../lib/requeue/flow.ts';
 import {
   DEBUG_STUCK_JOBS_HELP,
   DEBUG_STUCK_JOBS_OPTIONS,
   runDebugStuckJobs,
 } from '../lib/runbooks/debug-stuck-jobs.ts';
 
-// The tsx loader that .npmrc puts into NODE_OPTIONS must not leak into anything this process starts.
-delete process.env.NODE_OPTIONS;
-
-let redact = (t: string) => t;
-await runMain(
-  async () => {
-    const flags = parseFlags(scriptArgs(process.argv, import.meta.url), DEBUG_STUCK_JOBS_OPTIONS);
-    if (flags.help) {
-      process.stdout.write(`${DEBUG_STUCK_JOBS_HELP}\n\n${COMMON_HELP}\n\n${EXIT_CODES_HELP}\n`);
-      return EXIT.ok;
-    }
-    const ports = realPorts({
-      ci: flags.ci,
-      verbose: flags.verbose,
-      jsonToStdout: flags.json === '-',
-      timeoutMs: timeoutMsFrom(flags.timeout),
-    });
-    redact = ports.out.redact;
-    return runDebugStuckJobs(ports, flags);
-  },
-  { argv: process.argv, stderr: (t) => process.stderr.write(t), redact: () => redact, exit: (c) => process.exit(c) },
-);
+await runbookEntry({
+  importMetaUrl: import.meta.url,
+  options: DEBUG_STUCK_JOBS_OPTIONS,
+  help: DEBUG_STUCK_JOBS_HELP,
+  // An accepted recommendation hands over to the requeue flow, with all of its safety rules.
+  run: (ports, flags, { signal }) =>
+    runDebugStuckJobs(ports, flags, (p, state, request) => requeueJobs(p, state, request, { signal })),
+});

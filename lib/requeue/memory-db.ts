@@ -1,0 +1,185 @@
+/**
+ * An in-memory {@link JobsDb} with the semantics the requeue relies on: the server-side filters of findJobs, the
+ * compare-and-set of compareAndSet, and `hd_requeue_jobs` as sandbox/migrations/002_requeue_rpc.sql defines it.
+ * For unit tests (of the requeue and of the runbooks that hand over to it); hooks play a racing worker or a failing
+ * network. Rows are copied in and out, as over HTTP.
+ */
+import type { DbFailure, DbResult, Job, JobFilter, JobGuard, JobsDb } from '../jobs-db.ts';
+
+/** Options of {@link createMemoryJobsDb}. */
+export interface MemoryJobsDbOptions {
+  url?: string;
+  /** Whether `hd_requeue_jobs` exists (else rpc answers 404 like PostgREST's PGRST202). */
+  rpcInstalled?: boolean;
+}
+
+/** One call the memory db received, for assertions on what was (not) written. */
+export interface MemoryCall {
+  method: 'findJobs' | 'compareAndSet' | 'rpc';
+  ids?: string[];
+  fn?: string;
+}
+
+/** The memory db and its hooks. */
+export interface MemoryJobsDb extends JobsDb {
+  jobs: Map<string, Job>;
+  calls: MemoryCall[];
+  rpcInstalled: boolean;
+  /** Runs before a write is evaluated (compare-and-set or each job of an rpc): change a row here to race. */
+  beforeWrite?: (jobId: string) => void;
+  /** Makes a write fail with this; `applied: true` makes it fail after writing (a lost answer). */
+  failWrite?: (jobId: string) => { failure: DbFailure; applied?: boolean } | undefined;
+  /** Makes a read fail with this. */
+  failRead?: (filter: JobFilter) => DbFailure | undefined;
+  /** Runs after each read (the watch's polls): advance a fake worker here. */
+  afterRead?: () => void;
+  insert(job: Partial<Job> & Pick<Job, 'id'>): Job;
+  get(id: string): Job | undefined;
+}
+
+const copy = <T>(v: T): T => (v === undefined ? v : JSON.parse(JSON.stringify(v)));
+
+/** Microseconds, as Postgres keeps them; Date only has milliseconds. */
+function instantKey(ts: string): string {
+  const fraction = /\.(\d+)/.exec(ts)?.[1] ?? '';
+  return `${Math.floor(Date.parse(ts) / 1000)}.${fraction.padEnd(6, '0').slice(0, 6)}`;
+}
+
+function sameInstant(a: string | null, b: string | null): boolean {
+  return a === b || (a !== null && b !== null && instantKey(a) === instantKey(b));
+}
+
+function matches(j: Job, g: Pick<JobGuard, 'status' | 'attempts' | 'started_at'>): boolean {
+  return j.status === g.status && j.attempts === g.attempts && sameInstant(j.started_at, g.started_at);
+}
+
+/** A failure whose outcome is unknown to the caller (the request may have been applied). */
+export const NETWORK_TIMEOUT: DbFailure = {
+  kind: 'timeout',
+  status: 0,
+  message: 'no answer from memory within 10000 ms',
+  fix: 'check the network',
+};
+
+/** A fresh, empty memory db. */
+export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJobsDb {
+  const jobs = new Map<string, Job>();
+  const calls: MemoryCall[] = [];
+  const ok = <T>(value: T): DbResult<T> => ({ ok: true, value, ms: 0 });
+  const fail = <T>(failure: DbFailure): DbResult<T> => ({ ok: false, failure, ms: 0 });
+
+  const db: MemoryJobsDb = {
+    url: options.url ?? 'http://memory.local',
+    jobs,
+    calls,
+    rpcInstalled: options.rpcInstalled ?? false,
+    insert(job) {
+      const full: Job = {
+        account_id: null,
+        job_type: 'import_assets_jsonl',
+        status: 'failed',
+        attempts: 1,
+        error: null,
+        debug: {},
+        created_at: '2026-01-01T00:00:00.000000+00:00',
+        started_at: null,
+        finished_at: null,
+        ...job,
+      };
+      jobs.set(full.id, copy(full));
+      return copy(full);
+    },
+    get: (id) => copy(jobs.get(id)),
+    async queueSnapshot() {
+      return fail({ kind: 'bad-request', status: 400, message: 'not in the memory db', fix: '' });
+    },
+    async queuedSummary() {
+      return fail({ kind: 'bad-request', status: 400, message: 'not in the memory db', fix: '' });
+    },
+    async findJobs(f) {
+      calls.push({ method: 'findJobs', ids: f.ids });
+      const failure = db.failRead?.(f);
+      if (failure) return fail(failure);
+      const needle = f.errorContains?.toLowerCase();
+      const all = [...jobs.values()]
+        .filter((j) => !f.ids?.length || f.ids.includes(j.id))
+        .filter((j) => !f.statuses?.length || f.statuses.includes(j.status))
+        .filter((j) => !f.jobType || j.job_type === f.jobType)
+        .filter((j) => !f.accountId || j.account_id === f.accountId)
+        .filter((j) => !f.createdBefore || Date.parse(j.created_at) < f.createdBefore.getTime())
+        .filter((j) => !f.createdAfter || Date.parse(j.created_at) >= f.createdAfter.getTime())
+        .filter((j) => needle === undefined || (j.error ?? '').toLowerCase().includes(needle))
+        .sort((a, b) => instantKey(a.created_at).localeCompare(instantKey(b.created_at)) || a.id.localeCompare(b.id));
+      const result = ok({ jobs: copy(all.slice(0, f.limit)), total: all.length });
+      db.afterRead?.();
+      return result;
+    },
+    async compareAndSet(guard, patch) {
+      calls.push({ method: 'compareAndSet', ids: [guard.id] });
+      db.beforeWrite?.(guard.id);
+      const injected = db.failWrite?.(guard.id);
+      const row = jobs.get(guard.id);
+      if (injected && !injected.applied) return fail(injected.failure);
+      if (!row || !matches(row, guard)) return injected ? fail(injected.failure) : ok(null);
+      const updated = { ...row, ...copy(patch) } as Job;
+      jobs.set(guard.id, updated);
+      return injected ? fail(injected.failure) : ok(copy(updated));
+    },
+    async rpc<T>(fn: string, args: Record<string, unknown>): Promise<DbResult<T>> {
+      calls.push({ method: 'rpc', fn, ids: ((args.p_jobs as JobGuard[]) ?? []).map((g) => g.id) });
+      if (fn !== 'hd_requeue_jobs' || !db.rpcInstalled) {
+        return fail({
+          kind: 'missing-table',
+          status: 404,
+          message: `Could not find the function public.${fn} in the schema cache`,
+          fix: '',
+        });
+      }
+      const guards = (args.p_jobs as JobGuard[]) ?? [];
+      const entry = (args.p_entry as Record<string, unknown>) ?? {};
+      const reset = args.p_reset_attempts === true;
+      let lostAnswer: DbFailure | undefined;
+      for (const g of guards) {
+        const injected = db.failWrite?.(g.id);
+        if (injected && !injected.applied) return fail(injected.failure);
+        if (injected) lostAnswer = injected.failure;
+      }
+      const out: Job[] = [];
+      for (const g of guards) {
+        db.beforeWrite?.(g.id);
+        const row = jobs.get(g.id);
+        if (!row || !matches(row, g) || !['failed', 'running', 'done'].includes(row.status)) continue;
+        const debug = row.debug && typeof row.debug === 'object' && !Array.isArray(row.debug) ? row.debug : {};
+        const raw = (debug as Record<string, unknown>).requeue_history;
+        const history = raw === undefined || raw === null ? [] : Array.isArray(raw) ? raw : [raw];
+        if (entry.op_id && history.some((h) => (h as Record<string, unknown>)?.op_id === entry.op_id)) continue;
+        const updated: Job = {
+          ...row,
+          status: 'queued',
+          error: null,
+          started_at: null,
+          finished_at: null,
+          attempts: reset ? 0 : row.attempts,
+          debug: {
+            ...debug,
+            requeue_history: [
+              ...history,
+              {
+                ...entry,
+                from_status: row.status,
+                from_error: row.error,
+                from_attempts: row.attempts,
+                started_at: row.started_at,
+                finished_at: row.finished_at,
+              },
+            ],
+          },
+        };
+        jobs.set(g.id, updated);
+        out.push(copy(updated));
+      }
+      return lostAnswer ? fail(lostAnswer) : ok(out as T);
+    },
+  };
+  return db;
+}

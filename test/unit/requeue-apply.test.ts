@@ -1,0 +1,339 @@
+import { describe, expect, it } from 'vitest';
+import type { Files } from '../../lib/context.ts';
+import { RunbookError } from '../../lib/exit-codes.ts';
+import type { Job } from '../../lib/jobs-db.ts';
+import { createOutput } from '../../lib/output.ts';
+import type { Clock } from '../../lib/ports.ts';
+import { createApplier, eachBounded, type RpcMode } from '../../lib/requeue/apply.ts';
+import {
+  type AuditJobLine,
+  openAuditLog,
+  parseAuditText,
+  pendingIntents,
+  reconcileAudit,
+} from '../../lib/requeue/audit.ts';
+import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../../lib/requeue/memory-db.ts';
+import { buildPlan, type RequeuePlan } from '../../lib/requeue/plan.ts';
+import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
+
+const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+const NOW = new Date('2026-03-10T12:00:00Z');
+const AUDIT = '/state/requeue-audit.jsonl';
+const PROJECT = {
+  origin: 'http://memory.local',
+  host: 'memory.local',
+  ref: 'mem',
+  credentials: 'test',
+  key: 'k',
+  privileged: true,
+};
+
+function memFiles(): Files & { data: Map<string, string> } {
+  const data = new Map<string, string>();
+  return {
+    data,
+    read: (f) => data.get(f),
+    write: (f, t) => void data.set(f, t),
+    append: (f, t) => void data.set(f, (data.get(f) ?? '') + t),
+  };
+}
+
+function fakeClock(): Clock {
+  let t = NOW.getTime();
+  return {
+    now: () => new Date(t),
+    sleep: async (ms) => {
+      t += ms;
+    },
+  };
+}
+
+function seed(db: MemoryJobsDb, n: number): Job[] {
+  return Array.from({ length: n }, (_, i) =>
+    db.insert({
+      id: id(i + 1),
+      status: 'failed',
+      attempts: 2,
+      error: `ValueError: Circular reference detected (job ${i + 1})`,
+      debug: { note: 'keep me', last_run: { worker_pid: 7 } },
+      created_at: `2026-03-10T10:00:${String(i % 60).padStart(2, '0')}.000001+00:00`,
+      started_at: '2026-03-10T10:30:00.123456+00:00',
+      finished_at: '2026-03-10T10:31:00.654321+00:00',
+    }),
+  );
+}
+
+function setup(opts: { jobs?: number; rpcInstalled?: boolean; rpc?: RpcMode; signal?: AbortSignal } = {}) {
+  const db = createMemoryJobsDb({ rpcInstalled: opts.rpcInstalled ?? false });
+  const jobs = seed(db, opts.jobs ?? 3);
+  const files = memFiles();
+  const out = createOutput({ write: () => {}, color: false, spinner: false, verbose: false });
+  out.addSecret('super-secret-service-key');
+  const plan: RequeuePlan = buildPlan({
+    selection: { kind: 'ids', ids: jobs.map((j) => j.id) },
+    read: { jobs, missingIds: [], scanCut: false, requests: 1 },
+    rules: DEFAULT_RULES,
+    now: NOW,
+    includeDone: false,
+    resetAttempts: false,
+    by: 'alice@example.com',
+    reason: 'fix deployed',
+    runId: 'run-1',
+    opId: 'op-1',
+    project: PROJECT,
+    selectionText: 'ids',
+    limit: 500,
+  });
+  const audit = openAuditLog(files, out.redact, AUDIT, {
+    run_id: plan.runId,
+    op_id: plan.opId,
+    by: plan.by,
+    reason: plan.reason,
+    project: { origin: PROJECT.origin, ref: PROJECT.ref },
+  });
+  const applier = createApplier({ db, clock: fakeClock(), out, audit, signal: opts.signal }, plan, {
+    concurrency: 4,
+    rpc: opts.rpc ?? 'auto',
+  });
+  const lines = () => parseAuditText(files.data.get(AUDIT));
+  const jobLines = () => lines().filter((l): l is AuditJobLine => l.outcome !== 'intent');
+  return { db, jobs, files, out, plan, audit, applier, lines, jobLines };
+}
+
+const PATHS: [string, { rpcInstalled: boolean; rpc: RpcMode }, string][] = [
+  ['per-job compare-and-set', { rpcInstalled: false, rpc: 'auto' }, 'compareAndSet'],
+  ['server-side hd_requeue_jobs', { rpcInstalled: true, rpc: 'auto' }, 'rpc'],
+];
+
+describe.each(PATHS)('apply via %s', (_name, opts, writeMethod) => {
+  it('requeues, keeps the old error and the rest of debug, and audits each job with before and after', async () => {
+    const s = setup(opts);
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toBeUndefined();
+    expect(run.results.map((r) => r.outcome)).toEqual(['requeued', 'requeued', 'requeued']);
+    expect(s.db.calls.some((c) => c.method === writeMethod && c.ids?.length)).toBe(true);
+    const row = s.db.get(id(1))!;
+    expect(row).toMatchObject({ status: 'queued', attempts: 2, error: null, started_at: null, finished_at: null });
+    expect(row.debug).toMatchObject({ note: 'keep me', last_run: { worker_pid: 7 } });
+    const history = (row.debug as { requeue_history: Record<string, unknown>[] }).requeue_history;
+    expect(history).toHaveLength(1);
+    expect(history[0]).toMatchObject({
+      by: 'alice@example.com',
+      reason: 'fix deployed',
+      from_status: 'failed',
+      from_error: 'ValueError: Circular reference detected (job 1)',
+      from_attempts: 2,
+      started_at: '2026-03-10T10:30:00.123456+00:00',
+      finished_at: '2026-03-10T10:31:00.654321+00:00',
+      run_id: 'run-1',
+      op_id: 'op-1',
+    });
+    expect(s.lines()[0]).toMatchObject({ outcome: 'intent', job_ids: [id(1), id(2), id(3)] });
+    const jl = s.jobLines();
+    expect(jl.map((l) => [l.job_id, l.outcome])).toEqual([
+      [id(1), 'requeued'],
+      [id(2), 'requeued'],
+      [id(3), 'requeued'],
+    ]);
+    expect(jl[0].before).toEqual({
+      status: 'failed',
+      attempts: 2,
+      error: 'ValueError: Circular reference detected (job 1)',
+      started_at: '2026-03-10T10:30:00.123456+00:00',
+      finished_at: '2026-03-10T10:31:00.654321+00:00',
+    });
+    expect(jl[0].after).toEqual({ status: 'queued', attempts: 2, error: null, started_at: null, finished_at: null });
+    expect(jl[0]).toMatchObject({
+      run_id: 'run-1',
+      by: 'alice@example.com',
+      project: { origin: PROJECT.origin, ref: 'mem' },
+    });
+  });
+
+  it('skips and reports a job the worker claimed after the preview, without overwriting it', async () => {
+    const s = setup(opts);
+    s.db.beforeWrite = (jobId) => {
+      if (jobId !== id(2)) return;
+      const row = s.db.jobs.get(jobId)!;
+      s.db.jobs.set(jobId, {
+        ...row,
+        status: 'running',
+        attempts: 3,
+        started_at: '2026-03-10T12:00:01.000000+00:00',
+        finished_at: null,
+      });
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    const skipped = run.results.find((r) => r.jobId === id(2))!;
+    expect(skipped.outcome).toBe('skipped');
+    expect(skipped.detail).toContain('status failed → running');
+    expect(s.db.get(id(2))).toMatchObject({
+      status: 'running',
+      attempts: 3,
+      error: 'ValueError: Circular reference detected (job 2)',
+    });
+    expect(s.db.get(id(2))!.debug).not.toHaveProperty('requeue_history');
+    expect(s.jobLines().find((l) => l.job_id === id(2))).toMatchObject({ outcome: 'skipped' });
+    expect(run.results.filter((r) => r.outcome === 'requeued')).toHaveLength(2);
+  });
+
+  it('settles a lost answer by reading the job back: written is written', async () => {
+    const s = setup(opts);
+    s.db.failWrite = (jobId) => (jobId === id(1) ? { failure: NETWORK_TIMEOUT, applied: true } : undefined);
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.results.find((r) => r.jobId === id(1))?.outcome).toBe('requeued');
+    expect(s.jobLines().find((l) => l.job_id === id(1))?.outcome).toBe('requeued');
+  });
+
+  it('stops on a write of unknown outcome and leaves its intent for the next run to settle', async () => {
+    const s = setup(opts);
+    s.db.failWrite = (jobId) => (jobId === id(1) ? { failure: NETWORK_TIMEOUT } : undefined);
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped?.kind).toBe('outcome-unknown');
+    expect(run.results.find((r) => r.jobId === id(1))?.outcome).toBe('unknown');
+    expect(s.jobLines().some((l) => l.job_id === id(1))).toBe(false);
+    const pending = pendingIntents(s.lines());
+    expect(pending.flatMap((p) => p.jobIds)).toContain(id(1));
+    const settled = await reconcileAudit(
+      s.db,
+      s.audit,
+      pending,
+      { origin: PROJECT.origin, ref: 'mem' },
+      'run-2',
+      () => NOW,
+    );
+    expect(settled.notWritten).toBeGreaterThanOrEqual(1);
+    expect(pendingIntents(s.lines())).toEqual([]);
+    expect(s.jobLines().find((l) => l.job_id === id(1))).toMatchObject({ outcome: 'skipped', recovered_by: 'run-2' });
+  });
+
+  it('stops on a refused write, records it as not written, and touches nothing else', async () => {
+    const s = setup(opts);
+    s.db.failWrite = () => ({
+      failure: { kind: 'forbidden', status: 403, message: 'permission denied (403)', fix: 'use the service-role key' },
+    });
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toMatchObject({ kind: 'write-failed', fix: 'use the service-role key' });
+    expect(run.results.some((r) => r.outcome === 'requeued')).toBe(false);
+    expect(s.db.get(id(1))!.status).toBe('failed');
+    expect(pendingIntents(s.lines())).toEqual([]);
+  });
+
+  it('never writes a secret into the audit file', async () => {
+    const s = setup(opts);
+    const row = s.db.jobs.get(id(1))!;
+    s.db.jobs.set(id(1), { ...row, error: 'HTTP 401 with apikey super-secret-service-key' });
+    await s.applier.apply(s.plan.writes);
+    const text = s.files.data.get(AUDIT)!;
+    expect(text).not.toContain('super-secret-service-key');
+    expect(text).toContain('[redacted]');
+  });
+});
+
+describe('apply', () => {
+  it('falls back to compare-and-set when hd_requeue_jobs is not installed, and says why', async () => {
+    const s = setup({ rpcInstalled: false, rpc: 'auto' });
+    await s.applier.apply(s.plan.writes);
+    expect(s.applier.path()).toBe('cas');
+    expect(s.applier.describePath()).toContain('hd_requeue_jobs is not installed');
+  });
+
+  it('refuses to write with --rpc only when the function is missing', async () => {
+    const s = setup({ rpcInstalled: false, rpc: 'only' });
+    await expect(s.applier.apply(s.plan.writes)).rejects.toBeInstanceOf(RunbookError);
+    expect(s.db.get(id(1))!.status).toBe('failed');
+  });
+
+  it('does not call the server function with --rpc off', async () => {
+    const s = setup({ rpcInstalled: true, rpc: 'off' });
+    await s.applier.apply(s.plan.writes);
+    expect(s.db.calls.some((c) => c.method === 'rpc')).toBe(false);
+  });
+
+  it('stops starting writes once interrupted, and settles the announced batch in the audit file', async () => {
+    const controller = new AbortController();
+    const s = setup({ jobs: 120, rpc: 'off', signal: controller.signal });
+    let writes = 0;
+    s.db.beforeWrite = () => {
+      if (++writes === 10) controller.abort();
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped?.kind).toBe('aborted');
+    const requeued = run.results.filter((r) => r.outcome === 'requeued').length;
+    expect(requeued).toBeGreaterThanOrEqual(10);
+    expect(requeued).toBeLessThan(50);
+    expect(run.results).toHaveLength(120);
+    // Every job announced got a line; nothing is left pending after a clean interruption.
+    expect(pendingIntents(s.lines())).toEqual([]);
+    const inDb = [...s.db.jobs.values()]
+      .filter((j) => j.status === 'queued')
+      .map((j) => j.id)
+      .sort();
+    const audited = s
+      .jobLines()
+      .filter((l) => l.outcome === 'requeued')
+      .map((l) => l.job_id)
+      .sort();
+    expect(audited).toEqual(inDb);
+  });
+
+  it('keeps at most the given number of writes in flight', async () => {
+    let inFlight = 0;
+    let peak = 0;
+    await eachBounded(
+      Array.from({ length: 50 }, (_, i) => i),
+      8,
+      async () => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setTimeout(r, 1));
+        inFlight--;
+      },
+      () => false,
+    );
+    expect(peak).toBe(8);
+  });
+});
+
+describe('audit file location', () => {
+  it('defaults to the XDG state folder, else ~/.local/state; --audit and REQUEUE_AUDIT_FILE override', async () => {
+    const { defaultAuditFile, resolveAuditFile } = await import('../../lib/requeue/audit.ts');
+    expect(defaultAuditFile({ XDG_STATE_HOME: '/xdg' }, '/home/op')).toBe(
+      '/xdg/hd-worker-runbooks/requeue-audit.jsonl',
+    );
+    expect(defaultAuditFile({ XDG_STATE_HOME: 'relative' }, '/home/op')).toBe(
+      '/home/op/.local/state/hd-worker-runbooks/requeue-audit.jsonl',
+    );
+    expect(resolveAuditFile(undefined, '~/audit.jsonl', {}, '/home/op', '/work')).toBe('/home/op/audit.jsonl');
+    expect(resolveAuditFile('a.jsonl', '/ignored', {}, '/home/op', '/work')).toBe('/work/a.jsonl');
+  });
+
+  it('never glues a line onto one cut by a kill', () => {
+    const files = memFiles();
+    files.data.set(AUDIT, '{"run_id":"r0","outcome":"requeu');
+    const out = createOutput({ write: () => {}, color: false, spinner: false, verbose: false });
+    const log = openAuditLog(files, out.redact, AUDIT, {
+      run_id: 'r1',
+      op_id: 'o',
+      by: 'me',
+      reason: null,
+      project: { origin: 'x', ref: null },
+    });
+    log.intent([id(1)], NOW.toISOString(), false);
+    expect(parseAuditText(files.data.get(AUDIT))).toEqual([
+      expect.objectContaining({ run_id: 'r1', outcome: 'intent' }),
+    ]);
+  });
+
+  it('turns an unreadable audit path into a usage error naming --audit', async () => {
+    const { readAuditFile } = await import('../../lib/requeue/audit.ts');
+    const files: Files = {
+      read: () => {
+        throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      },
+      write: () => {},
+      append: () => {},
+    };
+    expect(() => readAuditFile(files, '/tmp')).toThrow(/cannot read the audit file \/tmp: EISDIR/);
+  });
+});
