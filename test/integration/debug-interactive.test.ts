@@ -1,0 +1,91 @@
+/**
+ * The guided incident flow, driven in-process with scripted answers against the real sandbox: the real db and SSH
+ * ports, a prompter that fails on any question it was not given.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { realPorts } from '../../lib/context.ts';
+import { EXIT } from '../../lib/exit-codes.ts';
+import { requeueJobs } from '../../lib/requeue/flow.ts';
+import { runDebugStuckJobs } from '../../lib/runbooks/debug-stuck-jobs.ts';
+import { recordingOutput, scriptedPrompter } from '../helpers/fake-ports.ts';
+import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
+
+let sb: Sandbox;
+
+beforeAll(async () => {
+  sb = await startSandbox();
+});
+
+afterAll(async () => {
+  await sb?.down();
+});
+
+function ports(script: Record<string, unknown>) {
+  const base = realPorts({ ci: false, verbose: false, jsonToStdout: false, timeoutMs: 10_000 });
+  const out = recordingOutput();
+  const prompt = scriptedPrompter(script);
+  const audit = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-audit-')), 'audit.jsonl');
+  return {
+    ports: { ...base, out: out.out, prompt, env: { REQUEUE_AUDIT_FILE: audit } },
+    out,
+    prompt,
+    audit,
+  };
+}
+
+describe('debug-stuck-jobs, interactive with scripted answers', () => {
+  it('after the fix is deployed, hands the circular-metadata jobs to requeue and the worker finishes them', async () => {
+    await sb.scenario('circular-metadata');
+    await sb.worker('fix');
+    const failed = await sb.sql<{ id: string }>("select id from hd_ingestion_jobs where status = 'failed'");
+    const { ports: p, out, prompt, audit } = ports({
+      'requeue-circular-metadata': true,
+      'confirm-apply': true,
+    });
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, (pp, state, request) =>
+      requeueJobs(pp, state, request, { verifySeconds: 15 }),
+    );
+    expect(prompt.asked).toEqual(['requeue-circular-metadata', 'confirm-apply']);
+    const text = out.text();
+    expect(text).toContain('fix gate: the worker restarted');
+    expect(text).toContain('circular-metadata fixed');
+    expect(code).toBe(EXIT.findings);
+    const rows = await sb.sql<{ id: string; status: string; debug: { requeue_history: Array<{ from_error: string }> } }>(
+      'select id, status, debug from hd_ingestion_jobs where id = any($1::uuid[])',
+      [failed.map((f) => f.id)],
+    );
+    for (const r of rows) {
+      expect(r.status).toBe('done');
+      expect(r.debug.requeue_history).toHaveLength(1);
+      expect(r.debug.requeue_history[0].from_error).toContain('Circular reference detected');
+    }
+    const lines = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.outcome === 'requeued').map((l) => l.job_id).sort()).toEqual(
+      failed.map((f) => f.id).sort(),
+    );
+  });
+
+  it('says No by default: an operator who declines the hand-over writes nothing', async () => {
+    await sb.scenario('circular-metadata');
+    await sb.resetStats();
+    const { ports: p, out, prompt } = ports({ 'requeue-circular-metadata': false });
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, requeueJobs);
+    expect(prompt.asked).toEqual(['requeue-circular-metadata']);
+    expect(out.text()).toContain('The worker has not restarted since these jobs failed');
+    expect(out.text()).toContain('not requeued. Later: npx zx runbooks/requeue.mts --id');
+    expect(code).toBe(EXIT.findings);
+    expect((await sb.stats()).httpWrites).toBe(0);
+  });
+
+  it('a No at the requeue confirmation is an abort (exit 3) with nothing written', async () => {
+    await sb.scenario('circular-metadata');
+    await sb.resetStats();
+    const { ports: p } = ports({ 'requeue-circular-metadata': true, 'confirm-apply': false });
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, requeueJobs);
+    expect(code).toBe(EXIT.aborted);
+    expect((await sb.stats()).httpWrites).toBe(0);
+  });
+});
