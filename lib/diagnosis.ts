@@ -136,10 +136,19 @@ export function environmentFindings(ev: Evidence): Finding[] {
     out.push({
       id: 'spark-probe-incomplete',
       severity: 'critical',
-      title: "the probe of Spark was cut short: the worker's side is unknown",
-      evidence: [`sections not received: ${probe.missingSections.join(', ')}`],
-      cause: 'the SSH connection dropped, or a command timed out or is missing on Spark',
-      fix: 'run again; if it persists, run with --verbose and check the link (`tailscale ping`) and the load on Spark (`uptime`)',
+      title: probe.missingTools?.length
+        ? `Spark lacks ${probe.missingTools.join(', ')}: the worker's side is partly unknown`
+        : "the probe of Spark was cut short: the worker's side is unknown",
+      evidence: [
+        `sections not received: ${probe.missingSections.join(', ')}`,
+        ...(probe.missingTools?.length ? [`not installed on Spark: ${probe.missingTools.join(', ')}`] : []),
+      ],
+      cause: probe.missingTools?.length
+        ? `the probe needs ${probe.missingTools.join(', ')}, which Spark does not have`
+        : 'the SSH connection dropped, or a command timed out or is missing on Spark',
+      fix: probe.missingTools?.length
+        ? `install ${probe.missingTools.join(', ')} on Spark (ps, pgrep: procps; find: findutils; the others: coreutils), then run again`
+        : 'run again; if it persists, run with --verbose and check the link (`tailscale ping`) and the load on Spark (`uptime`)',
     });
   }
   if (probe && seen('dir') && !probe.workerDir.exists) {
@@ -368,7 +377,7 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
         fix: 'inspect it on Spark (`py-spy dump --pid PID` for Python, or its own status page) and restart it',
       });
     }
-  } else if (probe?.workerDir.exists && probe.log.status === 'missing') {
+  } else if (probe?.workerDir.exists && probe.log.status === 'missing' && !probe.missingSections.includes('logstat')) {
     out.push({
       id: 'worker-log-missing',
       severity: 'warning',
@@ -553,7 +562,7 @@ export function fixGate(
   const failedAt = jobs
     .map((j) => (j.finished_at ? Date.parse(j.finished_at) : Number.NaN))
     .filter((t) => !Number.isNaN(t));
-  if (!probe || !probe.processes.length || !failedAt.length) {
+  if (!probe?.processes.length || !failedAt.length) {
     return {
       deployed: undefined,
       line: 'cannot tell whether the fix is deployed (no worker process or failure time seen)',

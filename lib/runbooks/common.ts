@@ -90,7 +90,7 @@ export function showFindings(ports: Ports, findings: readonly Finding[]): void {
   const { out } = ports;
   out.heading(findings.length ? `Findings (${findings.length})` : 'Findings');
   if (!findings.length) out.line('none');
-  findings.forEach((f, i) => out.finding(f, i));
+  for (const [i, f] of findings.entries()) out.finding(f, i);
 }
 
 export function finishRun(

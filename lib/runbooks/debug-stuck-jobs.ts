@@ -105,7 +105,7 @@ function stuckJobs(ev: Evidence): Job[] {
 function showLogLinks(ports: Ports, ev: Evidence): Record<string, string[]> {
   const probe = ev.spark?.ok ? ev.spark.probe : undefined;
   const links: Record<string, string[]> = {};
-  if (!probe || probe.log.status !== 'ok') return links;
+  if (probe?.log.status !== 'ok') return links;
   for (const j of stuckJobs(ev)) {
     const lines = logContextFor(j.id, probe.log.tail);
     if (lines.length) links[j.id] = lines.slice(0, 6);

@@ -286,7 +286,7 @@ describe('an interactive run in a pseudo-terminal', () => {
       child.stdout.on('data', (d) => {
         screen += d;
         const next = pending[0];
-        if (next && next.when.test(screen)) {
+        if (next?.when.test(screen)) {
           pending.shift();
           setTimeout(() => child.stdin.write(next.send), 200);
         }
