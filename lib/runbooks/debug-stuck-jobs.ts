@@ -13,6 +13,7 @@ import type { Finding } from '../findings.ts';
 import { appStep, closeSession, configStep, queueStep, type RunState, sparkStep } from '../gather.ts';
 import type { Job } from '../jobs-db.ts';
 import type { Report } from '../report.ts';
+import { shellQuote } from '../shell-quote.ts';
 import { describeRules, isOverdueQueued, isStaleRunning } from '../stuck-rules.ts';
 import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './common.ts';
 
@@ -147,7 +148,8 @@ async function offerRequeue(
     const gate = fixGate(evidence, jobs);
     ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
     ports.out.line(`  fix gate: ${gate.line}`);
-    const command = `npx zx runbooks/requeue.mts ${f
+    const envFile = flags['env-file'] ? `--env-file ${shellQuote(flags['env-file'])} ` : '';
+    const command = `npx zx runbooks/requeue.mts ${envFile}${f
       .jobIds!.slice(0, 3)
       .map((id) => `--id ${id}`)
       .join(' ')}${f.jobIds!.length > 3 ? ' …' : ''} --reason "${f.id} fixed"`;
