@@ -5,7 +5,7 @@
  */
 import type { ParseArgsConfig } from 'node:util';
 import { COMMON_HELP, parseFlags, runMain, scriptArgs, timeoutMsFrom } from './cli.ts';
-import { type Ports, realPorts } from './context.ts';
+import type { Ports } from './context.ts';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from './exit-codes.ts';
 
 export interface RunbookEntry<O extends NonNullable<ParseArgsConfig['options']>> {
@@ -52,6 +52,8 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
         process.stdout.write(`${entry.help}\n\n${COMMON_HELP}\n\n${entry.exitCodesHelp ?? EXIT_CODES_HELP}\n`);
         return EXIT.ok;
       }
+      // Loaded only now: --help and usage errors should not pay for supabase-js and ssh2.
+      const { realPorts } = await import('./context.ts');
       const ports = realPorts({
         ci: common.ci,
         verbose: common.verbose,

@@ -5,25 +5,10 @@
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import ws from 'ws';
 import { guardedFetch, TRANSPORT_ERROR_PATTERN } from './http.ts';
+import { JOB_COLUMNS, type Job, type JobStatus } from './job.ts';
 
-export const JOB_STATUSES = ['queued', 'pending', 'running', 'done', 'failed'] as const;
-export type JobStatus = (typeof JOB_STATUSES)[number];
+export { JOB_COLUMNS, JOB_STATUSES, type Job, type JobStatus } from './job.ts';
 
-export interface Job {
-  id: string;
-  account_id: string | null;
-  job_type: string;
-  status: JobStatus;
-  attempts: number;
-  error: string | null;
-  debug: Record<string, unknown> | null;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-}
-
-/** Never `payload`: it can be megabytes, and no runbook needs it. */
-export const JOB_COLUMNS = 'id,account_id,job_type,status,attempts,error,debug,created_at,started_at,finished_at';
 export const JOBS_TABLE = 'hd_ingestion_jobs';
 
 export type DbFailureKind =

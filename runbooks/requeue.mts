@@ -2,7 +2,6 @@
 // npx zx runbooks/requeue.mts --help
 import { runbookEntry } from '../lib/entry.ts';
 import { EXIT_CODES_HELP } from '../lib/exit-codes.ts';
-import { runRequeue } from '../lib/requeue/flow.ts';
 import { REQUEUE_HELP, REQUEUE_OPTIONS } from '../lib/requeue/options.ts';
 
 await runbookEntry({
@@ -13,5 +12,5 @@ await runbookEntry({
     'findings at warning level or above',
     'some jobs skipped, failed again or held back (findings)',
   ),
-  run: (ports, flags, extra) => runRequeue(ports, flags, extra),
+  run: async (ports, flags, extra) => (await import('../lib/requeue/flow.ts')).runRequeue(ports, flags, extra),
 });

@@ -26,14 +26,17 @@ import {
 } from './history.ts';
 import type { PlannedWrite, RequeuePlan } from './plan.ts';
 
-/** Compare-and-set writes in flight by default: fast enough for thousands, gentle on the API. */
-export const DEFAULT_CONCURRENCY = 8;
+/**
+ * Compare-and-set writes in flight by default. At 50 ms to Supabase, 24 in flight requeue 10,000 jobs in about
+ * 25 s; PostgREST queues what its pool cannot take at once, so this is still gentle on the API.
+ */
+export const DEFAULT_CONCURRENCY = 24;
 /** The most `--concurrency` allows. */
-export const MAX_CONCURRENCY = 32;
-/** Jobs per audit intent and re-read on the per-job path. */
-const CAS_BATCH = 50;
-/** Jobs per server call: one statement, so keep each transaction short. */
-const RPC_BATCH = 200;
+export const MAX_CONCURRENCY = 64;
+/** Jobs per audit intent and re-read on the per-job path (a multiple of the default concurrency). */
+const CAS_BATCH = 240;
+/** Jobs per server call: one statement of guarded updates, well under a second even for the largest batch. */
+const RPC_BATCH = 1000;
 /** The optional SQL function of sandbox/migrations/002_requeue_rpc.sql. */
 export const RPC_FUNCTION = 'hd_requeue_jobs';
 

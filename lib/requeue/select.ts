@@ -4,7 +4,8 @@
  * jobs (server-side filters, pages, then the client-side error regex).
  */
 import { RunbookError } from '../exit-codes.ts';
-import { JOB_STATUSES, type Job, type JobFilter, type JobStatus, type JobsDb } from '../jobs-db.ts';
+import { JOB_STATUSES, type Job, type JobStatus } from '../job.ts';
+import type { JobFilter, JobsDb } from '../jobs-db.ts';
 
 /** How many jobs a run selects when `--limit` is not given, and the most it may ask for. */
 export const DEFAULT_LIMIT = 500;

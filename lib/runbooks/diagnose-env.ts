@@ -7,11 +7,7 @@ import type { ExitCode } from '../exit-codes.ts';
 import { appStep, closeSession, configStep, sparkStep, supabasePreflightStep } from '../gather.ts';
 import { type CommonFlags, finishRun, showFindings, startRun } from './common.ts';
 
-export const DIAGNOSE_ENV_HELP = `Usage: npx zx runbooks/diagnose-env.mts [options]
-
-Checks every side's configuration in seconds: the laptop's .env and keys, Supabase from this machine, Spark over
-SSH (the worker's folder, .env, key, process, log, clock, disk, and Supabase as seen from Spark), and the app's env.
-Flags failure A (the app writing to a local Supabase) before it becomes an incident. Read-only.`;
+export { DIAGNOSE_ENV_HELP } from './usage.ts';
 
 export async function runDiagnoseEnv(ports: Ports, flags: CommonFlags): Promise<ExitCode> {
   const state = startRun(ports, flags, (values) => stuckRulesFrom(values, {}));
