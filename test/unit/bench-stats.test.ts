@@ -1,0 +1,100 @@
+// The benchmark's pure helpers (bench/stats.ts, bench/table.ts). The benchmark itself never runs in `npm test`.
+import { describe, expect, it } from 'vitest';
+import { httpRounds, originOf, runCost, summarize } from '../../bench/stats.ts';
+import { fmt, table } from '../../bench/table.ts';
+import type { HttpEvent, StatsSnapshot } from '../../sandbox/stats.ts';
+
+const ev = (startedAt: number, endedAt: number, client: string, method = 'GET', bytesOut = 100): HttpEvent => ({
+  api: 'cloud',
+  method,
+  role: 'service_role',
+  path: '/rest/v1/hd_ingestion_jobs',
+  client,
+  status: 200,
+  startedAt,
+  endedAt,
+  bytesOut,
+});
+
+describe('summarize', () => {
+  it.each([
+    [[3, 1, 2], { median: 2, min: 1, max: 3, n: 3 }],
+    [[4, 1, 3, 2], { median: 2.5, min: 1, max: 4, n: 4 }],
+    [[7], { median: 7, min: 7, max: 7, n: 1 }],
+  ])('%j', (values, expected) => expect(summarize(values)).toEqual(expected));
+
+  it('has no median without runs', () => expect(summarize([]).n).toBe(0));
+});
+
+describe('originOf', () => {
+  it.each([
+    ['supabase-js-node/2.109.0', 'laptop'],
+    ['curl/8.5.0', 'spark'],
+    ['python-requests/2.34.2', 'spark'],
+    ['node', 'worker'],
+    [undefined, 'other'],
+  ])('%s is %s', (client, origin) => expect(originOf(client)).toBe(origin));
+});
+
+describe('httpRounds', () => {
+  it('counts requests in flight together as one round', () => {
+    expect(httpRounds([ev(0, 60, ''), ev(2, 55, ''), ev(5, 58, '')])).toBe(1);
+  });
+  it('counts requests that start after the previous ended as a new round', () => {
+    expect(httpRounds([ev(0, 50, ''), ev(51, 100, ''), ev(60, 90, ''), ev(200, 250, '')])).toBe(3);
+  });
+  it('is zero without requests', () => expect(httpRounds([])).toBe(0));
+});
+
+describe('runCost', () => {
+  const stats: StatsSnapshot = {
+    http: {},
+    httpTotal: 7,
+    httpWrites: 0,
+    httpBytesOut: 0,
+    ssh: { connections: 1, authFailures: 0, execChannels: 1, bytesSent: 2_000 },
+    events: [
+      ev(0, 55, 'supabase-js-node/2.109.0'),
+      ev(1, 56, 'supabase-js-node/2.109.0'),
+      ev(1, 57, 'supabase-js-node/2.109.0'),
+      ev(2, 58, 'supabase-js-node/2.109.0'),
+      ev(120, 175, 'curl/8.5.0', 'GET', 10),
+      ev(130, 180, 'node', 'GET', 5_000),
+      ev(300, 350, 'node', 'PATCH', 5_000),
+    ],
+  };
+
+  it('leaves the worker out and counts Spark requests inside the exec round', () => {
+    expect(runCost(stats)).toEqual({
+      laptopRequests: 4,
+      sparkRequests: 1,
+      workerRequests: 2,
+      requests: 5,
+      writes: 0,
+      rounds: 2,
+      sshConnections: 1,
+      execChannels: 1,
+      bytesMoved: 410 + 2_000,
+      httpBytes: 410,
+      sshBytes: 2_000,
+    });
+  });
+});
+
+describe('table output', () => {
+  it('shows one value when every run gave the same, else median [min–max]', () => {
+    expect(fmt(summarize([5, 5]), ' ms')).toBe('5 ms');
+    expect(fmt(summarize([4, 5, 9]), ' ms')).toBe('5 ms [4–9]');
+  });
+  it('aligns numbers right and the first column left', () => {
+    expect(
+      table(
+        ['run', 'ms'],
+        [
+          ['a', '5'],
+          ['long name', '1234'],
+        ],
+      ),
+    ).toBe(['run          ms', '---------  ----', 'a             5', 'long name  1234'].join('\n'));
+  });
+});
