@@ -316,6 +316,20 @@ describe('an interactive run in a pseudo-terminal', () => {
     expect((await sb.stats()).httpWrites).toBe(0);
   });
 
+  it('shows an unknown host key fingerprint and asks before trusting it', async () => {
+    await sb.scenario('healthy');
+    const knownHosts = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-kh-')), 'known_hosts');
+    writeFileSync(knownHosts, '');
+    const env = envVariant(sb, { SPARK_KNOWN_HOSTS: knownHosts });
+    const { code, screen } = await inPty(
+      ['runbooks/diagnose-env.mts', '--env-file', env],
+      [{ when: /Trust SHA256:\S+ for this run\?/, send: 'y' }],
+    );
+    expect(screen).toContain(`it presents ${sb.info.spark.hostKeyFingerprint}`);
+    expect(screen).toMatch(/Connect to Spark: sparkuser@127\.0\.0\.1:\d+, host key SHA256:/);
+    expect(code).toBe(0);
+  });
+
   it('Ctrl-C at a prompt exits 3 with nothing written', async () => {
     await sb.scenario('circular-metadata');
     await sb.resetStats();
