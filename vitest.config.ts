@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     // Integration tests start real PostgreSQL and SSH servers; two cores, so keep the fan-out small.
     maxWorkers: 2,
+    // The fault harness (test/faults) prints its table of cases tried and held after the run.
+    reporters: ['default', './test/faults/table-reporter.ts'],
   },
 });

@@ -121,6 +121,12 @@ export function stuckRulesFrom(
   };
   const perJobType: StuckRules['perJobType'] = {};
   for (const text of flags.jobTypeRules ?? []) {
+    if (text.trim() === '') {
+      throw new RunbookError(
+        '--job-type-rule is empty',
+        'e.g. --job-type-rule import_assets_jsonl:running=180,queued=30',
+      );
+    }
     const r = parseJobTypeRules(text);
     if (!r.ok)
       throw new RunbookError(

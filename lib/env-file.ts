@@ -96,6 +96,7 @@ function path(name: string): Validator {
       return problem(`${name} has leading or trailing whitespace`, `remove the spaces around the path in ${name}`);
     }
     if (/[\r\n\0]/.test(value)) return problem(`${name} contains a line break`, `set ${name} to a single path`);
+    if (value.length > 4096) return problem(`${name} is longer than 4096 characters`, `set ${name} to a real path`);
     return undefined;
   };
 }
@@ -159,6 +160,15 @@ const sparkHost: Validator = (value) => {
     return problem('SPARK_HOST includes a port (host:port)', 'put the port in SPARK_PORT and only the host here');
   }
   if (/\s/.test(v)) return problem('SPARK_HOST contains whitespace', 'set SPARK_HOST to a single host name or IP');
+  // No host name, IP or ssh_config alias holds these; a fix that prints the host as a command must stay harmless.
+  if (/[;&|$`'"()<>\\,*?!{}]/.test(v) || v.startsWith('-')) {
+    return problem(
+      'SPARK_HOST contains characters no host name or IP has',
+      "set SPARK_HOST to Spark's Tailscale IP, MagicDNS name or a ~/.ssh/config Host alias",
+    );
+  }
+  if (v.length > 253)
+    return problem('SPARK_HOST is longer than a host name can be', 'set SPARK_HOST to a host name or IP');
   return undefined;
 };
 

@@ -170,18 +170,29 @@ export const sparkStep: Step<RunState> = {
         `${where}, host key ${connected.session.hostKeyFingerprint} (${Math.round(connectMs)} ms)`,
       ),
     ];
-    if (probe.missingSections.includes('end')) {
+    const unseen = (section: string) => probe.missingSections.includes(section);
+    if (probe.missingSections.length) {
+      const tools = probe.missingTools ?? [];
       results.push(
         check(
           'spark-probe',
           'Probe the worker',
-          'warning',
-          `the probe's output was cut short (missing: ${probe.missingSections.join(', ')})`,
+          'failed',
+          `${tools.length ? `${tools.join(', ')} not installed on Spark; ` : ''}the probe's output ${unseen('end') ? 'was cut short' : 'is incomplete'} (missing: ${probe.missingSections.join(', ')})`,
           {
-            fix: 'the connection dropped or a command is missing on Spark; run again, or with --verbose',
+            fix: tools.length
+              ? `install ${tools.join(', ')} on Spark (ps, pgrep: procps; find: findutils; the others: coreutils)`
+              : 'the connection dropped or a command is missing on Spark; run again, or with --verbose',
           },
         ),
       );
+    }
+    // What the probe did not deliver is unknown, not absent: say so instead of "missing" or "not running".
+    const notReceived = (id: string, title: string) =>
+      check(id, title, 'failed', 'unknown: the probe did not deliver it (see above)');
+    if (unseen('dir')) {
+      results.push(notReceived('worker-dir', 'Worker folder'));
+      return results;
     }
     // The worker's own config: parsed in memory, its key registered for redaction before anything prints.
     if (!probe.workerDir.exists) {
@@ -209,9 +220,13 @@ export const sparkStep: Step<RunState> = {
           `${w.url?.origin ?? `SUPABASE_URL ${w.urlProblem ?? 'missing'}`}; key ${w.keyVar ?? '(none)'}: ${w.key ? describeKey(w.key, evidence.now) : 'missing'}`,
         ),
       );
+    } else if (unseen('env')) {
+      results.push(notReceived('worker-env', "Read the worker's .env"));
     } else {
       results.push(
-        check('worker-env', "Read the worker's .env", 'failed', `${probe.workerDir.path}/.env is ${probe.env.status}`),
+        check('worker-env', "Read the worker's .env", 'failed', `${probe.workerDir.path}/.env is ${probe.env.status}`, {
+          fix: `make ${probe.workerDir.path}/.env a file the worker's user can read, with SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY`,
+        }),
       );
     }
     const reach = probe.reach;
@@ -232,29 +247,43 @@ export const sparkStep: Step<RunState> = {
             )
           : reach.status === 'failed'
             ? check('spark-reach', 'Reach Supabase from Spark', 'failed', reach.message)
-            : check('spark-reach', 'Reach Supabase from Spark', 'skipped', (reach as { reason: string }).reason),
+            : (reach as { reason: string }).reason === 'no-curl'
+              ? check(
+                  'spark-reach',
+                  'Reach Supabase from Spark',
+                  'warning',
+                  "curl is not installed on Spark: the worker's own request to Supabase was not tried",
+                  { fix: 'install curl on Spark (sudo apt install curl) to include this check' },
+                )
+              : check('spark-reach', 'Reach Supabase from Spark', 'skipped', (reach as { reason: string }).reason),
     );
     results.push(
-      probe.processes.length
-        ? check(
-            'worker-process',
-            'Worker process',
-            'ok',
-            probe.processes
-              .map((p) => `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${p.args.slice(0, 80)})`)
-              .join('; '),
-          )
-        : check('worker-process', 'Worker process', 'failed', `no process runs in ${probe.workerDir.path}`),
+      unseen('process')
+        ? notReceived('worker-process', 'Worker process')
+        : probe.processes.length
+          ? check(
+              'worker-process',
+              'Worker process',
+              'ok',
+              probe.processes
+                .map((p) => `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${p.args.slice(0, 80)})`)
+                .join('; '),
+            )
+          : check('worker-process', 'Worker process', 'failed', `no process runs in ${probe.workerDir.path}`),
     );
     results.push(
-      probe.log.status === 'ok'
-        ? check(
-            'worker-log',
-            'Worker log',
-            'ok',
-            `written ${formatAge(minutesBetween(evidence.now, probe.log.modifiedAt))} ago, ${Math.round(probe.log.size / 1024)} KB${probe.log.tail.length ? `; last: ${probe.log.tail[probe.log.tail.length - 1].slice(0, 120)}` : ''}`,
-          )
-        : check('worker-log', 'Worker log', 'warning', 'logs/worker.log does not exist'),
+      unseen('logstat')
+        ? notReceived('worker-log', 'Worker log')
+        : probe.log.status === 'ok'
+          ? check(
+              'worker-log',
+              'Worker log',
+              'ok',
+              `written ${formatAge(minutesBetween(evidence.now, probe.log.modifiedAt))} ago, ${Math.round(probe.log.size / 1024)} KB${probe.log.tail.length ? `; last: ${probe.log.tail[probe.log.tail.length - 1].slice(0, 120)}` : ''}`,
+            )
+          : check('worker-log', 'Worker log', 'warning', 'logs/worker.log does not exist', {
+              fix: "make the worker log to logs/worker.log in its folder (writable by the worker's user)",
+            }),
     );
     if (probe.clockSkewMs !== undefined) {
       const s = Math.round(probe.clockSkewMs / 1000);

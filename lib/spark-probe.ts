@@ -27,6 +27,17 @@ export interface ProbeOptions {
 
 const ENV_MAX_BYTES = 65_536;
 
+/** The tools the probe runs on Spark, and the sections each one's absence leaves unknown. */
+const TOOL_SECTIONS: Record<string, readonly string[]> = {
+  ps: ['process'],
+  base64: ['env'],
+  head: ['env'],
+  stat: ['logstat'],
+  tail: ['logtail'],
+  df: ['disk'],
+};
+const PROBE_TOOLS = [...Object.keys(TOOL_SECTIONS), 'find', 'pgrep'];
+
 export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
   const L = '"$W/logs/worker.log"';
   return [
@@ -36,8 +47,12 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     `M=${shellQuote(o.marker)}`,
     `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
     'section now; date -u +%s%N',
+    // A minimal host may lack a tool; without this, its absence would read as "no worker" or "no .env".
+    `section tools; for c in ${PROBE_TOOLS.join(' ')}; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done`,
     'section dir; if [ -d "$W" ]; then printf "%s\\n" "$W"; else echo "-"; fi',
-    `section env; if [ -r "$W/.env" ]; then head -c ${ENV_MAX_BYTES} "$W/.env" | base64 | tr -d '\\n'; echo; elif [ -e "$W/.env" ]; then echo unreadable; else echo missing; fi`,
+    // A regular file only: a folder or a FIFO named .env is as unusable as one without read permission (and a FIFO
+    // would block the probe).
+    `section env; if [ -f "$W/.env" ] && [ -r "$W/.env" ]; then head -c ${ENV_MAX_BYTES} "$W/.env" | base64 | tr -d '\\n'; echo; elif [ -e "$W/.env" ]; then echo unreadable; else echo missing; fi`,
     // The worker: processes working in its folder (any language) or naming it on their command line.
     'section process',
     'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; pgrep -f -- "$W" 2>/dev/null; } | grep -vx "$$" | sort -un | paste -sd, -)',
@@ -56,7 +71,7 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
       ? [
           // Values are read without sourcing the file (it is data, not a script) and stay in shell variables:
           // the key reaches curl through its config on stdin, never through argv.
-          `envval() { sed -n "s/^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}$1[[:space:]]*=[[:space:]]*//p" "$W/.env" 2>/dev/null | tail -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"; }`,
+          `envval() { [ -f "$W/.env" ] || return 0; sed -n "s/^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}$1[[:space:]]*=[[:space:]]*//p" "$W/.env" 2>/dev/null | tail -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"; }`,
           'U=$(envval SUPABASE_URL); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
           'if [ -z "$U" ]; then echo "skipped no-url";',
           'elif ! command -v curl >/dev/null 2>&1; then echo "skipped no-curl";',
@@ -97,6 +112,8 @@ export interface SparkEvidence {
     | { status: 'skipped'; reason: string };
   /** Sections the script did not deliver (a dropped connection, a missing command). */
   missingSections: string[];
+  /** Tools the probe needs that Spark does not have (their sections are in `missingSections`). */
+  missingTools?: string[];
 }
 
 const SECTIONS = ['now', 'dir', 'env', 'process', 'procstart', 'logstat', 'logtail', 'disk', 'reach', 'end'] as const;
@@ -198,6 +215,13 @@ export function parseProbeOutput(
   else if (!s.has('reach')) reach = { status: 'skipped', reason: 'not reached' };
   else reach = { status: 'failed', message: r.split('\n')[0]?.replace(/^curl: \(\d+\)\s*/, '') || 'no answer' };
 
+  const missingTools = text('tools')
+    .split('\n')
+    .filter((t) => PROBE_TOOLS.includes(t));
+  const unknown = new Set(missingTools.flatMap((t) => TOOL_SECTIONS[t] ?? []));
+  // Processes are found by `find` or by `pgrep`; only without both is the list unknown.
+  if (missingTools.includes('find') && missingTools.includes('pgrep')) unknown.add('process');
+
   return {
     sparkNow,
     clockSkewMs: sparkNow ? sparkNow.getTime() - opts.laptopMidpoint.getTime() : undefined,
@@ -207,7 +231,8 @@ export function parseProbeOutput(
     log,
     disk,
     reach,
-    missingSections: SECTIONS.filter((n) => !s.has(n)),
+    missingSections: SECTIONS.filter((n) => !s.has(n) || unknown.has(n)),
+    ...(missingTools.length ? { missingTools } : {}),
   };
 }
 
@@ -226,7 +251,13 @@ export async function probeSpark(
     maxBytes: options.logTailBytes + ENV_MAX_BYTES * 2 + 65_536,
   });
   const after = clock.now().getTime();
-  const evidence = parseProbeOutput(result.stdout, marker, {
+  let stdout = result.stdout;
+  if (result.code === null && !stdout.includes(`\n${marker} end`)) {
+    // A dropped connection or a timeout cuts the output anywhere: the last section may be half of itself.
+    const last = stdout.lastIndexOf(`\n${marker} `);
+    if (last !== -1) stdout = stdout.slice(0, last);
+  }
+  const evidence = parseProbeOutput(stdout, marker, {
     workerDir: options.workerDir,
     laptopMidpoint: new Date((before + after) / 2),
     logTailBytes: options.logTailBytes,

@@ -81,6 +81,13 @@ export function classifySupabaseUrl(value: string | undefined): SupabaseUrlClass
   } catch {
     return fail('is not a valid URL', 'use the project URL, e.g. https://<project-ref>.supabase.co');
   }
+  if (url.hostname.length > 253) {
+    // Longer than DNS allows; and every message below would echo it.
+    return fail(
+      'has a host name longer than DNS allows (253 characters)',
+      'use the project URL, e.g. https://<project-ref>.supabase.co',
+    );
+  }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') {
     return fail(`uses ${url.protocol.slice(0, -1)}:, not http or https`, 'use the https:// project URL');
   }
@@ -103,7 +110,7 @@ export function classifySupabaseUrl(value: string | undefined): SupabaseUrlClass
   }
   if (url.pathname !== '/' && url.pathname !== '') {
     return fail(
-      `has a path (${url.pathname}) after the host; the client adds /rest/v1 and friends itself`,
+      `has a path (${url.pathname.length > 60 ? `${url.pathname.slice(0, 60)}…` : url.pathname}) after the host; the client adds /rest/v1 and friends itself`,
       `drop the path: use ${origin}`,
     );
   }

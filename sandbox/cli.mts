@@ -21,9 +21,12 @@ Verbs:
   stats --dir DIR [--reset]                       request, connection and channel counters as JSON
   worker stop|start|restart|fix --dir DIR         control the worker on Spark ("fix" deploys the healthy config)
   latency MS --dir DIR                            delay every HTTP response and SSH exec by MS
-  fault NAME|off --dir DIR [--api cloud|local]    break the sandbox on purpose (http-401, http-500, http-503,
-                                                  http-slow, http-malformed, http-reset, ssh-auth-fail,
-                                                  ssh-slow, ssh-drop)
+  fault NAME|off --dir DIR [--api cloud|local] [--method M] [--times N]
+                                                  break the sandbox on purpose (http-401, http-403, http-404,
+                                                  http-500, http-503, http-slow, http-malformed, http-reset,
+                                                  http-reset-after, ssh-auth-fail, ssh-slow, ssh-blackhole,
+                                                  ssh-drop, ssh-drop-output, ssh-no-procps, ssh-no-curl);
+                                                  --method/--times: only those requests, only N of them
 
 Scenarios:
 ${Object.entries(SCENARIOS)
@@ -59,7 +62,8 @@ function runningPid(dir: string): number | null {
 
 async function control(dir: string, method: string, route: string, body?: unknown): Promise<unknown> {
   const info = readSandboxInfo(dir);
-  if (!runningPid(dir)) fail(`the sandbox in ${dir} is not running: start it with \`npm run sandbox -- up --dir ${dir}\``);
+  if (!runningPid(dir))
+    fail(`the sandbox in ${dir} is not running: start it with \`npm run sandbox -- up --dir ${dir}\``);
   const res = await fetch(`${info.control.url}${route}`, {
     method,
     headers: { 'x-sandbox-token': info.control.token, 'content-type': 'application/json' },
@@ -75,14 +79,16 @@ async function up(dir: string, scenario: string | undefined, latency: string | u
   if (scenario !== undefined && !isScenarioName(scenario)) {
     fail(`unknown scenario "${scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`);
   }
-  if (latency !== undefined && !/^\d{1,5}$/.test(latency)) fail('--latency takes whole milliseconds, e.g. --latency 50');
+  if (latency !== undefined && !/^\d{1,5}$/.test(latency))
+    fail('--latency takes whole milliseconds, e.g. --latency 50');
   const pid = runningPid(dir);
   if (pid) {
     fail(`a sandbox is already running in ${dir} (pid ${pid}); stop it first: npm run sandbox -- down --dir ${dir}`);
   }
   const paths = sandboxPaths(dir);
   // A previous sandbox's data would be half-valid at best; every `up` starts clean.
-  for (const stale of [paths.pgData, paths.sparkHome, paths.sshDir, paths.info]) rmSync(stale, { recursive: true, force: true });
+  for (const stale of [paths.pgData, paths.sparkHome, paths.sshDir, paths.info])
+    rmSync(stale, { recursive: true, force: true });
   const { mkdirSync } = await import('node:fs');
   mkdirSync(paths.root, { recursive: true });
   const log = openSync(paths.log, 'w');
@@ -172,9 +178,14 @@ const FAULTS: Record<string, object> = {
   'http-slow': { httpFault: { kind: 'slow', delayMs: 30_000 } },
   'http-malformed': { httpFault: { kind: 'malformed-json' } },
   'http-reset': { httpFault: { kind: 'reset' } },
+  'http-reset-after': { httpFault: { kind: 'reset-after' } },
   'ssh-auth-fail': { sshFault: { kind: 'auth-fail' } },
   'ssh-slow': { sshFault: { kind: 'slow-handshake', delayMs: 30_000 } },
   'ssh-drop': { sshFault: { kind: 'drop-mid-command' } },
+  'ssh-drop-output': { sshFault: { kind: 'drop-mid-command', afterBytes: 200 } },
+  'ssh-blackhole': { sshFault: { kind: 'silent' } },
+  'ssh-no-procps': { sshFault: { kind: 'missing-command', commands: ['ps', 'pgrep'] } },
+  'ssh-no-curl': { sshFault: { kind: 'missing-command', commands: ['curl'] } },
   off: { httpFault: null, sshFault: null },
 };
 
@@ -187,6 +198,8 @@ async function main(): Promise<void> {
       latency: { type: 'string' },
       reset: { type: 'boolean', default: false },
       api: { type: 'string' },
+      method: { type: 'string' },
+      times: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -228,11 +241,20 @@ async function main(): Promise<void> {
     case 'fault': {
       const fault = arg ? FAULTS[arg] : undefined;
       if (!fault) fail(`fault needs one of: ${Object.keys(FAULTS).join(', ')}`);
-      const withApi =
-        values.api && 'httpFault' in fault && fault.httpFault
-          ? { httpFault: { ...(fault.httpFault as object), api: values.api } }
-          : fault;
-      await control(dir, 'POST', '/controls', withApi);
+      if (values.times !== undefined && !/^\d{1,6}$/.test(values.times))
+        fail('--times takes a whole number, e.g. --times 2');
+      const http = 'httpFault' in fault && fault.httpFault ? (fault.httpFault as object) : undefined;
+      const targeted = http
+        ? {
+            httpFault: {
+              ...http,
+              ...(values.api ? { api: values.api } : {}),
+              ...(values.method ? { method: values.method.toUpperCase() } : {}),
+              ...(values.times !== undefined ? { times: Number(values.times) } : {}),
+            },
+          }
+        : fault;
+      await control(dir, 'POST', '/controls', targeted);
       process.stdout.write(`fault ${arg}\n`);
       return;
     }

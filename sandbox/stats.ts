@@ -4,6 +4,10 @@ export interface HttpEvent {
   method: string;
   role: string;
   path: string;
+  /** The query string as received (`?select=...&id=in.(...)`): what a client's filters became on the wire. */
+  query?: string;
+  /** Who asked: the `x-client-info` header (supabase-js sends one), else the user agent (curl, python-requests). */
+  client?: string;
   status: number;
   startedAt: number;
   endedAt: number;
@@ -37,8 +41,10 @@ export class SandboxStats {
   }
 
   recordHttp(event: HttpEvent): void {
-    const byMethod = (this.s.http[event.api] ??= {});
-    const byRole = (byMethod[event.method] ??= {});
+    const byMethod = this.s.http[event.api] ?? {};
+    this.s.http[event.api] = byMethod;
+    const byRole = byMethod[event.method] ?? {};
+    byMethod[event.method] = byRole;
     byRole[event.role] = (byRole[event.role] ?? 0) + 1;
     this.s.httpTotal += 1;
     if (!['GET', 'HEAD', 'OPTIONS'].includes(event.method)) this.s.httpWrites += 1;
@@ -81,14 +87,31 @@ export interface SandboxControls {
   sshFault?: SshFault;
 }
 
-export type HttpFault = { api?: string } & (
+export type HttpFault = {
+  api?: string;
+  /** Only requests with this method (e.g. PATCH or POST: the writes). */
+  method?: string;
+  /** Only requests whose path contains this (e.g. `/rpc/`). */
+  path?: string;
+  /** Let the first N matching requests through untouched (e.g. a probe call before the real write). */
+  skip?: number;
+  /** Only the next N matching requests; after that the fault is spent (reads that retry then get through). */
+  times?: number;
+} & (
   | { kind: 'status'; status: number }
   | { kind: 'slow'; delayMs: number }
   | { kind: 'malformed-json' }
   | { kind: 'reset' }
+  /** The request is carried out (a write commits), then the connection is cut before the answer: a lost reply. */
+  | { kind: 'reset-after' }
 );
 
 export type SshFault =
   | { kind: 'auth-fail' }
   | { kind: 'slow-handshake'; delayMs: number }
-  | { kind: 'drop-mid-command' };
+  /** Cuts the connection 100 ms into a command or, with `afterBytes`, once that much of its stdout was sent. */
+  | { kind: 'drop-mid-command'; afterBytes?: number }
+  /** Accepts the TCP connection and never speaks SSH: a black hole (a firewall that drops, a hung sshd). */
+  | { kind: 'silent' }
+  /** Commands run with a PATH that lacks these tools, as on a minimal host (no procps, no curl). */
+  | { kind: 'missing-command'; commands: string[] };

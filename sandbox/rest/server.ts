@@ -45,7 +45,14 @@ const CORS_HEADERS: Record<string, string> = {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The answer an injected `status` fault gives: what that status typically carries on Supabase. */
-function faultAnswer(status: number): HttpAnswer {
+function faultAnswer(status: number, path: string): HttpAnswer {
+  if (status === 404 && path.startsWith(`${REST_PREFIX}/`)) {
+    // What PostgREST 12+ answers for a table that is not in its schema cache (a missing migration, another project).
+    const table = decodeURIComponent(path.slice(REST_PREFIX.length + 1).split('/')[0] ?? '');
+    return errorAnswer(
+      apiError(404, 'PGRST205', `Could not find the table 'public.${table}' in the schema cache`, null, null),
+    );
+  }
   const bodies: Record<number, [string, string]> = {
     500: ['PGRSTX00', 'Internal server error (injected by the sandbox)'],
     502: ['PGRST001', 'Database client error. Retrying the connection.'],
@@ -76,9 +83,30 @@ function readBody(req: IncomingMessage): Promise<string | undefined> {
   });
 }
 
-function activeFault(controls: SandboxControls, name: string): HttpFault | undefined {
+/** The query string for the stats, without a key a client may have put there (`?apikey=`). */
+function recordedQuery(url: URL): string {
+  return url.search.replace(/([?&]apikey=)[^&]*/gi, '$1[key]');
+}
+
+/** The fault that applies to this request, if any; a fault limited to `times` requests is used up here. */
+function activeFault(controls: SandboxControls, name: string, method: string, path: string): HttpFault | undefined {
   const f = controls.httpFault;
-  return f && (f.api === undefined || f.api === name) ? f : undefined;
+  if (!f || (f.api !== undefined && f.api !== name)) return undefined;
+  if (f.method !== undefined && f.method.toUpperCase() !== method) return undefined;
+  if (f.path !== undefined && !path.includes(f.path)) return undefined;
+  if (f.skip !== undefined && f.skip > 0) {
+    f.skip -= 1;
+    return undefined;
+  }
+  if (f.times !== undefined) {
+    if (f.times <= 0) return undefined;
+    f.times -= 1;
+  }
+  return f;
+}
+
+function clientOf(req: IncomingMessage): string {
+  return String(req.headers['x-client-info'] ?? req.headers['user-agent'] ?? '').slice(0, 80);
 }
 
 /** Starts the API for one project. */
@@ -173,7 +201,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     let role = 'none';
     let answer: HttpAnswer;
-    const fault = activeFault(controls, name);
+    const fault = activeFault(controls, name, method, url.pathname);
 
     let body: string | undefined;
     try {
@@ -193,6 +221,8 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
         method,
         role,
         path: url.pathname,
+        query: recordedQuery(url),
+        client: clientOf(req),
         status: 0,
         startedAt,
         endedAt: Date.now(),
@@ -221,7 +251,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       // The request never reaches the database: a fault stands for an outage in front of it.
       answer =
         fault.kind === 'status'
-          ? faultAnswer(fault.status)
+          ? faultAnswer(fault.status, url.pathname)
           : {
               status: 200,
               headers: { 'Content-Type': 'application/json; charset=utf-8' },
@@ -255,6 +285,23 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     }
 
     if (controls.latencyMs > 0) await sleep(controls.latencyMs);
+    if (fault?.kind === 'reset-after') {
+      // Done (committed, for a write), but the client never hears so.
+      req.socket.destroy();
+      stats.recordHttp({
+        api: name,
+        method,
+        role,
+        path: url.pathname,
+        query: recordedQuery(url),
+        client: clientOf(req),
+        status: 0,
+        startedAt,
+        endedAt: Date.now(),
+        bytesOut: 0,
+      });
+      return;
+    }
     const payload = method === 'HEAD' ? '' : answer.body;
     const bytesOut = Buffer.byteLength(payload);
     const headers: Record<string, string | number> = { ...CORS_HEADERS, ...answer.headers };
@@ -266,6 +313,8 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       method,
       role,
       path: url.pathname,
+      query: recordedQuery(url),
+      client: clientOf(req),
       status: answer.status,
       startedAt,
       endedAt: Date.now(),

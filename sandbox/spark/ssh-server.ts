@@ -5,11 +5,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { timingSafeEqual } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 // ssh2 is CommonJS; Node's ESM loader cannot see its named exports (vitest can), so take the default.
 import ssh2, { type AuthContext, type Connection, type ParsedKey, type ServerChannel } from 'ssh2';
 
 const { Server, utils } = ssh2;
+
 import type { SandboxControls, SandboxStats } from '../stats.ts';
 
 /** What `startSparkSsh` needs. */
@@ -79,11 +83,15 @@ export async function startSparkSsh(options: SparkSshOptions): Promise<SparkSshS
         session.once('exec', (accept, _reject, execInfo) => {
           const channel = accept();
           options.stats.recordExec();
-          command = new RunningCommand(channel, execInfo.command, options, running);
+          const fault = options.controls.sshFault;
+          const drop = () => (socket ? socket.destroy() : conn.end());
+          const cut =
+            fault?.kind === 'drop-mid-command' && fault.afterBytes !== undefined
+              ? { bytes: fault.afterBytes, drop }
+              : undefined;
+          command = new RunningCommand(channel, execInfo.command, options, running, cut);
           void command.start().then((started) => {
-            if (started && options.controls.sshFault?.kind === 'drop-mid-command') {
-              setTimeout(() => (socket ? socket.destroy() : conn.end()), DROP_AFTER_MS);
-            }
+            if (started && fault?.kind === 'drop-mid-command' && !cut) setTimeout(drop, DROP_AFTER_MS);
           });
         });
       });
@@ -95,6 +103,8 @@ export async function startSparkSsh(options: SparkSshOptions): Promise<SparkSshS
     sockets.set(key, socket);
     socket.on('close', () => sockets.delete(key));
     socket.on('error', () => {});
+    // A black hole: the connection is accepted and never answered (close() still destroys it).
+    if (options.controls.sshFault?.kind === 'silent') return;
     ssh.injectSocket(socket);
   });
 
@@ -118,6 +128,7 @@ export async function startSparkSsh(options: SparkSshOptions): Promise<SparkSshS
       await sleep(50);
       for (const socket of sockets.values()) socket.destroy();
       await closed;
+      for (const dir of shimDirs.values()) rmSync(dir, { recursive: true, force: true });
     },
   };
 }
@@ -171,12 +182,21 @@ class RunningCommand {
   private readonly command: string;
   private readonly options: SparkSshOptions;
   private readonly registry: Set<RunningCommand>;
+  /** drop-mid-command with `afterBytes`: forward that much stdout, then cut the connection. */
+  private readonly cut: { bytes: number; drop: () => void } | undefined;
 
-  constructor(channel: ServerChannel, command: string, options: SparkSshOptions, registry: Set<RunningCommand>) {
+  constructor(
+    channel: ServerChannel,
+    command: string,
+    options: SparkSshOptions,
+    registry: Set<RunningCommand>,
+    cut?: { bytes: number; drop: () => void },
+  ) {
     this.channel = channel;
     this.command = command;
     this.options = options;
     this.registry = registry;
+    this.cut = cut;
     channel.on('error', () => {});
     channel.on('close', () => {
       this.channelClosed = true;
@@ -199,6 +219,8 @@ class RunningCommand {
       SHELL: '/bin/bash',
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     };
+    const fault = this.options.controls.sshFault;
+    if (fault?.kind === 'missing-command') env.PATH = pathWithout(env.PATH!, fault.commands);
     // Its own process group, so a dropped client takes the whole pipeline down, not just bash.
     const child = spawn('/bin/bash', ['-c', this.command], { cwd: home, env, detached: true, stdio: 'pipe' });
     this.child = child;
@@ -207,7 +229,17 @@ class RunningCommand {
     const channel = this.channel;
     child.stdout.on('data', (chunk: Buffer) => this.options.stats.recordSshBytes(chunk.length));
     child.stderr.on('data', (chunk: Buffer) => this.options.stats.recordSshBytes(chunk.length));
-    child.stdout.pipe(channel, { end: false });
+    const cut = this.cut;
+    if (cut) {
+      let sent = 0;
+      child.stdout.on('data', (chunk: Buffer) => {
+        const room = cut.bytes - sent;
+        if (room > 0) channel.write(chunk.subarray(0, room));
+        sent += chunk.length;
+        // A moment for the part already sent to reach the client, then the connection goes.
+        if (sent >= cut.bytes && room > 0) setTimeout(cut.drop, 50);
+      });
+    } else child.stdout.pipe(channel, { end: false });
     child.stderr.pipe(channel.stderr, { end: false });
     child.stdin.on('error', () => {});
     channel.pipe(child.stdin);
@@ -260,6 +292,37 @@ class RunningCommand {
     await Promise.race([done, sleep(KILL_GRACE_MS * 2)]);
     clearTimeout(escalate);
   }
+}
+
+/** Folders of symlinks standing for PATH minus some tools, one per set of tools, removed on close. */
+const shimDirs = new Map<string, string>();
+
+/**
+ * A PATH under which `commands` are not found: one folder of symlinks to every other executable of `path` (the first
+ * of each name, as a PATH lookup would find it). Built once per set of commands.
+ */
+function pathWithout(path: string, commands: readonly string[]): string {
+  const key = `${path}\0${[...commands].sort().join(',')}`;
+  let dir = shimDirs.get(key);
+  if (dir === undefined) {
+    dir = mkdtempSync(join(tmpdir(), 'spark-path-'));
+    const seen = new Set(commands);
+    for (const folder of path.split(':')) {
+      let names: string[];
+      try {
+        names = readdirSync(folder);
+      } catch {
+        continue;
+      }
+      for (const name of names) {
+        if (seen.has(name)) continue;
+        seen.add(name);
+        symlinkSync(join(folder, name), join(dir, name));
+      }
+    }
+    shimDirs.set(key, dir);
+  }
+  return dir;
 }
 
 function sleep(ms: number): Promise<void> {

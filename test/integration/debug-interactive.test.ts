@@ -41,7 +41,12 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     await sb.scenario('circular-metadata');
     await sb.worker('fix');
     const failed = await sb.sql<{ id: string }>("select id from hd_ingestion_jobs where status = 'failed'");
-    const { ports: p, out, prompt, audit } = ports({
+    const {
+      ports: p,
+      out,
+      prompt,
+      audit,
+    } = ports({
       'requeue-circular-metadata': true,
       'confirm-apply': true,
     });
@@ -53,19 +58,26 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     expect(text).toContain('fix gate: the worker restarted');
     expect(text).toContain('circular-metadata fixed');
     expect(code).toBe(EXIT.findings);
-    const rows = await sb.sql<{ id: string; status: string; debug: { requeue_history: Array<{ from_error: string }> } }>(
-      'select id, status, debug from hd_ingestion_jobs where id = any($1::uuid[])',
-      [failed.map((f) => f.id)],
-    );
+    const rows = await sb.sql<{
+      id: string;
+      status: string;
+      debug: { requeue_history: Array<{ from_error: string }> };
+    }>('select id, status, debug from hd_ingestion_jobs where id = any($1::uuid[])', [failed.map((f) => f.id)]);
     for (const r of rows) {
       expect(r.status).toBe('done');
       expect(r.debug.requeue_history).toHaveLength(1);
       expect(r.debug.requeue_history[0].from_error).toContain('Circular reference detected');
     }
-    const lines = readFileSync(audit, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-    expect(lines.filter((l) => l.outcome === 'requeued').map((l) => l.job_id).sort()).toEqual(
-      failed.map((f) => f.id).sort(),
-    );
+    const lines = readFileSync(audit, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(
+      lines
+        .filter((l) => l.outcome === 'requeued')
+        .map((l) => l.job_id)
+        .sort(),
+    ).toEqual(failed.map((f) => f.id).sort());
   });
 
   it('says No by default: an operator who declines the hand-over writes nothing', async () => {
@@ -75,7 +87,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, requeueJobs);
     expect(prompt.asked).toEqual(['requeue-circular-metadata']);
     expect(out.text()).toContain('The worker has not restarted since these jobs failed');
-    expect(out.text()).toContain('not requeued. Later: npx zx runbooks/requeue.mts --id');
+    expect(out.text()).toContain(`not requeued. Later: npx zx runbooks/requeue.mts --env-file ${sb.envFile} --id`);
     expect(code).toBe(EXIT.findings);
     expect((await sb.stats()).httpWrites).toBe(0);
   });

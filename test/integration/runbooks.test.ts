@@ -92,7 +92,7 @@ describe('debug-stuck-jobs in CI mode', () => {
       );
     }
     expect(r.stdout).toContain('fix gate: the worker started');
-    expect(r.stdout).toContain('npx zx runbooks/requeue.mts --id');
+    expect(r.stdout).toContain(`npx zx runbooks/requeue.mts --env-file ${sb.envFile} --id`);
   });
 
   it('without a terminal and without --ci: never prompts, never writes, finishes', async () => {

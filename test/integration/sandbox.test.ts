@@ -64,7 +64,8 @@ describe('the sandbox', () => {
     expect(info.cloud.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(info.local.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     expect(info.local.url).not.toBe(info.cloud.url);
-    for (const k of ['anonKey', 'serviceRoleKey', 'secretKey', 'publishableKey'] as const) expect(info.cloud[k]).toBeTruthy();
+    for (const k of ['anonKey', 'serviceRoleKey', 'secretKey', 'publishableKey'] as const)
+      expect(info.cloud[k]).toBeTruthy();
     expect(info.cloud.secretKey).toMatch(/^sb_secret_/);
     expect(info.cloud.publishableKey).toMatch(/^sb_publishable_/);
     expect(info.spark.workerDir).toBe(path.join(info.spark.home, 'srv', 'hd-worker'));
