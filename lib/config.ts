@@ -2,6 +2,7 @@
  * The laptop's configuration: where it comes from and what it says. Precedence: `--env-file FILE`, then the
  * environment, then `./.env` (explicit beats ambient, ambient beats implicit). Pure: files come in through `readFile`.
  */
+
 import path from 'node:path';
 import { type EnvIssue, LAPTOP_ENV_SCHEMA, parseEnvText, validateEnv } from './env-file.ts';
 import type { SupabaseSide } from './evidence.ts';
@@ -9,6 +10,7 @@ import { RunbookError } from './exit-codes.ts';
 import { inspectKey } from './keys.ts';
 import { DEFAULT_RULES, parseJobTypeRules, type StuckRules } from './stuck-rules.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
+import { clip } from './text.ts';
 
 export interface LoadedConfig {
   /** The env file that was read, when one was. */
@@ -113,7 +115,7 @@ export function stuckRulesFrom(
     if (raw === undefined) return fallback;
     if (!/^\d{1,6}$/.test(raw) || Number(raw) < 1) {
       throw new RunbookError(
-        `${flagName} must be a whole number of at least 1 (got "${raw.slice(0, 40)}")`,
+        `${flagName} must be a whole number of at least 1 (got "${clip(raw, 40)}")`,
         `e.g. ${flagName} 15`,
       );
     }

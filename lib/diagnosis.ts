@@ -2,6 +2,7 @@
  * From evidence to findings: pure functions, one rule per finding id. The ids are stable (README, JSON, issues).
  * Root causes come first; a queue that stalls because of one carries its evidence instead of a second finding.
  */
+
 import type { ErrorPattern } from './error-patterns.ts';
 import { errorSignature } from './error-signature.ts';
 import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from './evidence.ts';
@@ -9,6 +10,7 @@ import { type Finding, sortFindings } from './findings.ts';
 import type { Job } from './jobs-db.ts';
 import { describeKey, isExpired } from './keys.ts';
 import { isAttemptsExhausted, isOverdueQueued, isStaleRunning } from './stuck-rules.ts';
+import { clip } from './text.ts';
 
 const SKEW_WARN_MS = 120_000;
 const DISK_WARN_PERCENT = 95;
@@ -356,7 +358,7 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
         probe.log.status === 'ok'
           ? `logs/worker.log last written ${formatAge(minutesBetween(now, probe.log.modifiedAt))} ago`
           : 'logs/worker.log does not exist',
-        ...(probe.log.tail.length ? [`last log line: ${probe.log.tail[probe.log.tail.length - 1].slice(0, 200)}`] : []),
+        ...(probe.log.tail.length ? [`last log line: ${clip(probe.log.tail[probe.log.tail.length - 1], 200)}`] : []),
       ],
       cause: 'the worker crashed or was stopped, or Spark rebooted without starting it',
       fix: `start the worker on Spark the way it is deployed (in ${probe.workerDir.path}), then watch logs/worker.log for polls`,
@@ -493,8 +495,8 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
         ...(hits.length
           ? [`${hits.length} failed job${hits.length === 1 ? '' : 's'} since ${queue.failed.since}`]
           : []),
-        ...hits.slice(0, 5).map((j) => `${jobLine(j, now)}: ${(j.error ?? '').split('\n')[0].slice(0, 160)}`),
-        ...(logHits.length ? [`log: ${logHits[logHits.length - 1].slice(0, 200)}`] : []),
+        ...hits.slice(0, 5).map((j) => `${jobLine(j, now)}: ${clip((j.error ?? '').split('\n')[0], 160)}`),
+        ...(logHits.length ? [`log: ${clip(logHits[logHits.length - 1], 200)}`] : []),
       ],
       cause: p.cause,
       fix: p.fix,
@@ -529,11 +531,11 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
       severity: 'warning',
       title: `${jobs.length} job${jobs.length === 1 ? '' : 's'} failed with an error no pattern knows: ${sig}`,
       evidence: [
-        ...jobs.slice(0, 3).map((j) => `${jobLine(j, now)}: ${(j.error ?? '').split('\n')[0].slice(0, 160)}`),
+        ...jobs.slice(0, 3).map((j) => `${jobLine(j, now)}: ${clip((j.error ?? '').split('\n')[0], 160)}`),
         ...jobs
           .slice(0, 1)
           .flatMap((j) => logContextFor(j.id, tail).slice(0, 4))
-          .map((l) => `log: ${l.slice(0, 200)}`),
+          .map((l) => `log: ${clip(l, 200)}`),
       ],
       cause: 'not in the failure-pattern catalog',
       fix: 'read the error and the log lines above; once understood, add a pattern to your patterns file (see README) so the next on-call sees the fix',

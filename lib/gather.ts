@@ -2,6 +2,7 @@
  * The evidence-gathering steps shared by the runbooks: each does its I/O through the ports, records what it saw in
  * the evidence, and returns check lines. None of them decides what the evidence means (see diagnosis.ts).
  */
+
 import path from 'node:path';
 import { type CheckResult, check, type Step } from './checks.ts';
 import type { LoadedConfig } from './config.ts';
@@ -16,6 +17,7 @@ import { probeSpark } from './spark-probe.ts';
 import { resolveSshTarget } from './ssh/target.ts';
 import { supabaseCliDefaultKeys } from './supabase-cli-keys.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
+import { clip } from './text.ts';
 
 /** Bytes of the worker log's end that a run reads, whatever the log's size. */
 export const LOG_TAIL_BYTES = 64 * 1024;
@@ -266,7 +268,7 @@ export const sparkStep: Step<RunState> = {
               'Worker process',
               'ok',
               probe.processes
-                .map((p) => `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${p.args.slice(0, 80)})`)
+                .map((p) => `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${clip(p.args, 80)})`)
                 .join('; '),
             )
           : check('worker-process', 'Worker process', 'failed', `no process runs in ${probe.workerDir.path}`),
@@ -279,7 +281,7 @@ export const sparkStep: Step<RunState> = {
               'worker-log',
               'Worker log',
               'ok',
-              `written ${formatAge(minutesBetween(evidence.now, probe.log.modifiedAt))} ago, ${Math.round(probe.log.size / 1024)} KB${probe.log.tail.length ? `; last: ${probe.log.tail[probe.log.tail.length - 1].slice(0, 120)}` : ''}`,
+              `written ${formatAge(minutesBetween(evidence.now, probe.log.modifiedAt))} ago, ${Math.round(probe.log.size / 1024)} KB${probe.log.tail.length ? `; last: ${clip(probe.log.tail[probe.log.tail.length - 1], 120)}` : ''}`,
             )
           : check('worker-log', 'Worker log', 'warning', 'logs/worker.log does not exist', {
               fix: "make the worker log to logs/worker.log in its folder (writable by the worker's user)",

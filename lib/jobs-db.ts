@@ -6,6 +6,7 @@ import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import ws from 'ws';
 import { guardedFetch, TRANSPORT_ERROR_PATTERN } from './http.ts';
 import { JOB_COLUMNS, type Job, type JobStatus } from './job.ts';
+import { clip } from './text.ts';
 
 export { JOB_COLUMNS, JOB_STATUSES, type Job, type JobStatus } from './job.ts';
 
@@ -97,7 +98,7 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
       return url;
     }
   })();
-  const text = [error.message, error.hint].filter(Boolean).join(' — ').slice(0, 300);
+  const text = clip([error.message, error.hint].filter(Boolean).join(' — '), 300);
   const transport = TRANSPORT_ERROR_PATTERN.exec(error.message ?? '');
   if (status === 0 && transport) {
     const [, kind, message] = transport;

@@ -2,10 +2,12 @@
  * Watching requeued jobs: which the worker picked up, finished, or failed again, within a bounded time. The result
  * is the receipt that goes into the output, the JSON and the markdown report. Reads only.
  */
+
 import { errorSignature } from '../error-signature.ts';
 import type { Job, JobStatus, JobsDb } from '../jobs-db.ts';
 import type { Output } from '../output.ts';
 import type { Clock } from '../ports.ts';
+import { clip } from '../text.ts';
 
 /** How often the watched jobs are read: the worker polls every few hundred ms to a few s. */
 export const WATCH_POLL_MS = 1000;
@@ -61,7 +63,7 @@ function watched(id: string, job: Job | undefined): WatchedJob {
   if (job) w.attempts = job.attempts;
   if (job && state === 'failed-again') {
     w.signature = errorSignature(job.error);
-    w.error = (job.error ?? '').split('\n')[0].slice(0, 300);
+    w.error = clip((job.error ?? '').split('\n')[0], 300);
   }
   return w;
 }

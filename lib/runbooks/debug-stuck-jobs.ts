@@ -2,6 +2,7 @@
  * debug-stuck-jobs: the guided incident flow. Preflight and evidence in one parallel round (queue, Spark, app),
  * findings from the catalog, each with its fix; where a requeue is safe, offer it behind the fix gate.
  */
+
 import { runPlan } from '../checks.ts';
 import { stuckRulesFrom } from '../config.ts';
 import type { Ports } from '../context.ts';
@@ -15,6 +16,7 @@ import type { Job } from '../jobs-db.ts';
 import type { Report } from '../report.ts';
 import { shellQuote } from '../shell-quote.ts';
 import { describeRules, isOverdueQueued, isStaleRunning } from '../stuck-rules.ts';
+import { clip } from '../text.ts';
 import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './common.ts';
 
 export { DEBUG_STUCK_JOBS_HELP, DEBUG_STUCK_JOBS_OPTIONS } from './usage.ts';
@@ -95,12 +97,12 @@ function showLogLinks(ports: Ports, ev: Evidence): Record<string, string[]> {
   ports.out.line(
     `${probe.log.tail.length} lines of the last ${Math.round(Math.min(probe.log.size, 65_536) / 1024)} KB read (log is ${Math.round(probe.log.size / 1024)} KB)`,
   );
-  for (const l of probe.log.tail.slice(-5)) ports.out.line(`  ${l.slice(0, 200)}`);
+  for (const l of probe.log.tail.slice(-5)) ports.out.line(`  ${clip(l, 200)}`);
   if (ids.length) {
     ports.out.line('lines naming stuck jobs:');
     for (const id of ids.slice(0, 10)) {
       ports.out.line(`  ${id}:`);
-      for (const l of links[id]) ports.out.line(`    ${l.slice(0, 200)}`);
+      for (const l of links[id]) ports.out.line(`    ${clip(l, 200)}`);
     }
   }
   return links;

@@ -1,0 +1,17 @@
+/** Display helpers for text that comes from outside (logs, errors, flags). */
+
+const TOKEN_CHAR = /[A-Za-z0-9_\-.+/=~]/;
+
+/**
+ * Shortens text for display to at most `max` characters plus "…". It never cuts through a word-like token: a key
+ * cut in half is no longer recognised by the redactor, so a cut token is dropped whole instead of shown in part.
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = max;
+  if (TOKEN_CHAR.test(text[end] ?? '') && TOKEN_CHAR.test(text[end - 1] ?? '')) {
+    while (end > 0 && TOKEN_CHAR.test(text[end - 1])) end--;
+  }
+  const kept = text.slice(0, end).trimEnd();
+  return kept ? `${kept}…` : `… (${text.length} chars)`;
+}
