@@ -46,6 +46,24 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     `W=${remotePathExpr(o.workerDir)}`,
     `M=${shellQuote(o.marker)}`,
     `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
+    ...(o.reachCheck
+      ? [
+          // Values are read without sourcing the file (it is data, not a script) and stay in shell variables:
+          // the key reaches curl through its config on stdin, never through argv.
+          `envval() { [ -f "$W/.env" ] || return 0; sed -n "s/^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}$1[[:space:]]*=[[:space:]]*//p" "$W/.env" 2>/dev/null | tail -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"; }`,
+          'reach() {',
+          '  U=$(envval SUPABASE_URL); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
+          '  if [ -z "$U" ]; then echo "skipped no-url";',
+          '  elif ! command -v curl >/dev/null 2>&1; then echo "skipped no-curl";',
+          '  else',
+          '    case "$K" in eyJ*) H=1;; *) H=0;; esac',
+          `    { printf 'header = "apikey: %s"\\n' "$K"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$K"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' "$U/rest/v1/hd_ingestion_jobs?select=id&limit=1" 2>&1 | tail -n 2`,
+          '  fi',
+          '}',
+          // The request from Spark is the slowest part; it runs while the rest of the probe reads local files.
+          'R=$(mktemp 2>/dev/null || echo "/tmp/hd-probe-$$"); reach >"$R" 2>&1 & RP=$!',
+        ]
+      : []),
     'section now; date -u +%s%N',
     // A minimal host may lack a tool; without this, its absence would read as "no worker" or "no .env".
     `section tools; for c in ${PROBE_TOOLS.join(' ')}; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done`,
@@ -67,20 +85,7 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     `[ -r ${L} ] && tail -c ${o.logTailBytes} ${L}`,
     'section disk; df -Pk "$W" 2>/dev/null | tail -n 1',
     'section reach',
-    o.reachCheck
-      ? [
-          // Values are read without sourcing the file (it is data, not a script) and stay in shell variables:
-          // the key reaches curl through its config on stdin, never through argv.
-          `envval() { [ -f "$W/.env" ] || return 0; sed -n "s/^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}$1[[:space:]]*=[[:space:]]*//p" "$W/.env" 2>/dev/null | tail -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"; }`,
-          'U=$(envval SUPABASE_URL); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
-          'if [ -z "$U" ]; then echo "skipped no-url";',
-          'elif ! command -v curl >/dev/null 2>&1; then echo "skipped no-curl";',
-          'else',
-          '  case "$K" in eyJ*) H=1;; *) H=0;; esac',
-          `  { printf 'header = "apikey: %s"\\n' "$K"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$K"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' "$U/rest/v1/hd_ingestion_jobs?select=id&limit=1" 2>&1 | tail -n 2`,
-          'fi',
-        ].join('\n')
-      : 'echo "skipped not-asked"',
+    o.reachCheck ? 'wait "$RP" 2>/dev/null; cat "$R" 2>/dev/null; rm -f "$R"' : 'echo "skipped not-asked"',
     'section end',
     '',
   ].join('\n');
