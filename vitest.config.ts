@@ -8,6 +8,6 @@ export default defineConfig({
     // Integration tests start real PostgreSQL and SSH servers; two cores, so keep the fan-out small.
     maxWorkers: 2,
     // The fault harness (test/faults) prints its table of cases tried and held after the run.
-    reporters: ['default', './test/faults/table-reporter.ts'],
+    reporters: ['default', './test/faults/table-reporter.ts', './test/reporters/summary.ts'],
   },
 });
