@@ -313,6 +313,12 @@ export async function connectSpark(options: ConnectSparkOptions): Promise<SparkC
     };
     if (key.privateKey !== undefined) config.privateKey = key.privateKey;
     if (key.agentSocket !== undefined) config.agent = key.agentSocket;
+    // Only the methods we have, in ssh's order: ssh2's default starts with a `none` attempt, one round trip that
+    // can never succeed on Spark.
+    config.authHandler = [
+      ...(key.privateKey !== undefined ? (['publickey'] as const) : []),
+      ...(key.agentSocket !== undefined ? (['agent'] as const) : []),
+    ];
 
     startTimer();
     try {
