@@ -8,8 +8,12 @@ import pg from 'pg';
 import type { HttpFault, SandboxControls, SandboxStats } from '../stats.ts';
 import { type ProjectKeys, resolveRole } from './auth.ts';
 import { apiError, fromPgError, isPgServerError } from './errors.ts';
+import type { SchemaCache } from './query.ts';
 import { errorAnswer, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
 import { loadSchemaCache } from './schema.ts';
+
+/** Errors that may only mean the cached catalog is older than the database. */
+const STALE_CACHE_CODES = new Set(['PGRST205', 'PGRST202', 'PGRST204', '42703']);
 
 /** Options of {@link startRestApi}. */
 export interface RestApiOptions {
@@ -112,7 +116,9 @@ function clientOf(req: IncomingMessage): string {
 /** Starts the API for one project. */
 export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
   const { name, stats, controls } = options;
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: 4, idleTimeoutMillis: 10_000 });
+  // PostgREST's default db-pool is 10.
+  const pool = new pg.Pool({ connectionString: options.connectionString, max: 10, idleTimeoutMillis: 10_000 });
+  let schemaCache: SchemaCache | undefined;
   // An idle client losing its server (sandbox shutting down) must not crash the process.
   pool.on('error', () => {});
   const authConfig = { jwtSecret: options.jwtSecret, keys: options.keys, ref: options.ref };
@@ -178,11 +184,15 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       url.pathname,
       req.headers,
       async (client) => {
-        const schema = await loadSchemaCache(client);
-        const planned = planRequest(
-          { method, path: restPath, query: url.searchParams, headers: req.headers, body },
-          schema,
-        );
+        const request = { method, path: restPath, query: url.searchParams, headers: req.headers, body };
+        let schema = (schemaCache ??= await loadSchemaCache(client));
+        let planned = planRequest(request, schema);
+        // Like PostgREST, the catalog is cached; unlike it, there is no NOTIFY to reload on. A name the cache does
+        // not know may be new (a function a test just created): reload once and plan again before saying 404/400.
+        if (!planned.ok && STALE_CACHE_CODES.has(String(planned.error.body.code))) {
+          schema = schemaCache = await loadSchemaCache(client);
+          planned = planRequest(request, schema);
+        }
         if (!planned.ok) return errorAnswer(planned.error);
         const plan = planned.plan;
         if (plan.kind === 'root') return rootAnswer(schema.tables.keys(), plan.headOnly);
