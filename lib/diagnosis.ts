@@ -354,7 +354,7 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
       severity: 'critical',
       title: 'the worker is not running on Spark',
       evidence: [
-        `no process works in ${probe.workerDir.path} or names it`,
+        `no process works in ${probe.workerDir.path} or names it${(probe.ignoredProcesses ?? []).length ? ` (shells and tools there not counted: ${(probe.ignoredProcesses ?? []).map((p) => `${p.comm} pid ${p.pid}`).join(', ')})` : ''}`,
         probe.log.status === 'ok'
           ? `logs/worker.log last written ${formatAge(minutesBetween(now, probe.log.modifiedAt))} ago`
           : 'logs/worker.log does not exist',

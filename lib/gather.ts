@@ -122,7 +122,14 @@ export const sparkStep: Step<RunState> = {
     const { ports, config, evidence } = state;
     const sshConfigPath = path.join(ports.homeDir, '.ssh', 'config');
     const resolved = resolveSshTarget({
-      env: config.values,
+      // The runbook's own settings, plus what ssh itself reads from the session: the agent socket and the login
+      // name (for %u / ${USER} in ~/.ssh/config). Those are not in the config schema, so they come from the process.
+      env: {
+        SSH_AUTH_SOCK: ports.env.SSH_AUTH_SOCK,
+        USER: ports.env.USER,
+        LOGNAME: ports.env.LOGNAME,
+        ...config.values,
+      },
       sshConfigText: ports.files.read(sshConfigPath),
       homeDir: ports.homeDir,
       envLabel: config.envFile ? path.basename(config.envFile) : 'the environment',
@@ -271,7 +278,12 @@ export const sparkStep: Step<RunState> = {
                 .map((p) => `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${clip(p.args, 80)})`)
                 .join('; '),
             )
-          : check('worker-process', 'Worker process', 'failed', `no process runs in ${probe.workerDir.path}`),
+          : check(
+              'worker-process',
+              'Worker process',
+              'failed',
+              `no process runs in ${probe.workerDir.path}${ignoredNote(probe)}`,
+            ),
     );
     results.push(
       unseen('logstat')
@@ -380,6 +392,12 @@ export const appStep: Step<RunState> = {
     );
   },
 };
+
+/** Names the shells and tools found in the worker folder, which do not count as the worker. */
+export function ignoredNote(probe: { ignoredProcesses?: Array<{ pid: number; comm: string }> }): string {
+  const ignored = probe.ignoredProcesses ?? [];
+  return ignored.length ? ` (not counted: ${ignored.map((p) => `${p.comm} pid ${p.pid}`).join(', ')})` : '';
+}
 
 /** Closes the run's SSH connection, if one was opened. */
 export async function closeSession(state: RunState): Promise<void> {

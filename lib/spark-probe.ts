@@ -78,7 +78,7 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     // etimes has whole seconds; the fix gate compares a start with a failure time, so read the start precisely:
     // /proc/PID/stat's starttime (clock ticks after boot) against /proc/uptime.
     'section procstart',
-    'if [ -n "$pids" ] && [ -r /proc/uptime ]; then getconf CLK_TCK; cut -d" " -f1 /proc/uptime; for p in $(printf "%s" "$pids" | tr , " "); do printf "%s %s\\n" "$p" "$(sed "s/^.*) //" /proc/$p/stat 2>/dev/null | cut -d" " -f20)"; done; fi',
+    'if [ -n "$pids" ] && [ -r /proc/uptime ]; then getconf CLK_TCK; cut -d" " -f1 /proc/uptime; for p in $(printf "%s" "$pids" | tr , " "); do printf "%s %s %s\\n" "$p" "$(sed "s/^.*) //" /proc/$p/stat 2>/dev/null | cut -d" " -f20)" "$(cat /proc/$p/comm 2>/dev/null)"; done; fi',
     'section logstat',
     `if [ -f ${L} ]; then stat -c '%s %Y' ${L}; else echo missing; fi`,
     'section logtail',
@@ -115,11 +115,52 @@ export interface SparkEvidence {
     | { status: 'ok' | 'http-error'; httpStatus: number; seconds: number }
     | { status: 'failed'; message: string }
     | { status: 'skipped'; reason: string };
+  /** Processes in the worker folder that are people's tools (shells, pagers, editors), not the worker. */
+  ignoredProcesses?: Array<{ pid: number; comm: string }>;
   /** Sections the script did not deliver (a dropped connection, a missing command). */
   missingSections: string[];
   /** Tools the probe needs that Spark does not have (their sections are in `missingSections`). */
   missingTools?: string[];
 }
+
+/** Process names that sit in the worker's folder when a person is there: never the worker itself. */
+const NOT_THE_WORKER = new Set([
+  'bash',
+  'sh',
+  'dash',
+  'zsh',
+  'fish',
+  'ksh',
+  'tcsh',
+  'csh',
+  'sshd',
+  'tmux',
+  'tmux: server',
+  'screen',
+  'sudo',
+  'su',
+  'tail',
+  'less',
+  'more',
+  'most',
+  'vi',
+  'vim',
+  'nvim',
+  'nano',
+  'emacs',
+  'watch',
+  'top',
+  'htop',
+  'cat',
+  'grep',
+  'find',
+  'ps',
+  'pgrep',
+  'sed',
+  'sleep',
+  'mc',
+  'git',
+]);
 
 const SECTIONS = ['now', 'dir', 'env', 'process', 'procstart', 'logstat', 'logtail', 'disk', 'reach', 'end'] as const;
 
@@ -165,17 +206,26 @@ export function parseProbeOutput(
   const ticks = Number(ticksLine);
   const uptime = Number(uptimeLine);
   const preciseElapsed = new Map<number, number>();
-  if (ticks > 0 && uptime > 0) {
-    for (const l of startLines) {
-      const m = /^(\d+) (\d+)$/.exec(l.trim());
-      if (m) preciseElapsed.set(Number(m[1]), uptime - Number(m[2]) / ticks);
-    }
+  const commOf = new Map<number, string>();
+  for (const l of startLines) {
+    const m = /^(\d+) (\d*) ?(.*)$/.exec(l.trim());
+    if (!m) continue;
+    if (m[3]) commOf.set(Number(m[1]), m[3]);
+    if (ticks > 0 && uptime > 0 && m[2]) preciseElapsed.set(Number(m[1]), uptime - Number(m[2]) / ticks);
   }
   const processes: WorkerProcessInfo[] = [];
+  const ignoredProcesses: Array<{ pid: number; comm: string }> = [];
   for (const line of text('process').split('\n')) {
     const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
     if (!m) continue;
     const pid = Number(m[1]);
+    const comm = commOf.get(pid) ?? m[3].trim().split(/\s+/)[0].split('/').pop() ?? '';
+    // An operator's shell or `tail -f` in the worker folder is not the worker: counting it would hide worker-down
+    // and move the fix gate's "worker started" to when someone logged in.
+    if (NOT_THE_WORKER.has(comm)) {
+      ignoredProcesses.push({ pid, comm });
+      continue;
+    }
     const elapsedSeconds = preciseElapsed.get(pid) ?? Number(m[2]);
     const base = sparkNow ?? opts.laptopMidpoint;
     processes.push({
@@ -233,6 +283,7 @@ export function parseProbeOutput(
     workerDir,
     env,
     processes,
+    ignoredProcesses,
     log,
     disk,
     reach,

@@ -3,7 +3,7 @@
  * JSON read back. One sandbox for the file; each test applies the scenario it needs.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -212,6 +212,24 @@ describe('diagnose-env', () => {
       env: { SPARK_SSH_KEY: readFileSync(sb.info.spark.keyPath, 'utf8') },
     });
     expect(json(r).checks.find((c) => c.id === 'spark-connect')?.status).toBe('ok');
+  });
+
+  it('authenticates with the SSH agent when no key file is configured', async () => {
+    const agentDir = mkdtempSync(path.join(os.tmpdir(), 'hd-agent-'));
+    const sock = path.join(agentDir, 'agent.sock');
+    const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
+    try {
+      for (let i = 0; i < 50 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
+      await run('ssh-add', [sb.info.spark.keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
+      const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-env-')), '.env');
+      writeFileSync(file, readFileSync(sb.envFile, 'utf8').replace(/^SPARK_SSH_KEY_PATH=.*\n/m, ''));
+      const r = await runRunbook('diagnose-env', ['--env-file', file, '--ci', '--json', '-'], {
+        env: { SSH_AUTH_SOCK: sock, HOME: agentDir },
+      });
+      expect(json(r).checks.find((c) => c.id === 'spark-connect')?.status).toBe('ok');
+    } finally {
+      agent.kill();
+    }
   });
 
   it('says spark-unreachable, with the likely cause, when nothing listens on the SSH port', async () => {

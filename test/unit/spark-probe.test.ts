@@ -164,6 +164,36 @@ describe('parseProbeOutput', () => {
     expect(ev.processes[1].elapsedSeconds).toBe(60);
   });
 
+  it("does not count an operator's shell or tail -f in the worker folder as the worker", () => {
+    const ev = parseProbeOutput(
+      probeOutput({
+        ...HEALTHY,
+        process: ' 900  30 -bash\n 901  20 tail -f logs/worker.log\n',
+        procstart: '100\n5000\n900 100 bash\n901 200 tail\n',
+      }),
+      MARKER,
+      OPTS,
+    );
+    expect(ev.processes).toEqual([]);
+    expect(ev.ignoredProcesses).toEqual([
+      { pid: 900, comm: 'bash' },
+      { pid: 901, comm: 'tail' },
+    ]);
+  });
+
+  it('keeps the worker when a shell sits beside it, whatever its name on the command line', () => {
+    const ev = parseProbeOutput(
+      probeOutput({
+        ...HEALTHY,
+        process: ' 900  30 -bash\n 4242 3600 /usr/bin/python3 -m hd_worker\n',
+        procstart: '100\n5000\n900 100 bash\n4242 140000 python3\n',
+      }),
+      MARKER,
+      OPTS,
+    );
+    expect(ev.processes.map((p) => p.pid)).toEqual([4242]);
+  });
+
   it('falls back to etimes when procstart is garbled', () => {
     const ev = parseProbeOutput(probeOutput({ ...HEALTHY, procstart: 'getconf: error\n\n4242 x\n' }), MARKER, OPTS);
     expect(ev.processes[0].elapsedSeconds).toBe(3600);
