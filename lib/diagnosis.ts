@@ -286,7 +286,7 @@ export function environmentFindings(ev: Evidence): Finding[] {
           Boolean,
         ),
         cause: "DNS, egress firewall or proxy on Spark, or a wrong SUPABASE_URL in the worker's .env",
-        fix: 'on Spark, run `curl -sS "$SUPABASE_URL/rest/v1/"` from ~/srv/hd-worker with its .env loaded and fix what it reports',
+        fix: `on Spark, run \`curl -sS "$SUPABASE_URL/rest/v1/"\` in ${probe.workerDir.path} with its .env loaded and fix what it reports`,
       });
     } else if (
       probe.reach.status === 'http-error' &&
@@ -318,7 +318,7 @@ export function environmentFindings(ev: Evidence): Finding[] {
         title: `Spark's disk is ${probe.disk.usedPercent}% full (${Math.round(probe.disk.availableKb / 1024)} MB free on ${probe.disk.mount})`,
         evidence: [`df on ${probe.workerDir.path}`],
         cause: 'a full disk stops the worker writing its log and temporary files',
-        fix: 'free space on Spark (old logs under ~/srv/hd-worker/logs, caches) before requeueing',
+        fix: `free space on Spark (old logs under ${probe.workerDir.path}/logs, caches) before requeueing`,
       });
     }
   }
@@ -466,7 +466,7 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
           : []),
       ],
       cause: 'the worker died or was restarted while processing them, and nothing resets a claimed job',
-      fix: 'check that no worker still processes them (log, process list), then requeue them: npx zx runbooks/requeue.mts --status running --older-than 60m',
+      fix: 'check that no worker still processes them (log, process list), then requeue them by id with --include-running (the recommendation below gives the command)',
       jobIds: stale.map((j) => j.id),
       requeueSafe: true,
     });

@@ -4,6 +4,8 @@
  */
 
 /** The signature of an empty or missing error text. */
+import { clip } from './text.ts';
+
 export const NO_ERROR_TEXT = '(no error text)';
 
 const MAX_LENGTH = 120;
@@ -63,6 +65,9 @@ function normalise(line: string): string {
         /(?<![0-9A-Za-z])[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?![0-9A-Za-z])/gi,
         '<uuid>',
       )
+      // Long opaque tokens (keys, JWTs, hashes) say nothing about the failure, and a key must never survive into a
+      // signature half-rewritten, where the redactor would no longer recognise it.
+      .replace(/[A-Za-z0-9_\-+/=.]{32,}/g, '<token>')
       .replace(/(?<![0-9A-Za-z])0x[0-9a-f]+(?![0-9A-Za-z])/gi, '<hex>')
       // Hex needs a digit and a letter, so English words and plain numbers are left alone here.
       .replace(/(?<![0-9A-Za-z])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{8,}(?![0-9A-Za-z])/gi, '<hex>')
@@ -86,5 +91,5 @@ export function errorSignature(text: string | null | undefined): string {
   if (line === undefined) return NO_ERROR_TEXT;
   const signature = normalise(line);
   if (signature === '') return NO_ERROR_TEXT;
-  return signature.length <= MAX_LENGTH ? signature : `${signature.slice(0, MAX_LENGTH - 1)}…`;
+  return clip(signature, MAX_LENGTH - 1);
 }

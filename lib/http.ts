@@ -44,9 +44,13 @@ function classify(e: unknown, url: string, timeoutMs: number): TransportError {
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
     return new TransportError('reset', `connection to ${host} was reset`, { cause: e });
   }
-  return new TransportError('network', `request to ${host} failed (${code || err?.name || 'network error'})`, {
-    cause: e,
-  });
+  return new TransportError(
+    'network',
+    `request to ${host} failed (${code || err?.cause?.message || err?.name || 'network error'})`,
+    {
+      cause: e,
+    },
+  );
 }
 
 export function guardedFetch(options: GuardedFetchOptions): typeof fetch {

@@ -51,11 +51,22 @@ function alive(pid: number): boolean {
   }
 }
 
+function isSupervisorOf(pid: number, root: string): boolean {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    return args.some((a) => a.endsWith('supervisor.mts')) && args.includes(root);
+  } catch {
+    // No /proc (not Linux): fall back to trusting the pid file.
+    return !existsSync('/proc/self/cmdline');
+  }
+}
+
 function runningPid(dir: string): number | null {
   const file = sandboxPaths(dir).pid;
   if (!existsSync(file)) return null;
   const pid = Number(readFileSync(file, 'utf8').trim());
-  if (Number.isInteger(pid) && pid > 0 && alive(pid)) return pid;
+  // After a reboot the pid may belong to anything: only a supervisor of this folder is ours to signal.
+  if (Number.isInteger(pid) && pid > 0 && alive(pid) && isSupervisorOf(pid, sandboxPaths(dir).root)) return pid;
   rmSync(file, { force: true });
   return null;
 }

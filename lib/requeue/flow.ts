@@ -319,14 +319,15 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
       out.line();
       if (plan.writes.length) {
         const n = plan.writes.length;
+        // The hint is for a person: it asks for --apply and lets the confirmation do its work. It never adds --yes
+        // (that would skip the confirmation for whoever pastes it) and leaves a reason for them to write.
         const hint = [
-          n > 1 && reason === null ? ' --reason "…"' : '',
+          n > 1 && reason === null ? ' --reason REASON' : '',
           plan.writes.some((w) => w.running) && !opts.includeRunning ? ' --include-running' : '',
           ' --apply',
-          prompt.interactive ? '' : ' --yes',
         ].join('');
         out.line(
-          `dry run: nothing was written.${opts.commandLine ? ` To requeue ${n === 1 ? 'it' : `these ${n} jobs`}: ${opts.commandLine}${hint}` : ''}`,
+          `dry run: nothing was written.${opts.commandLine ? ` To requeue ${n === 1 ? 'it' : `these ${n} jobs`}: ${opts.commandLine}${hint}${prompt.interactive ? '' : ' (in a script, add --yes)'}` : ''}`,
         );
       }
       return outcome(problemCode, `dry run: ${plural(plan.writes.length, 'job')} would be requeued; nothing written`);

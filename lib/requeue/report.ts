@@ -2,7 +2,9 @@
  * How a requeue reads: the target guard, the preview (grouped, with the exact change per job), the results and the
  * receipt, as lines for the terminal and the markdown report, and as data for the JSON. Pure.
  */
+
 import { formatAge, minutesBetween } from '../evidence.ts';
+import { clip } from '../text.ts';
 import type { WriteResult } from './apply.ts';
 import type { CanaryVerdict } from './canary.ts';
 import { type Exclusion, groupWrites, type PlannedWrite, type ProjectTarget, type RequeuePlan } from './plan.ts';
@@ -16,7 +18,7 @@ const plural = (n: number, word: string, many = `${word}s`) => `${n} ${n === 1 ?
 function firstLine(text: string | null, max = 100): string {
   if (text === null) return 'null';
   const line = text.split('\n').find((l) => l.trim()) ?? '';
-  return JSON.stringify(line.length > max ? `${line.slice(0, max)}…` : line);
+  return JSON.stringify(clip(line, max));
 }
 
 /** The target guard: which project, and where the credentials came from. */

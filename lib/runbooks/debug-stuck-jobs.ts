@@ -130,10 +130,9 @@ async function offerRequeue(
     ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
     ports.out.line(`  fix gate: ${gate.line}`);
     const envFile = flags['env-file'] ? `--env-file ${shellQuote(flags['env-file'])} ` : '';
-    const command = `npx zx runbooks/requeue.mts ${envFile}${f
-      .jobIds!.slice(0, 3)
-      .map((id) => `--id ${id}`)
-      .join(' ')}${f.jobIds!.length > 3 ? ' …' : ''} --reason "${f.id} fixed"`;
+    // Pasteable as printed: every id (--id takes a comma list), the same config, and what running jobs need.
+    const running = f.jobIds!.some((id) => jobsById.get(id)?.status === 'running') ? ' --include-running' : '';
+    const command = `npx zx runbooks/requeue.mts ${envFile}--id ${f.jobIds!.join(',')}${running} --reason ${shellQuote(`${f.id} fixed`)}`;
     if (!ports.prompt.interactive || !handover) {
       ports.out.line(`  when fixed: ${command}`);
       continue;
@@ -208,7 +207,8 @@ export async function runDebugStuckJobs(
       checks,
       offer.actions,
       extra,
-      offer.aborted ? EXIT.aborted : undefined,
+      // A hand-over that could not write (exit 2) outranks the findings' exit 1; an abort is an abort.
+      offer.aborted ? EXIT.aborted : 'code' in offer && offer.code === EXIT.couldNotRun ? EXIT.couldNotRun : undefined,
     );
   } finally {
     await closeSession(state);

@@ -175,7 +175,9 @@ describe('requeue flow: nothing is written without --apply (and --yes off a term
     expect(r.text()).toContain(`project ${REF} at ${REF}.supabase.co`);
     expect(r.text()).toContain('credentials: SUPABASE_URL in /work/.env, key SUPABASE_SERVICE_ROLE_KEY');
     expect(r.text()).toContain('3 × import_assets_jsonl · ValueError: Circular reference detected (failed)');
-    expect(r.text()).toContain('To requeue these 3 jobs: npx zx runbooks/requeue.mts --reason "…" --apply --yes');
+    expect(r.text()).toContain(
+      'To requeue these 3 jobs: npx zx runbooks/requeue.mts --reason REASON --apply (in a script, add --yes)',
+    );
   });
 
   it('--apply without --yes off a terminal exits 2 after the preview and writes nothing', async () => {
