@@ -185,12 +185,14 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       req.headers,
       async (client) => {
         const request = { method, path: restPath, query: url.searchParams, headers: req.headers, body };
-        let schema = (schemaCache ??= await loadSchemaCache(client));
+        if (!schemaCache) schemaCache = await loadSchemaCache(client);
+        let schema = schemaCache;
         let planned = planRequest(request, schema);
         // Like PostgREST, the catalog is cached; unlike it, there is no NOTIFY to reload on. A name the cache does
         // not know may be new (a function a test just created): reload once and plan again before saying 404/400.
         if (!planned.ok && STALE_CACHE_CODES.has(String(planned.error.body.code))) {
-          schema = schemaCache = await loadSchemaCache(client);
+          schemaCache = await loadSchemaCache(client);
+          schema = schemaCache;
           planned = planRequest(request, schema);
         }
         if (!planned.ok) return errorAnswer(planned.error);
