@@ -78,7 +78,7 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     // etimes has whole seconds; the fix gate compares a start with a failure time, so read the start precisely:
     // /proc/PID/stat's starttime (clock ticks after boot) against /proc/uptime.
     'section procstart',
-    'if [ -n "$pids" ] && [ -r /proc/uptime ]; then getconf CLK_TCK; cut -d" " -f1 /proc/uptime; for p in $(printf "%s" "$pids" | tr , " "); do printf "%s %s %s\\n" "$p" "$(sed "s/^.*) //" /proc/$p/stat 2>/dev/null | cut -d" " -f20)" "$(cat /proc/$p/comm 2>/dev/null)"; done; fi',
+    'if [ -n "$pids" ] && [ -r /proc/uptime ]; then getconf CLK_TCK; cut -d" " -f1 /proc/uptime; date -u +%s%N; for p in $(printf "%s" "$pids" | tr , " "); do printf "%s %s %s\\n" "$p" "$(sed "s/^.*) //" /proc/$p/stat 2>/dev/null | cut -d" " -f20)" "$(cat /proc/$p/comm 2>/dev/null)"; done; fi',
     'section logstat',
     `if [ -f ${L} ]; then stat -c '%s %Y' ${L}; else echo missing; fi`,
     'section logtail',
@@ -202,9 +202,14 @@ export function parseProbeOutput(
     }
   }
 
-  const [ticksLine, uptimeLine, ...startLines] = text('procstart').split('\n');
+  const [ticksLine, uptimeLine, uptimeAtLine, ...startLines] = text('procstart').split('\n');
   const ticks = Number(ticksLine);
   const uptime = Number(uptimeLine);
+  // Start times are uptime-relative: anchor them to the clock read right with the uptime, not to the probe's start
+  // (the two are apart by however long the probe took so far, which would move a start before a failure).
+  const uptimeAt = /^\d{10,}$/.test(uptimeAtLine?.trim() ?? '')
+    ? new Date(Number(BigInt(uptimeAtLine.trim()) / 1_000_000n))
+    : undefined;
   const preciseElapsed = new Map<number, number>();
   const commOf = new Map<number, string>();
   for (const l of startLines) {
@@ -226,8 +231,9 @@ export function parseProbeOutput(
       ignoredProcesses.push({ pid, comm });
       continue;
     }
-    const elapsedSeconds = preciseElapsed.get(pid) ?? Number(m[2]);
-    const base = sparkNow ?? opts.laptopMidpoint;
+    const precise = preciseElapsed.get(pid);
+    const elapsedSeconds = precise ?? Number(m[2]);
+    const base = (precise !== undefined ? uptimeAt : undefined) ?? sparkNow ?? opts.laptopMidpoint;
     processes.push({
       pid,
       elapsedSeconds,

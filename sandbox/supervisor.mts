@@ -132,16 +132,22 @@ async function main(): Promise<void> {
   writeFileSync(keyPath, keys.client.private, { mode: 0o600 });
   writeFileSync(`${keyPath}.pub`, `${keys.client.public}\n`);
   writeFileSync(`${paths.sshDir}/host_ed25519`, keys.host.private, { mode: 0o600 });
-  const sshPort = (await portIsFree(2222)) ? 2222 : 0;
-  const spark = await startSparkSsh({
+  const sparkOptions = {
     home: paths.sparkHome,
     user: 'sparkuser',
     hostKey: keys.host.private,
     authorizedKeys: [keys.client.public],
-    port: sshPort,
     stats,
     controls,
-  });
+  };
+  // 2222 as on the real Spark when it is free; two sandboxes starting at once may both see it free, so the loser
+  // of that race takes any free port instead of failing.
+  const spark = (await portIsFree(2222))
+    ? await startSparkSsh({ ...sparkOptions, port: 2222 }).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EADDRINUSE') throw e;
+        return startSparkSsh({ ...sparkOptions, port: 0 });
+      })
+    : await startSparkSsh({ ...sparkOptions, port: 0 });
   cleanups.push(() => spark.close());
   const knownHostsPath = `${paths.sshDir}/known_hosts`;
   writeFileSync(knownHostsPath, `${knownHostsLine('127.0.0.1', spark.port, keys.host.public)}\n`);

@@ -158,7 +158,11 @@ describe('parseProbeOutput', () => {
 
   it('dates a process precisely from /proc when procstart has it, and from etimes otherwise', () => {
     // 100 ticks a second; uptime 5000.5 s; pid 4242 started at tick 140000 (1400 s after boot).
-    const ev = parseProbeOutput(probeOutput({ ...HEALTHY, procstart: '100\n5000.50\n4242 140000\n' }), MARKER, OPTS);
+    const ev = parseProbeOutput(
+      probeOutput({ ...HEALTHY, procstart: `100\n5000.50\n${NOW_NS}\n4242 140000\n` }),
+      MARKER,
+      OPTS,
+    );
     expect(ev.processes[0].elapsedSeconds).toBeCloseTo(3600.5, 6);
     expect(ev.processes[0].startedAt).toEqual(new Date('2026-01-15T11:00:02.500Z'));
     expect(ev.processes[1].elapsedSeconds).toBe(60);
@@ -169,7 +173,7 @@ describe('parseProbeOutput', () => {
       probeOutput({
         ...HEALTHY,
         process: ' 900  30 -bash\n 901  20 tail -f logs/worker.log\n',
-        procstart: '100\n5000\n900 100 bash\n901 200 tail\n',
+        procstart: `100\n5000\n${NOW_NS}\n900 100 bash\n901 200 tail\n`,
       }),
       MARKER,
       OPTS,
@@ -186,12 +190,24 @@ describe('parseProbeOutput', () => {
       probeOutput({
         ...HEALTHY,
         process: ' 900  30 -bash\n 4242 3600 /usr/bin/python3 -m hd_worker\n',
-        procstart: '100\n5000\n900 100 bash\n4242 140000 python3\n',
+        procstart: `100\n5000\n${NOW_NS}\n900 100 bash\n4242 140000 python3\n`,
       }),
       MARKER,
       OPTS,
     );
     expect(ev.processes.map((p) => p.pid)).toEqual([4242]);
+  });
+
+  it('anchors a precise start to the clock read with the uptime, not to the start of the probe', () => {
+    // The probe began at NOW (3 s ahead of the laptop); /proc/uptime was read 2 s later.
+    const later = `${MIDPOINT.getTime() + 5_000}000000`;
+    const ev = parseProbeOutput(
+      probeOutput({ ...HEALTHY, procstart: `100\n5000.00\n${later}\n4242 490000\n` }),
+      MARKER,
+      OPTS,
+    );
+    // Started 100 s before the uptime reading: 5 s - 100 s after the midpoint.
+    expect(ev.processes[0].startedAt).toEqual(new Date(MIDPOINT.getTime() + 5_000 - 100_000));
   });
 
   it('falls back to etimes when procstart is garbled', () => {
