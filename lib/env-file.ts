@@ -212,7 +212,12 @@ const sparkKeyPath: Validator = (value, all) => {
 };
 
 const sparkKey: Validator = (value) => {
-  const v = value.trim();
+  let v = value.trim();
+  // CI secret stores often hold the key base64-encoded (one line, no newlines to mangle); the loader accepts that.
+  if (/^[A-Za-z0-9+/=\s]+$/.test(v)) {
+    const decoded = Buffer.from(v, 'base64').toString('utf8').trim();
+    if (decoded.startsWith('-----BEGIN')) v = decoded;
+  }
   if (/^(ssh-(rsa|ed25519|dss)|ecdsa-sha2-\S+|sk-\S+) AAAA/.test(v)) {
     return problem('SPARK_SSH_KEY holds a public key', 'put the private key (-----BEGIN ... PRIVATE KEY-----) here');
   }

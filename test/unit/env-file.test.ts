@@ -196,6 +196,11 @@ describe('validateEnv: values', () => {
     },
     { name: 'private key', vars: { SPARK_SSH_KEY: PEM }, ok: true },
     {
+      name: 'private key, base64-encoded (CI secret)',
+      vars: { SPARK_SSH_KEY: Buffer.from(PEM).toString('base64') },
+      ok: true,
+    },
+    {
       name: 'private key with literal \\n',
       vars: { SPARK_SSH_KEY: PEM.replace(/\n/g, '\\n') },
       issue: /literal \\n/,
