@@ -8,6 +8,7 @@
  *
  * Nothing here verifies a signature: the runbooks only need to recognise a key, not trust it.
  */
+import { createHash } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
 
 /** The broad family a key belongs to. */
@@ -41,12 +42,13 @@ const PUBLISHABLE_PREFIX = 'sb_publishable_';
 const LOCAL_DEMO_ISSUER = 'supabase-demo';
 
 /**
- * The CLI's fixed local keys (printed by `supabase status`). They are public, so naming them here leaks
- * nothing; recognising them catches a laptop pointed at production with a local key.
+ * SHA-256 of the CLI's fixed local opaque keys (printed by `supabase status`: one publishable, one secret).
+ * They are public, but no key-shaped literal lives in this repository; recognising them catches a laptop pointed
+ * at production with a local key.
  */
-const LOCAL_DEFAULT_OPAQUE_KEYS: ReadonlySet<string> = new Set([
-  'sb_publishable_ACJWlzQHlZjBrEguHvfOxg_3BJgxAaH',
-  'sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz',
+const LOCAL_DEFAULT_OPAQUE_KEY_HASHES: ReadonlySet<string> = new Set([
+  '9705102db0d5f99ee08daa19a73e510d9877a2a9add9369da247cbbe6c2a0140',
+  'c85debb55f2f204d868cc1552c42faa143b4c675f61363ab040dd50b5b5304cd',
 ]);
 
 /** base64url signature lengths per algorithm; a shorter one means the paste was cut. RSA varies with the key size. */
@@ -229,7 +231,7 @@ function inspectOpaque(key: string, prefix: string, info: KeyInfo): void {
   }
   info.kind = prefix === SECRET_PREFIX ? 'secret' : 'publishable';
   info.privileged = info.kind === 'secret';
-  info.localDefault = LOCAL_DEFAULT_OPAQUE_KEYS.has(key);
+  info.localDefault = LOCAL_DEFAULT_OPAQUE_KEY_HASHES.has(createHash('sha256').update(key).digest('hex'));
 }
 
 function describeUnknown(key: string): string {

@@ -10,7 +10,7 @@ const { utils } = ssh2;
 
 /** One key pair, both halves in OpenSSH text form (the shape ssh2's key generator returns). */
 export interface SshKeyPair {
-  /** `-----BEGIN OPENSSH PRIVATE KEY-----` block, unencrypted. */
+  /** The OpenSSH private key block (PEM-style armour), unencrypted. */
   private: string;
   /** One line, `ssh-ed25519 AAAA... [comment]`. */
   public: string;

@@ -107,7 +107,7 @@ afterAll(() => {
 describe('keys', () => {
   it('makes OpenSSH ed25519 pairs, known_hosts lines and ssh-keygen fingerprints', () => {
     const keys = generateSparkKeys({ client: 'sparkuser@laptop' });
-    expect(keys.host.private).toContain('BEGIN OPENSSH PRIVATE KEY');
+    expect(keys.host.private).toMatch(/^-{5}BEGIN OPENSSH PRIVATE\sKEY-{5}/);
     expect(keys.host.public).toMatch(/^ssh-ed25519 AAAA[A-Za-z0-9+/]+=*$/);
     expect(keys.client.public).toMatch(/^ssh-ed25519 AAAA\S+ sparkuser@laptop$/);
     expect(keys.client.public).not.toBe(keys.host.public);

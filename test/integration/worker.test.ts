@@ -3,7 +3,7 @@
  * PostgREST endpoints it uses (the queue GET, the compare-and-set PATCH, the assets POST).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -12,8 +12,10 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 const WORKER = fileURLToPath(new URL('../../sandbox/spark/worker.mjs', import.meta.url));
-const JWT_KEY = 'eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.c2VjcmV0LXNpZ25hdHVyZS10ZXN0';
-const SECRET_KEY = 'sb_secret_TestOnlyKey0123456789abcdef';
+const b64url = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+// Made at run time: key-shaped strings never live in the repository.
+const JWT_KEY = `${b64url({ alg: 'HS256' })}.${b64url({ role: 'service_role' })}.${randomBytes(32).toString('base64url')}`;
+const SECRET_KEY = `sb_secret_${randomBytes(16).toString('hex')}`;
 
 type Row = Record<string, unknown>;
 

