@@ -14,7 +14,7 @@ import type { JobsDb } from './jobs-db.ts';
 import { describeKey, inspectKey } from './keys.ts';
 import type { SshSession } from './ports.ts';
 import { probeSpark } from './spark-probe.ts';
-import { resolveSshTarget } from './ssh/target.ts';
+import { expandTilde, resolveSshTarget } from './ssh/target.ts';
 import { supabaseCliDefaultKeys } from './supabase-cli-keys.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
 import { clip } from './text.ts';
@@ -343,7 +343,7 @@ export const appStep: Step<RunState> = {
     if (config.values.APP_ENV_FILE) {
       const file = path.resolve(
         config.envFile ? path.dirname(config.envFile) : ports.cwd,
-        config.values.APP_ENV_FILE.replace(/^~(?=\/)/, ports.homeDir),
+        expandTilde(config.values.APP_ENV_FILE, ports.homeDir),
       );
       const text = ports.files.read(file);
       if (text === undefined) {

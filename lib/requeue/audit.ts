@@ -7,10 +7,12 @@
  * that uses the same file settles it from the database (the history entry carries the run id), so the file ends
  * up saying exactly what was written. Lines never contain keys: everything passes through the output's redactor.
  */
+
 import path from 'node:path';
 import type { Files } from '../context.ts';
 import { RunbookError } from '../exit-codes.ts';
 import type { Job, JobsDb } from '../jobs-db.ts';
+import { expandTilde } from '../ssh/target.ts';
 import { entryOfRun, type JobState, jobState, requeuedState, stateFromEntry } from './history.ts';
 
 /** The audit file's name in the state folder. */
@@ -37,7 +39,7 @@ export function resolveAuditFile(
   if (given === undefined) return defaultAuditFile(env, homeDir);
   if (given.trim() === '')
     throw new RunbookError('--audit is empty', 'pass a file path, or leave it out for the default');
-  const expanded = given === '~' ? homeDir : given.startsWith('~/') ? path.join(homeDir, given.slice(2)) : given;
+  const expanded = expandTilde(given, homeDir);
   return path.resolve(cwd, expanded);
 }
 

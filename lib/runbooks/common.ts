@@ -1,4 +1,5 @@
 /** What every runbook does around its steps: load config, build the run state, show findings, write reports. */
+
 import type { CheckResult } from '../checks.ts';
 import { loadConfig } from '../config.ts';
 import type { Ports } from '../context.ts';
@@ -8,6 +9,7 @@ import { EXIT, type ExitCode, RunbookError } from '../exit-codes.ts';
 import { atLeastWarning, type Finding, verdictLine } from '../findings.ts';
 import type { RunState } from '../gather.ts';
 import { buildReport, type Report, writeReports } from '../report.ts';
+import { expandTilde } from '../ssh/target.ts';
 import type { StuckRules } from '../stuck-rules.ts';
 
 /** Findings that mean the runbook could not look where it had to: exit 2, not 1. */
@@ -69,7 +71,7 @@ export function startRun(
 /** Built-in patterns, then the user's (a user pattern can refine a built-in by coming first? no: built-ins win ties). */
 export function loadPatterns(ports: Ports, file: string | undefined): ErrorPattern[] {
   if (!file) return [...BUILTIN_ERROR_PATTERNS];
-  const resolved = file.replace(/^~(?=\/)/, ports.homeDir);
+  const resolved = expandTilde(file, ports.homeDir);
   const text = ports.files.read(resolved);
   if (text === undefined) {
     throw new RunbookError(
