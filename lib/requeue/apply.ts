@@ -25,6 +25,7 @@ import {
   stateFromEntry,
 } from './history.ts';
 import type { PlannedWrite, RequeuePlan } from './plan.ts';
+import { readJobsById } from './read.ts';
 
 /**
  * Compare-and-set writes in flight by default. At 50 ms to Supabase, 24 in flight requeue 10,000 jobs in about
@@ -194,14 +195,8 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
 
   /** Reads jobs back by id (in chunks); undefined when the read fails. */
   async function readBack(ids: readonly string[]): Promise<Map<string, Job> | undefined> {
-    const found = new Map<string, Job>();
-    for (let i = 0; i < ids.length; i += 100) {
-      const chunk = ids.slice(i, i + 100);
-      const r = await db.findJobs({ ids: chunk, limit: chunk.length });
-      if (!r.ok) return undefined;
-      for (const j of r.value.jobs) found.set(j.id, j);
-    }
-    return found;
+    const r = await readJobsById(db, ids);
+    return r.ok ? r.found : undefined;
   }
 
   /** After a write of unknown outcome: the job carries this run's history entry, or it was not written (yet). */

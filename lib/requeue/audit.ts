@@ -14,6 +14,7 @@ import { RunbookError } from '../exit-codes.ts';
 import type { Job, JobsDb } from '../jobs-db.ts';
 import { expandTilde } from '../ssh/target.ts';
 import { entryOfRun, type JobState, jobState, requeuedState, stateFromEntry } from './history.ts';
+import { readJobsById } from './read.ts';
 
 /** The audit file's name in the state folder. */
 export const AUDIT_FILE_NAME = 'requeue-audit.jsonl';
@@ -210,18 +211,9 @@ export async function reconcileAudit(
       result.leftPending += p.jobIds.length;
       continue;
     }
-    const found = new Map<string, Job>();
-    let readable = true;
-    for (let i = 0; i < p.jobIds.length; i += 100) {
-      const chunk = p.jobIds.slice(i, i + 100);
-      const r = await db.findJobs({ ids: chunk, limit: chunk.length });
-      if (!r.ok) {
-        readable = false;
-        break;
-      }
-      for (const j of r.value.jobs) found.set(j.id, j);
-    }
-    if (!readable) {
+    const read = await readJobsById(db, p.jobIds);
+    const found = read.ok ? read.found : new Map<string, Job>();
+    if (!read.ok) {
       result.leftPending += p.jobIds.length;
       continue;
     }

@@ -3,17 +3,17 @@
  * is a {@link RunbookError}, exit 2, before anything is read or written), and the read that turns a selection into
  * jobs (server-side filters, pages, then the client-side error regex).
  */
+
 import { RunbookError } from '../exit-codes.ts';
 import { JOB_STATUSES, type Job, type JobStatus } from '../job.ts';
 import type { JobFilter, JobsDb } from '../jobs-db.ts';
+import { readJobsById } from './read.ts';
 
 /** How many jobs a run selects when `--limit` is not given, and the most it may ask for. */
 export const DEFAULT_LIMIT = 500;
 /** The most `--limit` (and `--id`) may name in one run. */
 export const MAX_LIMIT = 10_000;
 
-/** Ids per request: a PostgREST `in.(...)` list travels in the URL. */
-const IDS_PER_REQUEST = 100;
 /** Rows per page: hosted Supabase caps a response at 1000 rows (max-rows). */
 const PAGE_SIZE = 1000;
 /** Rows read at most while an error regex filters client-side: bounds a run on a huge table. */
@@ -329,14 +329,10 @@ function failure(message: string, fix: string): RunbookError {
 export async function readSelection(db: JobsDb, sel: Selection, limit: number): Promise<SelectionRead> {
   let requests = 0;
   if (sel.kind === 'ids') {
-    const found = new Map<string, Job>();
-    for (let i = 0; i < sel.ids.length; i += IDS_PER_REQUEST) {
-      const chunk = sel.ids.slice(i, i + IDS_PER_REQUEST);
-      const r = await db.findJobs({ ids: chunk, limit: chunk.length });
-      requests++;
-      if (!r.ok) throw failure(`could not read the jobs: ${r.failure.message}`, r.failure.fix);
-      for (const j of r.value.jobs) found.set(j.id.toLowerCase(), j);
-    }
+    const r = await readJobsById(db, sel.ids);
+    requests += r.requests;
+    if (!r.ok) throw failure(`could not read the jobs: ${r.failure.message}`, r.failure.fix);
+    const found = r.found;
     const jobs = sel.ids.map((id) => found.get(id)).filter((j): j is Job => j !== undefined);
     jobs.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
     return { jobs, missingIds: sel.ids.filter((id) => !found.has(id)), scanCut: false, requests };
