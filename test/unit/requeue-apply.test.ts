@@ -12,7 +12,7 @@ import {
   pendingIntents,
   reconcileAudit,
 } from '../../lib/requeue/audit.ts';
-import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../../lib/requeue/memory-db.ts';
+import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
 import { buildPlan, type RequeuePlan } from '../../lib/requeue/plan.ts';
 import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
 

@@ -17,7 +17,7 @@ import {
   requeueJobs,
   requeueReport,
 } from '../../lib/requeue/flow.ts';
-import { createMemoryJobsDb, type MemoryJobsDb } from '../../lib/requeue/memory-db.ts';
+import { createMemoryJobsDb, type MemoryJobsDb } from '../helpers/memory-db.ts';
 import { parseRequeueOptions, type RequeueFlags } from '../../lib/requeue/options.ts';
 import type { RequeueHandover } from '../../lib/runbooks/debug-stuck-jobs.ts';
 import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';

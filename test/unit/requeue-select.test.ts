@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EXIT, RunbookError } from '../../lib/exit-codes.ts';
-import { createMemoryJobsDb } from '../../lib/requeue/memory-db.ts';
+import { createMemoryJobsDb } from '../helpers/memory-db.ts';
 import { parseRequeueOptions, REQUEUE_HELP, REQUEUE_OPTIONS } from '../../lib/requeue/options.ts';
 import {
   compileErrorMatcher,
