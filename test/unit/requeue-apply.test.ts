@@ -12,9 +12,9 @@ import {
   pendingIntents,
   reconcileAudit,
 } from '../../lib/requeue/audit.ts';
-import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
 import { buildPlan, type RequeuePlan } from '../../lib/requeue/plan.ts';
 import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
+import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
 const NOW = new Date('2026-03-10T12:00:00Z');

@@ -17,11 +17,11 @@ import {
   requeueJobs,
   requeueReport,
 } from '../../lib/requeue/flow.ts';
-import { createMemoryJobsDb, type MemoryJobsDb } from '../helpers/memory-db.ts';
 import { parseRequeueOptions, type RequeueFlags } from '../../lib/requeue/options.ts';
 import type { RequeueHandover } from '../../lib/runbooks/debug-stuck-jobs.ts';
 import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
 import { classifySupabaseUrl } from '../../lib/supabase-url.ts';
+import { createMemoryJobsDb, type MemoryJobsDb } from '../helpers/memory-db.ts';
 
 const NOW = new Date('2026-03-10T12:00:00Z');
 const AUDIT = '/state/requeue-audit.jsonl';

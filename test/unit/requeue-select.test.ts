@@ -1,6 +1,5 @@
 import { describe, expect, it } from 'vitest';
 import { EXIT, RunbookError } from '../../lib/exit-codes.ts';
-import { createMemoryJobsDb } from '../helpers/memory-db.ts';
 import { parseRequeueOptions, REQUEUE_HELP, REQUEUE_OPTIONS } from '../../lib/requeue/options.ts';
 import {
   compileErrorMatcher,
@@ -15,6 +14,7 @@ import {
   readSelection,
   serverErrorSubstring,
 } from '../../lib/requeue/select.ts';
+import { createMemoryJobsDb } from '../helpers/memory-db.ts';
 
 const NOW = new Date('2026-03-10T12:00:00Z');
 const ID1 = '3fa85f64-5717-4562-b3fc-2c963f66afa6';
