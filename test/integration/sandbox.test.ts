@@ -149,7 +149,14 @@ describe('the sandbox', () => {
 
 describe('two sandboxes and a clean down', () => {
   it('runs two sandboxes at once and leaves no process behind after down', async () => {
-    const [a, b] = await Promise.all([startSandbox(), startSandbox()]);
+    // allSettled: if one start fails, the other must still be stopped, not leaked past the test.
+    const started = await Promise.allSettled([startSandbox(), startSandbox()]);
+    const ok = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    if (ok.length < 2) {
+      await Promise.all(ok.map((sb) => sb.down()));
+      throw (started.find((r) => r.status === 'rejected') as PromiseRejectedResult).reason;
+    }
+    const [a, b] = ok;
     try {
       expect(a.info.cloud.url).not.toBe(b.info.cloud.url);
       expect(a.info.spark.port).not.toBe(b.info.spark.port);
