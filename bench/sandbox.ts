@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readSandboxInfo, type SandboxInfo, sandboxPaths } from '../sandbox/layout.ts';
+import { callSandboxControl, readSandboxInfo, type SandboxInfo, sandboxPaths } from '../sandbox/layout.ts';
 import type { StatsSnapshot } from '../sandbox/stats.ts';
 import { childEnv } from './child.ts';
 
@@ -67,17 +67,8 @@ export async function startBenchSandbox(opts: { scenario?: string; latencyMs?: n
   const info = readSandboxInfo(dir);
   const workerDir = sandboxPaths(dir).workerDir;
 
-  async function control<T>(method: string, route: string, body?: unknown): Promise<T> {
-    const res = await fetch(`${info.control.url}${route}`, {
-      method,
-      headers: { 'x-sandbox-token': info.control.token, 'content-type': 'application/json' },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(CONTROL_TIMEOUT_MS),
-    });
-    const json = (await res.json()) as T & { error?: string };
-    if (!res.ok) throw new Error(`sandbox ${method} ${route}: ${json.error ?? res.status}`);
-    return json;
-  }
+  const control = <T>(method: string, route: string, body?: unknown) =>
+    callSandboxControl<T>(info, method, route, body, CONTROL_TIMEOUT_MS);
 
   let stopped = false;
   const sb: BenchSandbox = {

@@ -9,7 +9,7 @@ import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { readSandboxInfo, sandboxPaths } from './layout.ts';
+import { callSandboxControl, readSandboxInfo, sandboxPaths } from './layout.ts';
 import { isScenarioName, SCENARIOS } from './scenarios.ts';
 
 const HELP = `Usage: npm run sandbox -- <verb> --dir DIR [options]
@@ -75,15 +75,11 @@ async function control(dir: string, method: string, route: string, body?: unknow
   const info = readSandboxInfo(dir);
   if (!runningPid(dir))
     fail(`the sandbox in ${dir} is not running: start it with \`npm run sandbox -- up --dir ${dir}\``);
-  const res = await fetch(`${info.control.url}${route}`, {
-    method,
-    headers: { 'x-sandbox-token': info.control.token, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(120_000),
-  });
-  const json = (await res.json()) as { error?: string };
-  if (!res.ok) fail(json.error ?? `control API answered ${res.status}`);
-  return json;
+  try {
+    return await callSandboxControl(info, method, route, body, 120_000);
+  } catch (e) {
+    fail((e as Error).message);
+  }
 }
 
 async function up(dir: string, scenario: string | undefined, latency: string | undefined): Promise<void> {

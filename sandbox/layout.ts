@@ -57,3 +57,25 @@ export function readSandboxInfo(dir: string): SandboxInfo {
     throw new Error(`no sandbox in ${path.resolve(dir)}: start one with \`npm run sandbox -- up --dir ${dir}\``);
   }
 }
+
+/**
+ * Calls a running sandbox's control API (scenario, stats, worker, controls, sql). Scenarios wait for the worker,
+ * and the bench's bulk inserts take a while, hence the generous default timeout.
+ */
+export async function callSandboxControl<T = unknown>(
+  info: Pick<SandboxInfo, 'control'>,
+  method: string,
+  route: string,
+  body?: unknown,
+  timeoutMs = 300_000,
+): Promise<T> {
+  const res = await fetch(`${info.control.url}${route}`, {
+    method,
+    headers: { 'x-sandbox-token': info.control.token, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const json = (await res.json()) as T & { error?: string };
+  if (!res.ok) throw new Error(`sandbox ${method} ${route}: ${json.error ?? `control API answered ${res.status}`}`);
+  return json;
+}

@@ -212,6 +212,20 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     const method = (req.method ?? 'GET').toUpperCase();
     const url = new URL(req.url ?? '/', 'http://sandbox.invalid');
     let role = 'none';
+    /** One stats event per request; status 0 when the connection was dropped on purpose (a fault). */
+    const record = (status: number, bytesOut: number) =>
+      stats.recordHttp({
+        api: name,
+        method,
+        role,
+        path: url.pathname,
+        query: recordedQuery(url),
+        client: clientOf(req),
+        status,
+        startedAt,
+        endedAt: Date.now(),
+        bytesOut,
+      });
     let answer: HttpAnswer;
     const fault = activeFault(controls, name, method, url.pathname);
 
@@ -228,18 +242,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       if (r.ok) role = r.role;
       if (controls.latencyMs > 0) await sleep(controls.latencyMs);
       req.socket.destroy();
-      stats.recordHttp({
-        api: name,
-        method,
-        role,
-        path: url.pathname,
-        query: recordedQuery(url),
-        client: clientOf(req),
-        status: 0,
-        startedAt,
-        endedAt: Date.now(),
-        bytesOut: 0,
-      });
+      record(0, 0);
       return;
     }
 
@@ -300,18 +303,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     if (fault?.kind === 'reset-after') {
       // Done (committed, for a write), but the client never hears so.
       req.socket.destroy();
-      stats.recordHttp({
-        api: name,
-        method,
-        role,
-        path: url.pathname,
-        query: recordedQuery(url),
-        client: clientOf(req),
-        status: 0,
-        startedAt,
-        endedAt: Date.now(),
-        bytesOut: 0,
-      });
+      record(0, 0);
       return;
     }
     const payload = method === 'HEAD' ? '' : answer.body;
@@ -320,18 +312,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     if (answer.status !== 204 && answer.status !== 304) headers['Content-Length'] = Buffer.byteLength(answer.body);
     res.writeHead(answer.status, headers);
     res.end(payload);
-    stats.recordHttp({
-      api: name,
-      method,
-      role,
-      path: url.pathname,
-      query: recordedQuery(url),
-      client: clientOf(req),
-      status: answer.status,
-      startedAt,
-      endedAt: Date.now(),
-      bytesOut,
-    });
+    record(answer.status, bytesOut);
   }
 
   const server = createServer((req, res) => {

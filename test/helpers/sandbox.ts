@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { readSandboxInfo, type SandboxInfo } from '../../sandbox/layout.ts';
+import { callSandboxControl, readSandboxInfo, type SandboxInfo } from '../../sandbox/layout.ts';
 import type { StatsSnapshot } from '../../sandbox/stats.ts';
 
 const run = promisify(execFile);
@@ -49,16 +49,8 @@ export interface Sandbox {
   down(): Promise<void>;
 }
 
-async function control(info: SandboxInfo, method: string, route: string, body?: unknown): Promise<unknown> {
-  const res = await fetch(`${info.control.url}${route}`, {
-    method,
-    headers: { 'x-sandbox-token': info.control.token, 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await res.json();
-  if (!res.ok) throw new Error(`sandbox control ${route}: ${(json as { error?: string }).error}`);
-  return json;
-}
+const control = (info: SandboxInfo, method: string, route: string, body?: unknown) =>
+  callSandboxControl(info, method, route, body);
 
 export async function startSandbox(opts: { scenario?: string; latencyMs?: number } = {}): Promise<Sandbox> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'hd-sandbox-'));
