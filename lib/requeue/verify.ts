@@ -8,6 +8,7 @@ import type { Job, JobStatus, JobsDb } from '../jobs-db.ts';
 import type { Output } from '../output.ts';
 import type { Clock } from '../ports.ts';
 import { clip } from '../text.ts';
+import { readJobsById } from './read.ts';
 
 /** How often the watched jobs are read: the worker polls every few hundred ms to a few s. */
 export const WATCH_POLL_MS = 1000;
@@ -127,22 +128,18 @@ export async function watchJobs(
   try {
     for (;;) {
       const pending = open();
-      for (let i = 0; i < pending.length; i += 100) {
-        const chunk = pending.slice(i, i + 100);
-        const r = await db.findJobs({ ids: chunk, limit: chunk.length });
-        if (!r.ok) {
-          return receipt(
-            seconds,
-            startedAt,
-            clock.now().getTime(),
-            'read-failed',
-            [...latest.values()],
-            r.failure.message,
-          );
-        }
-        const rows = new Map(r.value.jobs.map((j) => [j.id, j]));
-        for (const id of chunk) latest.set(id, watched(id, rows.get(id)));
+      const read = await readJobsById(db, pending);
+      if (!read.ok) {
+        return receipt(
+          seconds,
+          startedAt,
+          clock.now().getTime(),
+          'read-failed',
+          [...latest.values()],
+          read.failure.message,
+        );
       }
+      for (const id of pending) latest.set(id, watched(id, read.found.get(id.toLowerCase())));
       const now = clock.now().getTime();
       const jobs = [...latest.values()];
       if (!open().length) return receipt(seconds, startedAt, now, 'settled', jobs);
