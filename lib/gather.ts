@@ -14,6 +14,7 @@ import type { JobsDb } from './jobs-db.ts';
 import { describeKey, inspectKey } from './keys.ts';
 import type { SshSession } from './ports.ts';
 import { probeSpark } from './spark-probe.ts';
+import { hostKeyFingerprintCommand } from './ssh/known-hosts.ts';
 import { expandTilde, resolveSshTarget } from './ssh/target.ts';
 import { supabaseCliDefaultKeys } from './supabase-cli-keys.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
@@ -153,7 +154,7 @@ export const sparkStep: Step<RunState> = {
       ports.prompt.interactive
         ? async ({ fingerprint }) => {
             ports.out.line(`Spark (${where}) is not in ${settings.knownHostsPath}; it presents ${fingerprint}.`);
-            ports.out.line('Compare with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on Spark itself.');
+            ports.out.line(`Compare with \`${hostKeyFingerprintCommand()}\` run on Spark itself.`);
             return ports.prompt.confirm('trust-host-key', `Trust ${fingerprint} for this run?`, false);
           }
         : undefined,

@@ -24,6 +24,7 @@ import { shellQuote } from '../shell-quote.ts';
 import {
   checkHostKey,
   fingerprintSha256,
+  hostKeyFingerprintCommand,
   keyTypeOfBlob,
   normalizeFingerprint,
   parseKnownHosts,
@@ -98,7 +99,7 @@ export async function connectSpark(options: ConnectSparkOptions): Promise<SparkC
         failure: {
           kind: 'config',
           message: 'SPARK_HOST_KEY_SHA256 is not a SHA256 host key fingerprint',
-          fix: 'Set it to the SHA256:... value of `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` run on Spark',
+          fix: `Set it to the SHA256:... value of \`${hostKeyFingerprintCommand()}\` run on Spark`,
         },
       };
     }
@@ -173,7 +174,7 @@ export async function connectSpark(options: ConnectSparkOptions): Promise<SparkC
             {
               kind: 'host-key-mismatch',
               message: `Spark (${where}) presented ${keyType} host key ${fingerprint}, not the pinned SPARK_HOST_KEY_SHA256 ${pinned}`,
-              fix: `Do not proceed until the key is verified: on Spark run \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; if it shows ${fingerprint} the host key was legitimately changed, so update SPARK_HOST_KEY_SHA256`,
+              fix: `Do not proceed until the key is verified: on Spark run \`${hostKeyFingerprintCommand(keyTypeOfBlob(keyBlob))}\`; if it shows ${fingerprint} the host key was legitimately changed, so update SPARK_HOST_KEY_SHA256`,
               presentedFingerprint: fingerprint,
             },
             verify,
@@ -208,7 +209,7 @@ export async function connectSpark(options: ConnectSparkOptions): Promise<SparkC
             {
               kind: 'host-key-mismatch',
               message: `Spark (${where}) presented ${keyType} host key ${fingerprint}, but ${knownHostsPath} line ${check.line} records ${check.knownFingerprints.join(', ')}: possible man-in-the-middle`,
-              fix: `Verify on Spark's console with \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\`; only if it shows ${fingerprint}, remove the stale entry with \`ssh-keygen -R ${lookupName} -f ${fileArg}\` and reconnect`,
+              fix: `Verify on Spark's console with \`${hostKeyFingerprintCommand(keyTypeOfBlob(keyBlob))}\`; only if it shows ${fingerprint}, remove the stale entry with \`ssh-keygen -R ${lookupName} -f ${fileArg}\` and reconnect`,
               presentedFingerprint: fingerprint,
             },
             verify,
@@ -218,7 +219,7 @@ export async function connectSpark(options: ConnectSparkOptions): Promise<SparkC
           const unknownFailure: SshFailure = {
             kind: 'host-key-unknown',
             message: `Spark (${where}) is not in ${knownHostsPath}; it presented ${keyType} host key ${fingerprint}`,
-            fix: `Check on Spark that \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` shows ${fingerprint}, then set SPARK_HOST_KEY_SHA256=${fingerprint}, or run \`ssh-keyscan -p ${target.port} ${target.host} >> ${fileArg}\` and confirm \`ssh-keygen -l -F ${lookupName} -f ${fileArg}\` lists it`,
+            fix: `Check on Spark that \`${hostKeyFingerprintCommand(keyTypeOfBlob(keyBlob))}\` shows ${fingerprint}, then set SPARK_HOST_KEY_SHA256=${fingerprint}, or run \`ssh-keyscan -p ${target.port} ${target.host} >> ${fileArg}\` and confirm \`ssh-keygen -l -F ${lookupName} -f ${fileArg}\` lists it`,
             presentedFingerprint: fingerprint,
           };
           const decider = options.onUnknownHost;

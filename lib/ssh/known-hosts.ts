@@ -93,6 +93,26 @@ export function keyTypeOfBlob(blob: Buffer): string | undefined {
   return /^[\x21-\x7e]+$/.test(type) ? type : undefined;
 }
 
+/** The host key file sshd keeps for a key type, as named in /etc/ssh. */
+const HOST_KEY_FILES: Readonly<Record<string, string>> = {
+  'ssh-ed25519': 'ssh_host_ed25519_key.pub',
+  'ssh-rsa': 'ssh_host_rsa_key.pub',
+  'ecdsa-sha2-nistp256': 'ssh_host_ecdsa_key.pub',
+  'ecdsa-sha2-nistp384': 'ssh_host_ecdsa_key.pub',
+  'ecdsa-sha2-nistp521': 'ssh_host_ecdsa_key.pub',
+};
+
+/**
+ * The command an operator runs on Spark's console to see the fingerprint to compare with: for the key type the host
+ * presented, else for every host key it has.
+ */
+export function hostKeyFingerprintCommand(keyType?: string): string {
+  const file = keyType ? HOST_KEY_FILES[keyType] : undefined;
+  return file
+    ? `ssh-keygen -lf /etc/ssh/${file}`
+    : 'for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$f"; done';
+}
+
 /**
  * Matches one OpenSSH wildcard pattern (`*` any run, `?` exactly one character) against a name.
  * Iterative with backtracking on the last `*`, so hostile patterns cannot blow up like a naive regex could.

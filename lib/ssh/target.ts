@@ -12,7 +12,7 @@
 
 import SSHConfig, { type Line } from 'ssh-config';
 import type { SshFailure, SshTarget } from '../ports.ts';
-import { matchPatternList, normalizeFingerprint } from './known-hosts.ts';
+import { hostKeyFingerprintCommand, matchPatternList, normalizeFingerprint } from './known-hosts.ts';
 
 /** Spark's sshd port when nothing else says otherwise (the host's own sshd keeps 22). */
 export const DEFAULT_SPARK_PORT = 2222;
@@ -256,7 +256,7 @@ export function resolveSshTarget(input: ResolveSshTargetInput): SshTargetResolut
     if (pinnedFingerprint === undefined) {
       return fail(
         `${name} is not a SHA256 host key fingerprint (expected SHA256: and 43 base64 characters)`,
-        `Set ${name} to the SHA256:... value of \`ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub\` run on Spark`,
+        `Set ${name} to the SHA256:... value of \`${hostKeyFingerprintCommand()}\` run on Spark`,
       );
     }
   }

@@ -5,6 +5,7 @@ import {
   fingerprintSha256,
   formatKnownHostsLine,
   type HostKeyStatus,
+  hostKeyFingerprintCommand,
   keyTypeOfBlob,
   knownHostsName,
   matchPattern,
@@ -334,5 +335,20 @@ describe('formatKnownHostsLine', () => {
     expect(hashedLine.startsWith('|1|')).toBe(true);
     expect(checkHostKey(hashedLine, '127.0.0.1', 2222, ED_A).status).toBe('match');
     expect(checkHostKey(hashedLine, '127.0.0.1', 22, ED_A).status).toBe('unknown');
+  });
+});
+
+describe('hostKeyFingerprintCommand', () => {
+  it.each([
+    ['ssh-ed25519', 'ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub'],
+    ['ecdsa-sha2-nistp256', 'ssh-keygen -lf /etc/ssh/ssh_host_ecdsa_key.pub'],
+    ['ssh-rsa', 'ssh-keygen -lf /etc/ssh/ssh_host_rsa_key.pub'],
+  ])('names the host key file of a %s key', (type, command) => {
+    expect(hostKeyFingerprintCommand(type)).toBe(command);
+  });
+
+  it('lists every host key when the type is not known', () => {
+    expect(hostKeyFingerprintCommand()).toBe('for f in /etc/ssh/ssh_host_*_key.pub; do ssh-keygen -lf "$f"; done');
+    expect(hostKeyFingerprintCommand('sk-ssh-ed25519@openssh.com')).toContain('ssh_host_*_key.pub');
   });
 });
