@@ -31,8 +31,44 @@ export function generateSparkKeys(comments: { host?: string; client?: string } =
 }
 
 function generateEd25519(comment: string | undefined): SshKeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', comment === undefined ? undefined : { comment });
+  const pair = generateParsableKeyPair('ed25519', comment === undefined ? {} : { comment });
   return { private: pair.private, public: pair.public.trim() };
+}
+
+/** How many fresh pairs {@link generateParsableKeyPair} tries before it gives up (each bad one is ~1 in 270). */
+const KEY_ATTEMPTS = 20;
+
+/**
+ * `utils.generateKeyPairSync`, but only ever returns a pair whose both halves ssh2's own parser accepts.
+ *
+ * ssh2's generator writes ed25519 keys whose private half its parser rejects now and then ("Malformed OpenSSH
+ * private key": a leading zero byte of the key dropped; mscdex/ssh2 #1390, #1513), about 1 key in 270. A sandbox
+ * makes two keys per start, a test run dozens of sandboxes: without this check whole test files fail to start.
+ */
+export function generateParsableKeyPair(type: 'ed25519' | 'ecdsa' | 'rsa', opts: KeyOptions = {}): SshKeyPair {
+  let last: Error | undefined;
+  for (let attempt = 0; attempt < KEY_ATTEMPTS; attempt++) {
+    // ssh2's typings tie the options to the key type; the few used here are valid for every type.
+    const pair = utils.generateKeyPairSync(type as 'ed25519', opts as never);
+    last = unparsable(pair.private, opts.passphrase) ?? unparsable(pair.public);
+    if (!last) return pair;
+  }
+  throw new Error(`ssh2 made ${KEY_ATTEMPTS} ${type} keys in a row that it cannot parse itself: ${last?.message}`);
+}
+
+/** The options of ssh2's key generator that the sandbox and the tests use. */
+export interface KeyOptions {
+  comment?: string;
+  bits?: number;
+  passphrase?: string;
+  cipher?: string;
+  rounds?: number;
+}
+
+/** The parse error ssh2 gives for a key, or undefined when the key parses. */
+function unparsable(key: string, passphrase?: string): Error | undefined {
+  const parsed = utils.parseKey(key, passphrase);
+  return parsed instanceof Error ? parsed : undefined;
 }
 
 /** Splits an OpenSSH public key line into its type and base64 blob; throws on anything else. */
