@@ -10,12 +10,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { callSandboxControl, readSandboxInfo, sandboxPaths } from './layout.ts';
+import { stopProcessesUnder } from './processes.ts';
 import { isScenarioName, SCENARIOS } from './scenarios.ts';
 
 const HELP = `Usage: npm run sandbox -- <verb> --dir DIR [options]
 
 Verbs:
-  up --dir DIR [--scenario NAME] [--latency MS]   start the sandbox in the background; returns when it answers
+  up --dir DIR [--scenario NAME] [--latency MS] [--owner-pid PID]
+                                                  start the sandbox in the background; returns when it answers;
+                                                  with --owner-pid it stops by itself when process PID ends
   down --dir DIR                                  stop every process the sandbox started
   scenario NAME --dir DIR                         apply a named incident to a running sandbox
   stats --dir DIR [--reset]                       request, connection and channel counters as JSON
@@ -82,12 +85,19 @@ async function control(dir: string, method: string, route: string, body?: unknow
   }
 }
 
-async function up(dir: string, scenario: string | undefined, latency: string | undefined): Promise<void> {
+async function up(
+  dir: string,
+  scenario: string | undefined,
+  latency: string | undefined,
+  ownerPid: string | undefined,
+): Promise<void> {
   if (scenario !== undefined && !isScenarioName(scenario)) {
     fail(`unknown scenario "${scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`);
   }
   if (latency !== undefined && !/^\d{1,5}$/.test(latency))
     fail('--latency takes whole milliseconds, e.g. --latency 50');
+  if (ownerPid !== undefined && !(/^\d{1,10}$/.test(ownerPid) && alive(Number(ownerPid))))
+    fail(`--owner-pid takes the pid of a running process (the sandbox stops when it ends); ${ownerPid} is not one`);
   const pid = runningPid(dir);
   if (pid) {
     fail(`a sandbox is already running in ${dir} (pid ${pid}); stop it first: npm run sandbox -- down --dir ${dir}`);
@@ -112,6 +122,7 @@ async function up(dir: string, scenario: string | undefined, latency: string | u
       paths.root,
       ...(scenario ? ['--scenario', scenario] : []),
       ...(latency ? ['--latency', latency] : []),
+      ...(ownerPid ? ['--owner-pid', ownerPid] : []),
     ],
     { detached: true, stdio: ['ignore', log, log, 'ipc'], env },
   );
@@ -130,7 +141,9 @@ async function up(dir: string, scenario: string | undefined, latency: string | u
     });
   });
   if (!outcome.ready) {
+    // Nothing of a sandbox that did not start may run on: stop the supervisor and whatever it had started.
     if (child.exitCode === null) child.kill('SIGTERM');
+    await stopProcessesUnder(paths.root);
     fail(`could not start: ${outcome.error}; see ${paths.log}`);
   }
   child.disconnect();
@@ -153,27 +166,27 @@ async function up(dir: string, scenario: string | undefined, latency: string | u
 }
 
 async function down(dir: string): Promise<void> {
+  const root = sandboxPaths(dir).root;
   const pid = runningPid(dir);
-  if (!pid) {
+  if (pid) {
+    process.kill(pid, 'SIGTERM');
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    // The supervisor is its own process group leader (detached), so this reaches PostgreSQL and the worker too.
+    if (alive(pid)) process.kill(-pid, 'SIGKILL');
+    rmSync(sandboxPaths(dir).pid, { force: true });
+  }
+  // Whatever is left in the folder (the supervisor was killed, or died halfway through its cleanups): PostgreSQL
+  // on its data folder and the worker in the Spark home still run, the worker with the service key.
+  const leftovers = await stopProcessesUnder(root);
+  if (!pid && !leftovers.length) {
     process.stdout.write(`no sandbox running in ${dir}\n`);
     return;
   }
-  let workerPid: number | null = null;
-  try {
-    workerPid = readSandboxInfo(dir).worker.pid;
-  } catch {
-    // no info file: the supervisor died before writing it; the pid is all we have
-  }
-  process.kill(pid, 'SIGTERM');
-  const deadline = Date.now() + STOP_TIMEOUT_MS;
-  while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  if (alive(pid)) {
-    // The supervisor is its own process group leader (detached), so this reaches PostgreSQL and the worker too.
-    process.kill(-pid, 'SIGKILL');
-  }
-  if (workerPid && alive(workerPid)) process.kill(workerPid, 'SIGKILL');
-  rmSync(sandboxPaths(dir).pid, { force: true });
-  process.stdout.write(`sandbox in ${dir} stopped\n`);
+  const extra = leftovers.length
+    ? ` (${leftovers.length} process${leftovers.length === 1 ? '' : 'es'} ${pid ? 'left behind' : 'without a supervisor'} stopped too)`
+    : '';
+  process.stdout.write(`sandbox in ${dir} stopped${extra}\n`);
 }
 
 const FAULTS: Record<string, object> = {
@@ -203,6 +216,7 @@ async function main(): Promise<void> {
       dir: { type: 'string' },
       scenario: { type: 'string' },
       latency: { type: 'string' },
+      'owner-pid': { type: 'string' },
       reset: { type: 'boolean', default: false },
       api: { type: 'string' },
       method: { type: 'string' },
@@ -219,7 +233,7 @@ async function main(): Promise<void> {
   if (!dir) fail(`${verb} needs --dir DIR, the sandbox's folder (e.g. --dir .sandbox)`);
   switch (verb) {
     case 'up':
-      return up(dir, values.scenario, values.latency);
+      return up(dir, values.scenario, values.latency, values['owner-pid']);
     case 'down':
       return down(dir);
     case 'scenario': {

