@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { EXIT, type ExitCode, RunbookError } from './exit-codes.ts';
+import { inert } from './inert.ts';
 
 export const COMMON_OPTIONS = {
   'env-file': { type: 'string' },
@@ -81,7 +82,9 @@ export async function runMain(
   try {
     code = await main();
   } catch (e) {
-    const redact = io.redact();
+    // An error message can carry a server's or a file's text: inert, then redacted, like every other line.
+    const redacted = io.redact();
+    const redact = (text: string) => redacted(inert(text));
     if (e instanceof RunbookError) {
       io.stderr(redact(`error: ${e.message}\n  fix: ${e.fix}\n`));
       if (verbose && e.cause) io.stderr(redact(`${(e.cause as Error).stack ?? String(e.cause)}\n`));

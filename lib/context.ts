@@ -7,6 +7,7 @@ import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { inert } from './inert.ts';
 import { createJobsDb, type JobsDb } from './jobs-db.ts';
 import { createOutput, type Output, wantsColor } from './output.ts';
 import type { Clock, SshConnectResult, UnknownHostDecider } from './ports.ts';
@@ -95,7 +96,9 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
   });
   return {
     out,
-    prompt: interactive ? terminalPrompter(process.stdin, human) : nonInteractivePrompter(),
+    prompt: interactive
+      ? terminalPrompter(process.stdin, human, (t) => out.redact(inert(t)))
+      : nonInteractivePrompter(),
     clock: realClock,
     files: realFiles,
     env,

@@ -1,6 +1,10 @@
-/** The output port: every line a runbook prints goes through here, redacted and (on a terminal) coloured. */
+/**
+ * The output port: every line a runbook prints goes through here, made inert (terminal controls in untrusted text
+ * shown, never sent: lib/inert.ts), redacted and (on a terminal) coloured. Only the port's own colours are escapes.
+ */
 import type { CheckResult, CheckStatus } from './checks.ts';
 import type { Finding } from './findings.ts';
+import { inert } from './inert.ts';
 import { makeRedactor } from './redact.ts';
 
 export interface Output {
@@ -68,21 +72,22 @@ export function createOutput(options: OutputOptions): Output {
     redact: (text) => redact(text),
     line(text = '') {
       clearTransient();
-      write(`${text}\n`);
+      write(`${inert(text)}\n`);
     },
     heading(text) {
       clearTransient();
-      write(`\n${paint('bold', text)}\n`);
+      write(`\n${paint('bold', inert(text))}\n`);
     },
     check(r) {
       clearTransient();
       const m = MARK[r.status];
       const time =
         options.verbose && r.durationMs !== undefined ? paint('dim', ` (${Math.round(r.durationMs)} ms)`) : '';
-      write(`${paint(m.style, m.glyph)} ${r.title}: ${r.summary}${time}\n`);
+      write(`${paint(m.style, m.glyph)} ${inert(r.title)}: ${inert(r.summary)}${time}\n`);
       const details = r.status === 'ok' && !options.verbose ? [] : (r.details ?? []);
-      for (const d of details) write(`    ${paint('dim', d)}\n`);
-      if (r.fix && (r.status === 'warning' || r.status === 'failed')) write(`    ${paint('cyan', '→')} ${r.fix}\n`);
+      for (const d of details) write(`    ${paint('dim', inert(d))}\n`);
+      if (r.fix && (r.status === 'warning' || r.status === 'failed'))
+        write(`    ${paint('cyan', '→')} ${inert(r.fix)}\n`);
     },
     finding(f, index) {
       clearTransient();
@@ -92,15 +97,15 @@ export function createOutput(options: OutputOptions): Output {
           : f.severity === 'warning'
             ? paint('yellow', 'WARNING')
             : paint('blue', 'info');
-      write(`${index + 1}. ${sev} ${paint('bold', f.title)} ${paint('dim', `[${f.id}]`)}\n`);
-      for (const e of f.evidence) write(`   ${paint('dim', '·')} ${e}\n`);
-      write(`   cause: ${f.cause}\n`);
-      write(`   ${paint('cyan', 'fix:')} ${f.fix}\n`);
+      write(`${index + 1}. ${sev} ${paint('bold', inert(f.title))} ${paint('dim', `[${inert(f.id)}]`)}\n`);
+      for (const e of f.evidence) write(`   ${paint('dim', '·')} ${inert(e)}\n`);
+      write(`   cause: ${inert(f.cause)}\n`);
+      write(`   ${paint('cyan', 'fix:')} ${inert(f.fix)}\n`);
     },
     progress(title) {
       if (!options.spinner) return () => {};
       clearTransient();
-      write(paint('dim', `… ${title}`));
+      write(paint('dim', `… ${inert(title)}`));
       transient = true;
       return clearTransient;
     },

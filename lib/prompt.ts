@@ -2,6 +2,7 @@
 import type { Readable, Writable } from 'node:stream';
 import prompts from 'prompts';
 import { AbortedError, RunbookError } from './exit-codes.ts';
+import { inert } from './inert.ts';
 
 export interface Choice<T extends string> {
   title: string;
@@ -44,8 +45,11 @@ export function nonInteractivePrompter(): Prompter {
   };
 }
 
-/** Terminal prompts. Ctrl-C (or Esc) at any prompt aborts the run with exit 3. */
-export function terminalPrompter(stdin: Readable, stdout: Writable): Prompter {
+/**
+ * Terminal prompts. Ctrl-C (or Esc) at any prompt aborts the run with exit 3. `clean` is applied to every text the
+ * prompt shows (the output port's inert + redact): a question can name a job type or a host.
+ */
+export function terminalPrompter(stdin: Readable, stdout: Writable, clean: (text: string) => string = inert): Prompter {
   const ask = async <T>(question: prompts.PromptObject): Promise<T> => {
     let cancelled = false;
     const answers = await prompts(
@@ -62,14 +66,25 @@ export function terminalPrompter(stdin: Readable, stdout: Writable): Prompter {
   };
   return {
     interactive: true,
-    confirm: (name, message, initial = false) => ask<boolean>({ type: 'confirm', name, message, initial }),
-    text: (name, message, validate) => ask<string>({ type: 'text', name, message, validate }),
+    confirm: (name, message, initial = false) =>
+      ask<boolean>({ type: 'confirm', name, message: clean(message), initial }),
+    text: (name, message, validate) =>
+      ask<string>({
+        type: 'text',
+        name,
+        message: clean(message),
+        validate: validate && ((v: string) => (typeof validate(v) === 'string' ? clean(validate(v) as string) : true)),
+      }),
     select: <T extends string>(name: string, message: string, choices: Array<Choice<T>>, initial?: T) =>
       ask<T>({
         type: 'select',
         name,
-        message,
-        choices,
+        message: clean(message),
+        choices: choices.map((c) => ({
+          ...c,
+          title: clean(c.title),
+          ...(c.description ? { description: clean(c.description) } : {}),
+        })),
         initial: initial
           ? Math.max(
               0,

@@ -3,6 +3,7 @@ import type { CheckResult } from './checks.ts';
 import type { Ports } from './context.ts';
 import { RunbookError } from './exit-codes.ts';
 import { type Finding, verdictLine } from './findings.ts';
+import { inert, inertJson } from './inert.ts';
 
 export interface Report {
   runbook: string;
@@ -36,16 +37,35 @@ export function buildReport(input: Omit<Report, 'verdict' | 'findings'> & { find
   };
 }
 
-const esc = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/**
+ * Text for markdown (the incident report, GitHub's step summary): inert, on one line, with every character that
+ * markdown or HTML would act on escaped. Job types, errors, log lines and env values reach these reports, and a
+ * `<img onerror>`, a `</details>`, a `[link](javascript:…)` or a code fence in them must stay text.
+ */
+export function mdText(s: string): string {
+  return inert(s)
+    .replace(/\n/g, ' ')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/[\\`*_{}[\]()#+!|~]/g, '\\$&');
+}
+
+const esc = mdText;
+
+/** A markdown code span: nothing in it acts, and without a backtick or newline it cannot be left. */
+function code(s: string): string {
+  return `\`${inert(s).replace(/[`\n]/g, ' ')}\``;
+}
 
 export function renderMarkdown(r: Report): string {
   const lines = [
-    `# ${r.runbook}: ${r.verdict}`,
+    `# ${esc(r.runbook)}: ${esc(r.verdict)}`,
     '',
-    `- time: ${r.generatedAt}`,
-    `- operator: ${r.operator}`,
-    `- Supabase: ${r.target.supabase ?? 'unknown'}${r.target.projectRef ? ` (project ${r.target.projectRef})` : ''}`,
-    ...(r.target.spark ? [`- Spark: ${r.target.spark}`] : []),
+    `- time: ${esc(r.generatedAt)}`,
+    `- operator: ${esc(r.operator)}`,
+    `- Supabase: ${esc(r.target.supabase ?? 'unknown')}${r.target.projectRef ? ` (project ${esc(r.target.projectRef)})` : ''}`,
+    ...(r.target.spark ? [`- Spark: ${esc(r.target.spark)}`] : []),
     `- exit code: ${r.exitCode}`,
     '',
     '## Findings',
@@ -53,14 +73,14 @@ export function renderMarkdown(r: Report): string {
   ];
   if (!r.findings.length) lines.push('None.', '');
   for (const [i, f] of r.findings.entries()) {
-    lines.push(`### ${i + 1}. ${f.severity.toUpperCase()} ${f.title} (\`${f.id}\`)`, '');
-    for (const e of f.evidence) lines.push(`- ${e}`);
-    lines.push('', `**Cause:** ${f.cause}`, '', `**Fix:** ${f.fix}`, '');
+    lines.push(`### ${i + 1}. ${f.severity.toUpperCase()} ${esc(f.title)} (${code(f.id)})`, '');
+    for (const e of f.evidence) lines.push(`- ${esc(e)}`);
+    lines.push('', `**Cause:** ${esc(f.cause)}`, '', `**Fix:** ${esc(f.fix)}`, '');
     if (f.jobIds?.length)
       lines.push(
         `Jobs: ${f.jobIds
           .slice(0, 20)
-          .map((id) => `\`${id}\``)
+          .map((id) => code(id))
           .join(', ')}${f.jobIds.length > 20 ? ` and ${f.jobIds.length - 20} more` : ''}`,
         '',
       );
@@ -70,8 +90,8 @@ export function renderMarkdown(r: Report): string {
   lines.push('', '## Actions taken', '');
   if (!r.actions.length) lines.push('None: nothing was written.');
   for (const a of r.actions) {
-    lines.push(`### ${a.title}`, '');
-    for (const l of a.lines) lines.push(`- ${l}`);
+    lines.push(`### ${esc(a.title)}`, '');
+    for (const l of a.lines) lines.push(`- ${esc(l)}`);
     lines.push('');
   }
   return `${lines.join('\n')}\n`;
@@ -82,8 +102,11 @@ export function renderMarkdown(r: Report): string {
  * passes through the output's redactor first: a report is never where a key leaks.
  */
 export function writeReports(ports: Ports, report: Report, flags: { json?: string; markdown?: string }): void {
-  const json = ports.out.redact(`${JSON.stringify(report, null, 2)}\n`);
-  const md = ports.out.redact(renderMarkdown(report));
+  // JSON escapes C0 controls itself; C1 controls and bidi characters become \u escapes too (same value).
+  const json = ports.out.redact(inertJson(`${JSON.stringify(report, null, 2)}\n`));
+  // Markdown escaping changes the text a secret is recognised by (`sb_secret_` becomes `sb\_secret\_`): render
+  // the markdown from the redacted report, never redact after escaping.
+  const md = ports.out.redact(renderMarkdown(JSON.parse(json) as Report));
   try {
     if (flags.json === '-') ports.stdout(json);
     else if (flags.json) ports.files.write(flags.json, json);

@@ -11,6 +11,7 @@
 import path from 'node:path';
 import type { Files } from '../context.ts';
 import { RunbookError } from '../exit-codes.ts';
+import { inertJson } from '../inert.ts';
 import type { Job, JobsDb } from '../jobs-db.ts';
 import { expandTilde } from '../ssh/target.ts';
 import { entryOfRun, type JobState, jobState, requeuedState, stateFromEntry } from './history.ts';
@@ -121,7 +122,7 @@ export function openAuditLog(
   let needsNewline = existing !== undefined && existing.length > 0 && !existing.endsWith('\n');
   const written: AuditLine[] = [];
   const append = (line: AuditLine) => {
-    const text = `${needsNewline ? '\n' : ''}${redact(JSON.stringify(line))}\n`;
+    const text = `${needsNewline ? '\n' : ''}${redact(inertJson(JSON.stringify(line)))}\n`;
     try {
       files.append(file, text);
     } catch (e) {

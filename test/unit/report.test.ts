@@ -3,7 +3,7 @@ import type { CheckResult } from '../../lib/checks.ts';
 import { RunbookError } from '../../lib/exit-codes.ts';
 import type { Finding } from '../../lib/findings.ts';
 import { REDACTED } from '../../lib/redact.ts';
-import { buildReport, renderMarkdown, writeReports } from '../../lib/report.ts';
+import { buildReport, mdText, renderMarkdown, writeReports } from '../../lib/report.ts';
 import { fakePorts, opaqueKey } from '../helpers/fake-ports.ts';
 
 const SECRET = opaqueKey('secret');
@@ -166,7 +166,8 @@ describe('writeReports', () => {
     expect(json).not.toContain(SECRET);
     expect(md).not.toContain(SECRET);
     expect(JSON.parse(json).findings[0].evidence).toEqual([`key ${REDACTED} seen`]);
-    expect(md).toContain(`used ${REDACTED}`);
+    // The markdown is rendered from the redacted report, so the marker is escaped like any other text.
+    expect(md).toContain(`used ${mdText(REDACTED)}`);
     expect(f.stdout).toEqual([]);
   });
 
