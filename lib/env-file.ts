@@ -6,6 +6,7 @@
  */
 import { parse } from 'dotenv';
 import { inspectKey } from './keys.ts';
+import { secretShape } from './redact.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
 
 /** What a validator found wrong. Never contains the value of a secret. */
@@ -475,7 +476,15 @@ export function validateEnv(
       if (spec.default !== undefined) values[spec.name] = spec.default;
       continue;
     }
-    const p = spec.validate(value, set);
+    // A key pasted where no key belongs, that the variable's own check let pass: refused by name, without the value.
+    const own = spec.validate(value, set);
+    const shape = own || spec.secret ? undefined : secretShape(value);
+    const p: EnvProblem | undefined = shape
+      ? problem(
+          `${spec.name} holds what looks like a ${shape}, not ${spec.description.split(/[,(]/)[0]!.trim()}`,
+          `put the key in its own variable (SUPABASE_SERVICE_ROLE_KEY, SUPABASE_SECRET_KEY, SPARK_SSH_KEY) and set ${spec.name} to what it is for`,
+        )
+      : own;
     if (p) issues.push({ name: spec.name, severity: p.severity ?? 'error', message: p.message, fix: p.fix });
     if (!p || p.severity === 'warning') values[spec.name] = value;
   }

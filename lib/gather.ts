@@ -13,15 +13,13 @@ import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from './e
 import type { JobsDb } from './jobs-db.ts';
 import { describeKey, inspectKey } from './keys.ts';
 import type { SshSession } from './ports.ts';
+import { looksSecret } from './redact.ts';
 import { probeSpark } from './spark-probe.ts';
 import { hostKeyFingerprintCommand } from './ssh/known-hosts.ts';
 import { expandTilde, resolveSshTarget } from './ssh/target.ts';
 import { supabaseCliDefaultKeys } from './supabase-cli-keys.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
 import { clip } from './text.ts';
-
-/** Names whose values are treated as secrets wherever they are read (the worker's .env, the app's env). */
-const SECRET_NAME = /KEY|SECRET|TOKEN|PASSWORD|PASSWD|CREDENTIAL|DATABASE_URL|DB_URL|DSN/i;
 
 /** Bytes of the worker log's end that a run reads, whatever the log's size. */
 export const LOG_TAIL_BYTES = 64 * 1024;
@@ -220,7 +218,7 @@ export const sparkStep: Step<RunState> = {
       const vars = probe.env.vars;
       // Every value that looks secret, not only the Supabase keys: the worker's .env may hold database URLs with
       // passwords or third-party tokens, and its log lines (shown here) may echo them.
-      for (const [k, v] of Object.entries(vars)) if (SECRET_NAME.test(k)) ports.out.addSecret(v);
+      for (const [k, v] of Object.entries(vars)) if (looksSecret(k, v)) ports.out.addSecret(v);
       evidence.worker = sideFromVars(vars, `SUPABASE_URL in ${probe.workerDir.path}/.env`, 'SUPABASE_URL', [
         'SUPABASE_SERVICE_ROLE_KEY',
         'SUPABASE_SECRET_KEY',

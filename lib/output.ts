@@ -49,7 +49,7 @@ export function wantsColor(isTTY: boolean | undefined, env: Record<string, strin
 
 export function createOutput(options: OutputOptions): Output {
   const secrets: string[] = [];
-  let redact = (t: string) => t;
+  let redact = makeRedactor([]);
   const paint = (style: Style, text: string) => (options.color ? `\x1b[${CODES[style]}m${text}\x1b[0m` : text);
   const write = (text: string) => options.write(redact(text));
   let transient = false;

@@ -5,7 +5,8 @@
  * nor its base64, base64url or URL-encoded form.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { cleanEnv, ROOT, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
@@ -448,4 +449,74 @@ describe('interactive runs in a pseudo-terminal, answers scripted', () => {
       expectNoLeak({ screen: r.screen });
     },
   );
+});
+
+describe('secrets the tool was never told about (in a job error, the worker log and the worker .env)', () => {
+  // Made at run time, random per run: no key-shaped literal in the repository, and nothing a pattern could know.
+  const rnd = (n: number) => randomBytes(n).toString('base64url').replace(/[-_]/g, 'x');
+  const planted = {
+    'an sb_secret_ key of another project': `sb_secret_${rnd(24)}`,
+    'a Redis password': rnd(18),
+    'a Slack webhook path': `T${rnd(6).toUpperCase()}/B${rnd(6).toUpperCase()}/${rnd(18)}`,
+    'a GitHub token': `ghp_${rnd(27)}`,
+    'a random token in the worker .env': rnd(24),
+  };
+  const forms = (v: string) => [v, Buffer.from(v).toString('base64').replace(/=+$/, ''), encodeURIComponent(v)];
+
+  async function plantUnknown(): Promise<void> {
+    await sb.scenario('demo');
+    await sb.worker('stop');
+    const p = planted;
+    await sb.sql(
+      `insert into public.hd_ingestion_jobs (job_type, status, attempts, error, created_at, started_at, finished_at)
+       values ('unknown_secrets', 'failed', 1, $1, now() - interval '9 min', now() - interval '5 min', now() - interval '4 min')`,
+      [`401 with ${p['an sb_secret_ key of another project']} while posting to ${p['a GitHub token']}`],
+    );
+    const dir = sb.info.spark.workerDir;
+    appendFileSync(path.join(dir, '.env'), `\nWEBHOOK_SIGNING=${p['a random token in the worker .env']}\n`);
+    const at = new Date().toISOString();
+    appendFileSync(
+      path.join(dir, 'logs', 'worker.log'),
+      `${at} ERROR cache: redis://:${p['a Redis password']}@cache:6379/0 refused\n` +
+        `${at} ERROR notify: POST https://hooks.slack.com/services/${p['a Slack webhook path']} failed\n` +
+        `${at} ERROR signing with ${p['a random token in the worker .env']} failed\n` +
+        `${at} ERROR job failed: 401 with ${p['an sb_secret_ key of another project']}\n`,
+    );
+  }
+
+  for (const [runbook, args] of [
+    ['debug-stuck-jobs', ['--verbose']],
+    ['debug-stuck-jobs', ['--json', '-', '--verbose']],
+    ['diagnose-env', ['--verbose']],
+    ['requeue', ['--job-type', 'unknown_secrets', '--apply', '--yes', '--reason', 'scan', '--verbose']],
+  ] as Array<[RunbookName, string[]]>) {
+    faultCase(
+      {
+        group: 'Secrets',
+        runbook,
+        name: `unknown secrets by shape and entropy: ${Object.keys(planted).join(', ')}${args.length ? `, ${args.join(' ')}` : ''}`,
+        expected: 'none in any form in output, reports or the audit file',
+      },
+      async () => {
+        await plantUnknown();
+        try {
+          const dir = tempDir('reports');
+          const { texts } = await scanRun(runbook, [...args, '--markdown', path.join(dir, 'r.md')]);
+          for (const f of filesUnder(dir)) texts[path.basename(f)] = readFileSync(f, 'utf8');
+          const found: string[] = [];
+          for (const [what, value] of Object.entries(planted))
+            for (const form of forms(value))
+              for (const [where, text] of Object.entries(texts))
+                if (text.includes(form)) found.push(`${what} in ${where}`);
+          expect(found).toEqual([]);
+          if (runbook === 'requeue')
+            expect(Object.keys(texts).some((k) => k.endsWith('requeue-audit.jsonl'))).toBe(true);
+          expect(Object.values(texts).join('\n')).toContain('[redacted]');
+          expectNoLeak(texts);
+        } finally {
+          await sb.worker('start');
+        }
+      },
+    );
+  }
 });

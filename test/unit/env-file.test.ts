@@ -427,3 +427,19 @@ describe('findAppSupabaseUrl', () => {
     });
   }
 });
+
+describe('a key pasted into a variable that holds no key', () => {
+  // Assembled at run time: no key-shaped literal in the repository.
+  const key = ['sb', 'secret', 'Zq81vLx0PmR4tYwq2Hn5aB_c9Dk3Xz'].join('_');
+  it.each(['SPARK_HOST', 'SPARK_USER', 'APP_ENV_FILE', 'RUNBOOK_OPERATOR', 'SPARK_WORKER_DIR', 'REQUEUE_AUDIT_FILE'])(
+    'is refused in %s, naming the variable, never the value',
+    (name) => {
+      const { issues, values } = validateEnv({ [name]: key }, LAPTOP_ENV_SCHEMA);
+      const issue = issues.find((i) => i.name === name);
+      expect(issue?.severity).toBe('error');
+      expect(`${issue?.message} ${issue?.fix}`).toContain(name);
+      expect(`${issue?.message} ${issue?.fix}`).not.toContain(key.slice(10));
+      expect(values[name]).toBeUndefined();
+    },
+  );
+});

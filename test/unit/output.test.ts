@@ -82,11 +82,13 @@ describe('createOutput redaction', () => {
     expect(text).toContain('plain evidence');
   });
 
-  it('redacts text given to redact() for files, and leaves it alone before any secret is registered', () => {
+  it('redacts text given to redact() for files: registered values, and secret shapes before any is registered', () => {
     const rec = recordingOutput();
-    expect(rec.out.redact(`k=${SECRET}`)).toBe(`k=${SECRET}`);
-    rec.out.addSecret(SECRET);
+    const plain = 'correct-horse-battery-staple';
+    expect(rec.out.redact(`k=${plain}`)).toBe(`k=${plain}`);
     expect(rec.out.redact(`k=${SECRET}`)).toBe(`k=${REDACTED}`);
+    rec.out.addSecret(plain);
+    expect(rec.out.redact(`k=${plain}`)).toBe(`k=${REDACTED}`);
   });
 
   it('ignores values too short to be secrets, and undefined', () => {

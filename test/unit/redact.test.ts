@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { makeRedactor, REDACTED } from '../../lib/redact.ts';
+import { looksSecret, makeRedactor, REDACTED, redactShapes, secretShape } from '../../lib/redact.ts';
 
 const JWT_HEADER = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9';
 const JWT_PAYLOAD = Buffer.from(
@@ -52,8 +52,11 @@ describe('makeRedactor', () => {
     ['the JWT header alone', `header ${JWT_HEADER}`, `header ${JWT_HEADER}`],
     ['the JWT header and payload', `${JWT_HEADER}.${JWT_PAYLOAD}.`, `${JWT_HEADER}.${JWT_PAYLOAD}.`],
     ['the sb_secret_ prefix', 'keys look like sb_secret_...', 'keys look like sb_secret_...'],
-    ['a prefix of the key', `starts ${SECRET.slice(0, 20)}…`, `starts ${SECRET.slice(0, 20)}…`],
-    ['the key minus its last character', SECRET.slice(0, -1), SECRET.slice(0, -1)],
+    // The literal matcher does not over-match: a value without a secret's shape, cut short, stays.
+    ['a prefix of a registered value', `starts ${REGEXY.slice(0, 12)}…`, `starts ${REGEXY.slice(0, 12)}…`],
+    ['a registered value minus its last character', REGEXY.slice(0, -1), REGEXY.slice(0, -1)],
+    // A secret-shaped token goes even in part: an sb_secret_ key cut short is still a secret.
+    ['a prefix of an sb_secret_ key', `starts ${SECRET.slice(0, 20)}…`, `starts ${REDACTED}…`],
     ['short secrets are ignored', 'short7 short7', 'short7 short7'],
     ['unrelated text', 'nothing to see here', 'nothing to see here'],
     ['empty text', '', ''],
@@ -110,5 +113,69 @@ describe('makeRedactor', () => {
     for (const secret of [JWT_SIG, SECRET.slice(10), ...PEM_BODY.slice(0, 3)]) {
       for (let i = 0; i + 8 <= secret.length; i++) expect(out).not.toContain(secret.slice(i, i + 8));
     }
+  });
+});
+
+describe('secrets nobody registered, by shape', () => {
+  // Assembled at run time: no key-shaped literal lives in this repository.
+  const j = (...parts: string[]) => parts.join('');
+  const cases: Array<[name: string, input: string, expected: string]> = [
+    ['an sb_secret_ key in a job error', `401: ${SECRET} rejected`, `401: ${REDACTED} rejected`],
+    ['a JWT', `key=${JWT}`, `key=${REDACTED}`],
+    ['a PEM private key', `k:${PEM}`, `k:-----BEGIN PRIVATE KEY-----${REDACTED}-----END PRIVATE KEY-----\n`],
+    [
+      'a password in a Redis URL',
+      'REDIS_URL=redis://:hunter2pass@cache:6379/0',
+      `REDIS_URL=redis://:${REDACTED}@cache:6379/0`,
+    ],
+    ['user and password in a Postgres URL', 'postgres://app:s3cr3t@db:5432/x', `postgres://app:${REDACTED}@db:5432/x`],
+    ['a bearer token', 'Authorization: Bearer abcdef0123456789xyz', `Authorization: Bearer ${REDACTED}`],
+    [
+      'a Slack webhook',
+      j('posting to https://hooks.slack.com/services/', 'T0000AAAA/B0000BBBB/', 'XXXXXXXXXXXXXXXXXXXXXXXX'),
+      `posting to https://hooks.slack.com/services/${REDACTED}`,
+    ],
+    ['a Slack token', j('xoxb', '-123456789012-abcdefABCDEF'), REDACTED],
+    ['a GitHub token', j('ghp', '_', 'a'.repeat(36)), REDACTED],
+    ['an AWS access key id', j('AKIA', 'ABCDEFGHIJKLMNOP'), REDACTED],
+    ['an AWS secret key', j('aws_secret_access_key = ', 'A'.repeat(40)), `aws_secret_access_key = ${REDACTED}`],
+    ['a Stripe key', j('sk_', 'live_', 'a1'.repeat(12)), REDACTED],
+    ['a Hugging Face token', j('hf', '_', 'A1b2'.repeat(9)), REDACTED],
+    // Not secrets: public keys, masked keys, URLs without a password, fingerprints, UUIDs.
+    ['a publishable key', 'sb_publishable_Zq81vLx0PmR4tYwq2Hn5aB', 'sb_publishable_Zq81vLx0PmR4tYwq2Hn5aB'],
+    ['a masked key', 'eyJ…Q2w (JWT, 219 chars) and sb_secret_…Dk3X', 'eyJ…Q2w (JWT, 219 chars) and sb_secret_…Dk3X'],
+    ['a URL with a user only', 'ssh://sparkuser@100.64.0.1:2222', 'ssh://sparkuser@100.64.0.1:2222'],
+    [
+      'a host key fingerprint',
+      'SHA256:kVdmjlK29G6fPy1UaOJ9g45gf/TWf+aeOh1o1gEXkmg',
+      'SHA256:kVdmjlK29G6fPy1UaOJ9g45gf/TWf+aeOh1o1gEXkmg',
+    ],
+    ['a job id', 'job 9fb2a305-9213-4354-b722-c39e21b558f2', 'job 9fb2a305-9213-4354-b722-c39e21b558f2'],
+  ];
+  it.each(cases)('%s', (_name, input, expected) => {
+    expect(redactShapes(input)).toBe(expected);
+    expect(makeRedactor([])(input)).toBe(expected);
+  });
+
+  it('names the shape of a value pasted where no key belongs', () => {
+    expect(secretShape(`x ${SECRET}`)).toBe('Supabase secret key');
+    expect(secretShape(JWT)).toBe('JWT');
+    expect(secretShape('spark.tailnet.ts.net')).toBeUndefined();
+  });
+});
+
+describe('looksSecret (values of the worker .env)', () => {
+  it.each([
+    ['SUPABASE_SERVICE_ROLE_KEY', 'anything at all', true],
+    ['REDIS_URL', 'redis://:pw123456@cache:6379', true],
+    ['WEBHOOK', 'Zt8qLm2Vx9Rk4Pw7Yb3Nc6Hd1Jf5Gs0A', true],
+    ['HF_ACCESS', 'qP4mZ8rT2vX6wB1nK9sD3fG7hJ5lC0yE', true],
+    ['SUPABASE_URL', 'https://abcdefghijklmnopqrst.supabase.co', false],
+    ['WORKER_POLL_MS', '500', false],
+    ['MODEL_NAME', 'stabilityai/stable-diffusion-xl-base-1.0', false],
+    ['GREETING', 'hello world this is long', false],
+    ['FEATURE', 'aaaaaaaaaaaaaaaaaaaaaaaa', false],
+  ])('%s=%s → %s', (name, value, expected) => {
+    expect(looksSecret(name, value)).toBe(expected);
   });
 });
