@@ -9,6 +9,7 @@ import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from './e
 import { type Finding, sortFindings } from './findings.ts';
 import type { Job } from './jobs-db.ts';
 import { describeKey, isExpired } from './keys.ts';
+import { topLevelProcesses, type WorkerProcessInfo } from './spark-probe.ts';
 import { isAttemptsExhausted, isOverdueQueued, isStaleRunning } from './stuck-rules.ts';
 import { clip } from './text.ts';
 
@@ -365,6 +366,17 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
       requeueSafe: false,
     };
     out.push(workerDown);
+  } else if (probe && topLevelProcesses(probe.processes).length > 1) {
+    const workers = topLevelProcesses(probe.processes);
+    out.push({
+      id: 'worker-ambiguous',
+      severity: 'warning',
+      title: `${workers.length} programs run in the worker folder: which one is the worker is not known`,
+      evidence: workers.map((p) => `${describeProcess(p)}, started ${p.startedAt.toISOString()}`),
+      cause:
+        'besides the worker, something else runs in its folder as its user (a second worker, a script or a server someone started there)',
+      fix: `check each on Spark (ps -fp PID); stop what is not the worker, so that exactly one worker polls the queue (in ${probe.workerDir.path})`,
+    });
   } else if (probe?.processes.length && probe.log.status === 'ok') {
     const quiet = minutesBetween(now, probe.log.modifiedAt) ?? 0;
     if (quiet > Math.max(5, rules.queuedMinutes)) {
@@ -570,6 +582,13 @@ export function fixGate(
       line: 'cannot tell whether the fix is deployed (no worker process or failure time seen)',
     };
   }
+  const workers = topLevelProcesses(probe.processes);
+  if (workers.length > 1) {
+    return {
+      deployed: undefined,
+      line: `cannot tell whether the fix is deployed: ${workers.length} programs run in the worker folder (${workers.map(describeProcess).join('; ')}), and which one is the worker is not known`,
+    };
+  }
   const started = Math.min(...probe.processes.map((p) => p.startedAt.getTime()));
   const lastFailure = Math.max(...failedAt);
   if (started < lastFailure) {
@@ -582,4 +601,9 @@ export function fixGate(
     deployed: true,
     line: `the worker restarted ${new Date(started).toISOString()}, after the last failure (${new Date(lastFailure).toISOString()})`,
   };
+}
+
+/** `pid 4242 (sparkuser: python -m hd_worker)`, the command cut short. */
+export function describeProcess(p: WorkerProcessInfo): string {
+  return `pid ${p.pid} (${p.user ? `${p.user}: ` : ''}${clip(p.args, 60)})`;
 }

@@ -278,7 +278,10 @@ export const sparkStep: Step<RunState> = {
               'Worker process',
               'ok',
               probe.processes
-                .map((p) => `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${clip(p.args, 80)})`)
+                .map(
+                  (p) =>
+                    `pid ${p.pid} up ${formatAge(p.elapsedSeconds / 60)} (${p.user ? `${p.user}: ` : ''}${clip(p.args, 80)})`,
+                )
                 .join('; '),
             )
           : check(

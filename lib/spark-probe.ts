@@ -44,6 +44,9 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     'set -u',
     'export LC_ALL=C',
     `W=${remotePathExpr(o.workerDir)}`,
+    // The folder as it really is: through a symlink (a release layout, a home that is a link), without a trailing
+    // slash. Every check below uses this one path, and the evidence shows it.
+    'W0="$W"; W=$(cd -- "$W0" 2>/dev/null && pwd -P) || W="$W0"',
     `M=${shellQuote(o.marker)}`,
     `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
     ...(o.reachCheck
@@ -71,10 +74,13 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     // A regular file only: a folder or a FIFO named .env is as unusable as one without read permission (and a FIFO
     // would block the probe).
     `section env; if [ -f "$W/.env" ] && [ -r "$W/.env" ]; then head -c ${ENV_MAX_BYTES} "$W/.env" | base64 | tr -d '\\n'; echo; elif [ -e "$W/.env" ]; then echo unreadable; else echo missing; fi`,
-    // The worker: processes working in its folder (any language) or naming it on their command line.
+    // The worker: processes of the folder's owner (the worker's user) working in the folder, or running a file in
+    // it. Never another user's process, and never merely one that names the folder (`sleep 1 /srv/hd-worker` by
+    // anyone); people's shells and tools in the folder are set apart when parsed.
     'section process',
-    'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; pgrep -f -- "$W" 2>/dev/null; } | grep -vx "$$" | sort -un | paste -sd, -)',
-    '[ -n "$pids" ] && ps -o pid=,etimes=,args= -p "$pids" 2>/dev/null',
+    'WU=$(stat -c %u -- "$W" 2>/dev/null || id -u)',
+    'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$WU" \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; pgrep -u "$WU" -f -- "$W/" 2>/dev/null; } | grep -vx "$$" | sort -un | paste -sd, -)',
+    '[ -n "$pids" ] && ps -o pid=,ppid=,etimes=,user:32=,args= -p "$pids" 2>/dev/null',
     // etimes has whole seconds; the fix gate compares a start with a failure time, so read the start precisely:
     // /proc/PID/stat's starttime (clock ticks after boot) against /proc/uptime.
     'section procstart',
@@ -93,9 +99,22 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
 
 export interface WorkerProcessInfo {
   pid: number;
+  /** The parent: a worker's own children (multiprocessing, a reloader) share its folder. */
+  ppid?: number;
+  /** The process's user on Spark. */
+  user?: string;
   elapsedSeconds: number;
   startedAt: Date;
   args: string;
+}
+
+/**
+ * The worker candidates that are not children of another candidate: one is the worker; two or more are different
+ * programs in the folder, and which of them is the worker cannot be told (shown as ambiguous, never guessed).
+ */
+export function topLevelProcesses(processes: readonly WorkerProcessInfo[]): WorkerProcessInfo[] {
+  const pids = new Set(processes.map((p) => p.pid));
+  return processes.filter((p) => p.ppid === undefined || !pids.has(p.ppid));
 }
 
 export interface SparkEvidence {
@@ -221,10 +240,12 @@ export function parseProbeOutput(
   const processes: WorkerProcessInfo[] = [];
   const ignoredProcesses: Array<{ pid: number; comm: string }> = [];
   for (const line of text('process').split('\n')) {
-    const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line);
+    // pid, ppid, elapsed seconds, user, command line
+    const m = /^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\S+)\s+(.*)$/.exec(line);
     if (!m) continue;
     const pid = Number(m[1]);
-    const comm = commOf.get(pid) ?? m[3].trim().split(/\s+/)[0].split('/').pop() ?? '';
+    const args = m[5].trim();
+    const comm = commOf.get(pid) ?? args.split(/\s+/)[0].split('/').pop() ?? '';
     // An operator's shell or `tail -f` in the worker folder is not the worker: counting it would hide worker-down
     // and move the fix gate's "worker started" to when someone logged in.
     if (NOT_THE_WORKER.has(comm)) {
@@ -232,13 +253,15 @@ export function parseProbeOutput(
       continue;
     }
     const precise = preciseElapsed.get(pid);
-    const elapsedSeconds = precise ?? Number(m[2]);
+    const elapsedSeconds = precise ?? Number(m[3]);
     const base = (precise !== undefined ? uptimeAt : undefined) ?? sparkNow ?? opts.laptopMidpoint;
     processes.push({
       pid,
+      ppid: Number(m[2]),
+      user: m[4],
       elapsedSeconds,
       startedAt: new Date(base.getTime() - elapsedSeconds * 1000),
-      args: m[3].trim(),
+      args,
     });
   }
 

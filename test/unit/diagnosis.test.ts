@@ -837,8 +837,10 @@ describe('fixGate', () => {
   const withWorkerStarted = (minutesAgo: number[]) =>
     evidence({
       probe: probe({
+        // The first is the worker, the others its children (multiprocessing): one program.
         processes: minutesAgo.map((m, i) => ({
           pid: 100 + i,
+          ppid: i === 0 ? 1 : 100,
           elapsedSeconds: m * 60,
           startedAt: ago(m),
           args: 'node worker.mjs',
@@ -862,6 +864,29 @@ describe('fixGate', () => {
 
   it('judges by the oldest worker process', () => {
     expect(fixGate(withWorkerStarted([10, 120]), [failedAt(30)]).deployed).toBe(false);
+  });
+
+  it('cannot tell, and says why, when two separate programs run in the worker folder', () => {
+    const two = (started: number[]) =>
+      evidence({
+        probe: probe({
+          processes: started.map((m, i) => ({
+            pid: 200 + i,
+            ppid: 1,
+            user: 'sparkuser',
+            elapsedSeconds: m * 60,
+            startedAt: ago(m),
+            args: i ? 'python3 -m http.server' : 'python3 -m hd_worker',
+          })),
+        }),
+      });
+    const g = fixGate(two([10, 120]), [failedAt(30)]);
+    expect(g.deployed).toBeUndefined();
+    expect(g.line).toContain('2 programs run in the worker folder');
+    expect(g.line).toContain('pid 201 (sparkuser: python3 -m http.server)');
+    const f = queueFindings(two([10, 120]), BUILTIN_ERROR_PATTERNS, []).find((x) => x.id === 'worker-ambiguous');
+    expect(f?.severity).toBe('warning');
+    expect(f?.evidence).toHaveLength(2);
   });
 
   it.each([

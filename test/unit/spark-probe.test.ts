@@ -1,11 +1,11 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RemoteResult, SshSession } from '../../lib/ports.ts';
 import { buildProbeScript, parseProbeOutput, probeSpark, remotePathExpr } from '../../lib/spark-probe.ts';
 import { fakeClock } from '../helpers/fake-ports.ts';
+import { tempDir } from '../helpers/run.ts';
 
 const MARKER = '@@hd-probe-0123456789abcdef@@';
 const MIDPOINT = new Date('2026-01-15T12:00:00Z');
@@ -26,7 +26,7 @@ const HEALTHY: Record<string, string> = {
   now: `${NOW_NS}\n`,
   dir: `${WORKER_DIR}\n`,
   env: `${b64('SUPABASE_URL=https://abcdefghijklmnopqrst.supabase.co\nWORKER_POLL_MS=2000\n')}\n`,
-  process: '  4242   3600 node worker.mjs\n 4243  60 python -m hd_worker --dir /home/sparkuser/srv/hd-worker\n',
+  process: ` 4242     1    3600 sparkuser                        node worker.mjs\n 4243  4242      60 sparkuser                        python -m hd_worker --dir /home/sparkuser/srv/hd-worker\n`,
   procstart: '',
   logstat: '500 1768478340\n',
   logtail: '2026-01-15T11:59:00Z INFO poll queued=0\n2026-01-15T11:59:02Z INFO poll queued=0\n',
@@ -46,9 +46,18 @@ describe('parseProbeOutput', () => {
       vars: { SUPABASE_URL: 'https://abcdefghijklmnopqrst.supabase.co', WORKER_POLL_MS: '2000' },
     });
     expect(ev.processes).toEqual([
-      { pid: 4242, elapsedSeconds: 3600, startedAt: new Date('2026-01-15T11:00:03Z'), args: 'node worker.mjs' },
+      {
+        pid: 4242,
+        ppid: 1,
+        user: 'sparkuser',
+        elapsedSeconds: 3600,
+        startedAt: new Date('2026-01-15T11:00:03Z'),
+        args: 'node worker.mjs',
+      },
       {
         pid: 4243,
+        ppid: 4242,
+        user: 'sparkuser',
         elapsedSeconds: 60,
         startedAt: new Date('2026-01-15T11:59:03Z'),
         args: 'python -m hd_worker --dir /home/sparkuser/srv/hd-worker',
@@ -172,7 +181,7 @@ describe('parseProbeOutput', () => {
     const ev = parseProbeOutput(
       probeOutput({
         ...HEALTHY,
-        process: ' 900  30 -bash\n 901  20 tail -f logs/worker.log\n',
+        process: `  900   899      30 sparkuser                        -bash\n  901   900      20 sparkuser                        tail -f logs/worker.log\n`,
         procstart: `100\n5000\n${NOW_NS}\n900 100 bash\n901 200 tail\n`,
       }),
       MARKER,
@@ -189,7 +198,7 @@ describe('parseProbeOutput', () => {
     const ev = parseProbeOutput(
       probeOutput({
         ...HEALTHY,
-        process: ' 900  30 -bash\n 4242 3600 /usr/bin/python3 -m hd_worker\n',
+        process: `  900   899      30 sparkuser                        -bash\n 4242     1    3600 sparkuser                        /usr/bin/python3 -m hd_worker\n`,
         procstart: `100\n5000\n${NOW_NS}\n900 100 bash\n4242 140000 python3\n`,
       }),
       MARKER,
@@ -215,9 +224,12 @@ describe('parseProbeOutput', () => {
     expect(ev.processes[0].elapsedSeconds).toBe(3600);
   });
 
-  it('ignores process lines that are not "pid elapsed args"', () => {
+  it('ignores process lines that are not "pid ppid elapsed user args"', () => {
     const ev = parseProbeOutput(
-      probeOutput({ ...HEALTHY, process: 'ps: error\n\n  77 12 node w.mjs\n' }),
+      probeOutput({
+        ...HEALTHY,
+        process: `ps: error\n\n   77     1      12 sparkuser                        node w.mjs\n`,
+      }),
       MARKER,
       OPTS,
     );
@@ -278,7 +290,7 @@ describe('remotePathExpr', () => {
 });
 
 describe('the probe script, run by bash', () => {
-  const tmp = mkdtempSync(path.join(os.tmpdir(), 'probe-test-'));
+  const tmp = tempDir('probe-test-');
   const home = path.join(tmp, 'home');
   mkdirSync(home);
   const canary = path.join(tmp, 'CANARY');
@@ -363,6 +375,73 @@ describe('the probe script, run by bash', () => {
     expect(ev.sparkNow).toBeInstanceOf(Date);
     expect(ev.disk?.mount).toMatch(/^\//);
     expect(ev.processes).toEqual([]);
+  });
+
+  describe('which process is the worker', () => {
+    const real = path.join(home, 'releases', 'r1');
+    const link = path.join(home, 'srv', 'current');
+    mkdirSync(path.join(real, 'logs'), { recursive: true });
+    mkdirSync(path.dirname(link), { recursive: true });
+    symlinkSync(real, link);
+    const started: ChildProcess[] = [];
+    afterAll(() => {
+      for (const c of started) c.kill('SIGKILL');
+    });
+    const idle = (cwd: string, extra: string[] = [], uid?: number) => {
+      const c = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)', ...extra], {
+        cwd,
+        env: { PATH: process.env.PATH },
+        stdio: 'ignore',
+        ...(uid === undefined ? {} : { uid, gid: uid }),
+      });
+      started.push(c);
+      return c;
+    };
+    const probeOf = (workerDir: string) =>
+      parseProbeOutput(
+        bash(
+          '',
+          buildProbeScript({ workerDir, logTailBytes: 100, reachCheck: false, reachTimeoutSeconds: 5, marker: MARKER }),
+        ),
+        MARKER,
+        { ...OPTS, laptopMidpoint: new Date() },
+      );
+
+    it('resolves a symlinked folder and a trailing slash to the real folder, and finds the worker running there', async () => {
+      const worker = idle(real);
+      await new Promise((r) => setTimeout(r, 200));
+      for (const given of ['~/srv/current', '~/srv/current/', `${link}//`]) {
+        const ev = probeOf(given);
+        expect(ev.workerDir).toEqual({ path: real, exists: true });
+        expect(ev.processes.map((p) => p.pid)).toContain(worker.pid);
+      }
+      worker.kill('SIGKILL');
+    });
+
+    it('does not take a process that only names the folder, from elsewhere, for the worker', async () => {
+      const namer = idle(tmp, [real, `${real}-old`]);
+      // A \`sleep\` whose command line names a file in the folder (argv[0] set, as a spoof would).
+      const sleeper = spawn('bash', ['-c', `exec -a "sleep ${real}/x" sleep 300`], { cwd: tmp, stdio: 'ignore' });
+      started.push(sleeper);
+      await new Promise((r) => setTimeout(r, 200));
+      const ev = probeOf('~/srv/current');
+      // Both ran while the probe looked: not found because they are not the worker, not because they were gone.
+      expect([existsSync(`/proc/${namer.pid}`), existsSync(`/proc/${sleeper.pid}`)]).toEqual([true, true]);
+      expect(ev.processes.map((p) => p.pid)).not.toContain(namer.pid);
+      expect(ev.processes.map((p) => p.pid)).not.toContain(sleeper.pid);
+    });
+
+    it("does not count another user's process working in the folder", async (ctx) => {
+      if (process.getuid?.() !== 0) return ctx.skip('needs root to start a process as another user');
+      chmodSync(tmp, 0o711);
+      chmodSync(home, 0o755);
+      for (const d of [path.join(home, 'releases'), real]) chmodSync(d, 0o755);
+      const other = idle(real, [], 65534);
+      await new Promise((r) => setTimeout(r, 200));
+      const ev = probeOf('~/srv/current');
+      expect(existsSync(`/proc/${other.pid}`), "the other user's process ran while the probe looked").toBe(true);
+      expect(ev.processes.map((p) => p.pid)).not.toContain(other.pid);
+    });
   });
 
   it('never runs the canary, whichever path was tried', () => {
