@@ -9,6 +9,7 @@ import { EXIT, type ExitCode, RunbookError } from './exit-codes.ts';
 import { inert } from './inert.ts';
 
 export const COMMON_OPTIONS = {
+  config: { type: 'string' },
   'env-file': { type: 'string' },
   json: { type: 'string' },
   markdown: { type: 'string' },
@@ -19,7 +20,9 @@ export const COMMON_OPTIONS = {
 } as const satisfies ParseArgsConfig['options'];
 
 export const COMMON_HELP = `Common options:
-  --env-file FILE     read the configuration from FILE (default: ./.env, after the environment)
+  --config FILE       read the configuration from FILE (default: ./.env, after the environment); the older
+                      --env-file FILE works too, but Node itself also reads --env-file (a missing FILE
+                      ends the run before it starts): prefer --config
   --json FILE|-       write the result as JSON to FILE, or to stdout with - (human output then goes to stderr)
   --markdown FILE     write an incident report in markdown
   --ci                non-interactive: never prompt, never write (also when CI is set or there is no terminal)
@@ -34,7 +37,19 @@ export const COMMON_HELP = `Common options:
 export function scriptArgs(argv: readonly string[], importMetaUrl: string): string[] {
   const self = fileURLToPath(importMetaUrl);
   const i = argv.findIndex((a, n) => n > 0 && path.resolve(a) === self);
-  return argv.slice(i === -1 ? 2 : i + 1);
+  const args = argv.slice(i === -1 ? 2 : i + 1);
+  // `runbook.mts -- --config F`: a leading -- (which keeps Node and npx off the flags) is not the runbook's.
+  return args[0] === '--' ? args.slice(1) : args;
+}
+
+/** The config file flag: --config, or the older --env-file; both naming different files is a usage error. */
+export function configFileFlag(flags: { config?: string; 'env-file'?: string }): string | undefined {
+  if (flags.config !== undefined && flags['env-file'] !== undefined && flags.config !== flags['env-file'])
+    throw new RunbookError(
+      `usage: --config ${flags.config} and --env-file ${flags['env-file']} name two different files`,
+      'pass one of them: --config FILE',
+    );
+  return flags.config ?? flags['env-file'];
 }
 
 /** Parses argv with the runbook's own options added to the common ones. */

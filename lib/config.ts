@@ -1,5 +1,5 @@
 /**
- * The laptop's configuration: where it comes from and what it says. Precedence: `--env-file FILE`, then the
+ * The laptop's configuration: where it comes from and what it says. Precedence: `--config FILE` (or `--env-file FILE`), then the
  * environment, then `./.env` (explicit beats ambient, ambient beats implicit). Pure: files come in through `readFile`.
  */
 
@@ -34,7 +34,7 @@ export interface ConfigInput {
 }
 
 const EXAMPLE_FIX =
-  'copy .env.example to .env and fill it in, or pass --env-file FILE; to try the runbooks on the sandbox: npm run demo';
+  'copy .env.example to .env and fill it in, or pass --config FILE; to try the runbooks on the sandbox: npm run demo';
 
 export function loadConfig(input: ConfigInput): LoadedConfig {
   let fileVars: Record<string, string> = {};
@@ -51,7 +51,10 @@ export function loadConfig(input: ConfigInput): LoadedConfig {
     );
   }
   if (text === undefined && explicit) {
-    throw new RunbookError(`--env-file ${input.envFileFlag}: no such file`, `check the path; ${EXAMPLE_FIX}`);
+    throw new RunbookError(
+      `config file ${input.envFileFlag}: no such file`,
+      `check the path given to --config; ${EXAMPLE_FIX}`,
+    );
   }
   if (text !== undefined) {
     fileVars = parseEnvText(text);

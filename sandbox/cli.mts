@@ -158,7 +158,7 @@ async function up(
       `  worker      pid ${info.worker.pid} in ${info.spark.workerDir}`,
       `  scenario    ${scenario ?? 'healthy'}${info.latencyMs ? `, latency ${info.latencyMs} ms` : ''}`,
       '',
-      `Try: npx zx runbooks/debug-stuck-jobs.mts --env-file ${path.join(dir, '.env')}`,
+      `Try: npx zx runbooks/debug-stuck-jobs.mts --config ${path.join(dir, '.env')}`,
       `Stop: npm run sandbox -- down --dir ${dir}`,
       '',
     ].join('\n'),

@@ -66,12 +66,12 @@ if (up !== 0 || interrupted) {
   process.exit(interrupted ? 130 : 2);
 }
 
-const code = await run('runbooks/debug-stuck-jobs.mts', ['--env-file', path.join(dir, '.env'), ...extra], {
+const code = await run('runbooks/debug-stuck-jobs.mts', ['--config', path.join(dir, '.env'), ...extra], {
   ...env,
   XDG_STATE_HOME: path.join(dir, 'state'),
 });
 await stop();
 process.stdout.write(
-  `\nThat was debug-stuck-jobs on a sandbox where the app's env points at a local Supabase (its jobs never reach the worker) and the worker fails import_assets_jsonl with a circular structure in metadata.\nTry the others: npm run sandbox -- up --dir .sandbox, then npx zx runbooks/diagnose-env.mts --env-file .sandbox/.env\n`,
+  `\nThat was debug-stuck-jobs on a sandbox where the app's env points at a local Supabase (its jobs never reach the worker) and the worker fails import_assets_jsonl with a circular structure in metadata.\nTry the others: npm run sandbox -- up --dir .sandbox, then npx zx runbooks/diagnose-env.mts --config .sandbox/.env\n`,
 );
 process.exit(code ?? 2);

@@ -285,7 +285,7 @@ async function main(): Promise<void> {
   writeFileSync(
     paths.laptopEnv,
     [
-      '# Written by `npm run sandbox -- up`: the laptop side of the sandbox. Use with --env-file.',
+      '# Written by `npm run sandbox -- up`: the laptop side of the sandbox. Use with --config.',
       `SUPABASE_URL=${cloudApi.url}`,
       `SUPABASE_SERVICE_ROLE_KEY=${cloudKeys.serviceRoleKey}`,
       `SUPABASE_PROJECT_REF=${cloudRef}`,

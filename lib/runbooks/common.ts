@@ -1,6 +1,7 @@
 /** What every runbook does around its steps: load config, build the run state, show findings, write reports. */
 
 import type { CheckResult } from '../checks.ts';
+import { configFileFlag } from '../cli.ts';
 import { loadConfig } from '../config.ts';
 import type { Ports } from '../context.ts';
 import { BUILTIN_ERROR_PATTERNS, compilePatternFile, type ErrorPattern } from '../error-patterns.ts';
@@ -29,6 +30,7 @@ export function exitCodeFor(findings: readonly Finding[]): ExitCode {
 }
 
 export interface CommonFlags {
+  config?: string;
   'env-file'?: string;
   json?: string;
   markdown?: string;
@@ -42,7 +44,7 @@ export function startRun(
   rules: (values: Record<string, string>) => StuckRules,
 ): RunState {
   const config = loadConfig({
-    envFileFlag: flags['env-file'],
+    envFileFlag: configFileFlag(flags),
     cwd: ports.cwd,
     env: ports.env,
     readFile: ports.files.read,

@@ -4,6 +4,7 @@
  */
 
 import { runPlan } from '../checks.ts';
+import { configFileFlag } from '../cli.ts';
 import { stuckRulesFrom } from '../config.ts';
 import type { Ports } from '../context.ts';
 import { diagnose, fixGate, logContextFor } from '../diagnosis.ts';
@@ -129,7 +130,8 @@ async function offerRequeue(
     const gate = fixGate(evidence, jobs);
     ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
     ports.out.line(`  fix gate: ${gate.line}`);
-    const envFile = flags['env-file'] ? `--env-file ${shellQuote(flags['env-file'])} ` : '';
+    const configFile = configFileFlag(flags);
+    const envFile = configFile ? `--config ${shellQuote(configFile)} ` : '';
     // Pasteable as printed: every id (--id takes a comma list), the same config, and what running jobs need.
     const running = f.jobIds!.some((id) => jobsById.get(id)?.status === 'running') ? ' --include-running' : '';
     const command = `npx zx runbooks/requeue.mts ${envFile}--id ${f.jobIds!.join(',')}${running} --reason ${shellQuote(`${f.id} fixed`)}`;

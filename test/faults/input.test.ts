@@ -4,7 +4,7 @@
  * (exit 2, one line naming the flag or variable, with a fix, before anything is read) or quoted (the run goes on,
  * the value arrives literally). Every injection tries to create a marker file; it must never exist.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { escapeLike } from '../../lib/jobs-db.ts';
@@ -125,6 +125,15 @@ const COMMON: Case[] = RUNBOOKS.flatMap((rb) => [
     ),
     known: NODE_ENV_FILE_ISSUE,
   }))(mark()),
+  // --config is the runbooks' own flag: Node never reads it, so a missing file gets the runbook's line and fix.
+  ((m) =>
+    rejected(
+      rb,
+      '--config naming no file, with $()',
+      ['--config', `/nonexistent/$(touch ${m})`],
+      /config file .*: no such file/,
+      m,
+    ))(mark()),
 ]);
 
 // ---- debug-stuck-jobs' own flags ------------------------------------------------------------------------------
@@ -335,7 +344,10 @@ describe.concurrent('bad input is rejected before anything is read', () => {
       },
       async () => {
         const envFile = c.env ? envFileWithout(Object.keys(c.env)) : sb.envFile;
-        const args = c.args?.includes('--env-file') ? c.args : ['--env-file', envFile, ...(c.args ?? [])];
+        const args =
+          c.args?.includes('--env-file') || c.args?.includes('--config')
+            ? c.args
+            : ['--env-file', envFile, ...(c.args ?? [])];
         const r = await run(c.runbook, args, { env: c.env, json: false });
         expectClear(r, { code: c.code ?? 2, says: c.says });
         // Rejected before any check ran: nothing on stdout, a short answer on stderr (the value is never echoed whole).
@@ -517,6 +529,52 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
     async () => {
       const r = await run('debug-stuck-jobs', ['--env-file', sb.envFile, '--json', '/proc/version/report.json']);
       expectClear(r, { code: 2, says: /could not write the report/ });
+    },
+  );
+});
+
+describe('the config file is data', () => {
+  /** The sandbox's config with a NODE_OPTIONS line that would load a script creating the marker. */
+  function poisoned(m: string): string {
+    const dir = tempDir('node-options');
+    const script = path.join(dir, 'pwn.cjs');
+    writeFileSync(script, `require('node:fs').writeFileSync(${JSON.stringify(m)}, 'ran')\n`);
+    const file = path.join(dir, '.env');
+    writeFileSync(file, `${readFileSync(sb.envFile, 'utf8')}NODE_OPTIONS=--require ${script}\n`);
+    return file;
+  }
+
+  for (const runbook of RUNBOOKS) {
+    faultCase(
+      {
+        group: 'Bad input',
+        runbook,
+        name: '--config FILE holding a NODE_OPTIONS=--require line',
+        expected: 'the line is a value like any other: nothing it names runs',
+      },
+      async () => {
+        const m = mark();
+        const r = await run(runbook, ['--config', poisoned(m)]);
+        expect(r.code, r.stderr).not.toBeNull();
+        expect(r.stderr).not.toMatch(/no such file/);
+        expect(existsSync(m)).toBe(false);
+      },
+    );
+  }
+
+  faultCase(
+    {
+      group: 'Bad input',
+      runbook: 'diagnose-env',
+      name: '--env-file FILE holding a NODE_OPTIONS=--require line',
+      expected: 'the line is a value like any other: nothing it names runs',
+      known:
+        'node itself loads --env-file after the script too, and applies its NODE_OPTIONS (nodejs/node#54232): use --config',
+    },
+    async () => {
+      const m = mark();
+      await run('diagnose-env', ['--env-file', poisoned(m)]);
+      expect(existsSync(m)).toBe(false);
     },
   );
 });

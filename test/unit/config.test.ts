@@ -123,10 +123,10 @@ describe('loadConfig precedence', () => {
 });
 
 describe('loadConfig failures', () => {
-  it('says which --env-file is missing, with exit code 2', () => {
+  it('says which config file is missing, with exit code 2', () => {
     const e = thrown(() => loadConfig(input({ flag: 'nope/.env.prod', env: { SUPABASE_URL: url(REF_A) } })));
     expect(e.code).toBe(EXIT.couldNotRun);
-    expect(e.message).toBe('--env-file nope/.env.prod: no such file');
+    expect(e.message).toBe('config file nope/.env.prod: no such file');
     expect(e.fix).toContain('.env.example');
   });
 
