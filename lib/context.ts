@@ -3,7 +3,19 @@
  * build the same object from fakes (see test/helpers/fake-ports.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  constants as fsConstants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -54,22 +66,62 @@ export const realFiles: Files = {
       throw e;
     }
   },
+  // Reports hold evidence: written 0600 through a temporary file and a rename (a reader never sees half a
+  // report, an existing 0644 file does not keep its mode), and never through a symlink planted at the path.
   write(file, text) {
     mkdirSync(path.dirname(file), { recursive: true });
-    writeFileSync(file, text, { mode: 0o600 });
+    refuseSymlink(file);
+    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+    try {
+      writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
   },
+  // Appends (the audit file, GitHub's step summary) create the file 0600 and never follow a symlink.
   append(file, text) {
     mkdirSync(path.dirname(file), { recursive: true });
-    appendFileSync(file, text, { mode: 0o600 });
+    const fd = openSync(
+      file,
+      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW,
+      0o600,
+    );
+    try {
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
   },
 };
 
-function gitEmail(): string | undefined {
+function refuseSymlink(file: string): void {
+  let isLink = false;
   try {
-    const email = execFileSync('git', ['config', 'user.email'], {
+    isLink = lstatSync(file).isSymbolicLink();
+  } catch {
+    // no such file yet
+  }
+  if (isLink) throw new Error(`${file} is a symbolic link; not writing through it`);
+}
+
+/** Where git usually lives; the PATH npx builds starts with every ancestor folder's node_modules/.bin. */
+const GIT_CANDIDATES = ['/usr/bin/git', '/usr/local/bin/git', '/opt/homebrew/bin/git', '/bin/git'];
+
+function gitEmail(): string | undefined {
+  const git = GIT_CANDIDATES.find((p) => existsSync(p));
+  if (!git) return undefined;
+  try {
+    // A minimal environment: git needs to find its config, nothing else (no key from the runbook's config).
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
+    for (const k of ['HOME', 'XDG_CONFIG_HOME', 'GIT_CONFIG_GLOBAL', 'LANG'])
+      if (process.env[k]) env[k] = process.env[k]!;
+    const email = execFileSync(git, ['config', 'user.email'], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
       timeout: 2_000,
+      env,
     }).trim();
     return email || undefined;
   } catch {
