@@ -53,14 +53,20 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
       ? [
           // Values are read without sourcing the file (it is data, not a script) and stay in shell variables:
           // the key reaches curl through its config on stdin, never through argv.
-          `envval() { [ -f "$W/.env" ] || return 0; sed -n "s/^[[:space:]]*\\(export[[:space:]][[:space:]]*\\)\\{0,1\\}$1[[:space:]]*=[[:space:]]*//p" "$W/.env" 2>/dev/null | tail -n 1 | sed -e 's/[[:space:]]*$//' -e 's/^"\\(.*\\)"$/\\1/' -e "s/^'\\(.*\\)'$/\\1/"; }`,
+          // Read as dotenv (the laptop's parser) reads it: `export`, quotes, a comment after an unquoted value, CRLF;
+          // the last assignment wins. The laptop shows these same values.
+          String.raw`envval() { [ -f "$W/.env" ] || return 0; awk -v k="$1" '{ sub(/\r$/, ""); l = $0; sub(/^[ \t]*/, "", l); sub(/^export[ \t]+/, "", l); if (substr(l, 1, length(k)) != k) next; r = substr(l, length(k) + 1); if (r !~ /^[ \t]*=/) next; sub(/^[ \t]*=[ \t]*/, "", r); q = substr(r, 1, 1); e = index(substr(r, 2), q); if ((q == "\"" || q == "\047" || q == "\140") && e) v = substr(r, 2, e - 1); else { sub(/#.*/, "", r); sub(/[ \t]+$/, "", r); v = r } } END { printf "%s", v }' "$W/.env" 2>/dev/null; }`,
+          // curl's config syntax: a quoted string, with \ and " escaped.
+          String.raw`cfgq() { printf '%s' "$1" | sed 's/[\\"]/\\&/g'; }`,
           'reach() {',
-          '  U=$(envval SUPABASE_URL); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
+          '  U=$(envval SUPABASE_URL | sed "s:/*$::"); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
           '  if [ -z "$U" ]; then echo "skipped no-url";',
           '  elif ! command -v curl >/dev/null 2>&1; then echo "skipped no-curl";',
           '  else',
           '    case "$K" in eyJ*) H=1;; *) H=0;; esac',
-          `    { printf 'header = "apikey: %s"\\n' "$K"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$K"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' "$U/rest/v1/hd_ingestion_jobs?select=id&limit=1" 2>&1 | tail -n 2`,
+          // The URL and the key reach curl through its config on stdin, never argv (a value starting with - would be
+          // an option there, and argv is visible to every user of the host).
+          `    { printf 'url = "%s/rest/v1/hd_ingestion_jobs?select=id&limit=1"\\n' "$(cfgq "$U")"; printf 'header = "apikey: %s"\\n' "$(cfgq "$K")"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$(cfgq "$K")"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' 2>&1 | tail -n 2`,
           '  fi',
           '}',
           // The request from Spark is the slowest part; it runs while the rest of the probe reads local files.

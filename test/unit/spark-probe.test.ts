@@ -2,6 +2,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parseEnvText } from '../../lib/env-file.ts';
 import type { RemoteResult, SshSession } from '../../lib/ports.ts';
 import { buildProbeScript, parseProbeOutput, probeSpark, remotePathExpr } from '../../lib/spark-probe.ts';
 import { fakeClock } from '../helpers/fake-ports.ts';
@@ -441,6 +442,40 @@ describe('the probe script, run by bash', () => {
       const ev = probeOf('~/srv/current');
       expect(existsSync(`/proc/${other.pid}`), "the other user's process ran while the probe looked").toBe(true);
       expect(ev.processes.map((p) => p.pid)).not.toContain(other.pid);
+    });
+  });
+
+  describe("the worker's .env as the reach check reads it on Spark", () => {
+    const script = buildProbeScript({
+      workerDir: '~/w',
+      logTailBytes: 10,
+      reachCheck: true,
+      reachTimeoutSeconds: 1,
+      marker: MARKER,
+    });
+    const fn = (name: string) => script.split('\n').find((l) => l.startsWith(`${name}() {`))!;
+    const remote = (text: string, key: string) => {
+      const w = path.join(tmp, 'envw');
+      mkdirSync(w, { recursive: true });
+      writeFileSync(path.join(w, '.env'), text);
+      return bash(`W=${w}\n${fn('envval')}\nenvval ${key}`);
+    };
+    // The values the laptop shows come from dotenv (parseEnvText); Spark's reach check must use the same ones.
+    it.each([
+      ['plain', 'SUPABASE_URL=https://a.supabase.co\n'],
+      ['export and spaces', '  export SUPABASE_URL = https://a.supabase.co  \n'],
+      ['a comment after the value', 'SUPABASE_URL=https://a.supabase.co # the cloud project\n'],
+      ['double quotes with a # inside', 'SUPABASE_URL="https://a.supabase.co/#x" # note\n'],
+      ['single quotes', "SUPABASE_URL='https://a.supabase.co'\n"],
+      ['CRLF line ends', 'A=1\r\nSUPABASE_URL=https://a.supabase.co\r\nB=2\r\n'],
+      ['the last assignment wins', 'SUPABASE_URL=https://old.supabase.co\nSUPABASE_URL=https://new.supabase.co\n'],
+      [
+        'a longer name with the same start',
+        'SUPABASE_URL_OLD=https://old.supabase.co\nSUPABASE_URL=https://a.supabase.co\n',
+      ],
+      ['absent', 'OTHER=1\n'],
+    ])('%s', (_name, text) => {
+      expect(remote(text, 'SUPABASE_URL')).toBe(parseEnvText(text).SUPABASE_URL ?? '');
     });
   });
 
