@@ -6,10 +6,10 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import type { HttpEvent } from '../../sandbox/stats.ts';
+import { tempDir as runTempDir } from '../helpers/run.ts';
 import { type RunResult, runRunbook, type Sandbox } from '../helpers/sandbox.ts';
 
 /** One row of the table. */
@@ -71,7 +71,13 @@ export function observe(text: string): void {
 }
 
 export interface Run extends RunResult {
+  /** How long the run took, for the table's "observed" column: no case asserts it (it grows with the load). */
   ms: number;
+  /**
+   * `Date.now()` just before the runbook started: the clock the sandbox stamps its events with (same machine), so
+   * the events of this run are the ones that started at or after it (see {@link requestsOfRun}).
+   */
+  startedAt: number;
   /** The `--json FILE` report, when the runbook wrote one. */
   report?: { exitCode: number; findings: Array<{ id: string; severity: string; fix: string }> } & Record<
     string,
@@ -85,7 +91,7 @@ afterAll(() => {
 });
 /** A fresh folder under one temporary root per test file. */
 export function tempDir(label: string): string {
-  tmpRoot ??= mkdtempSync(path.join(os.tmpdir(), 'hd-faults-'));
+  tmpRoot ??= runTempDir('hd-faults-');
   return mkdtempSync(path.join(tmpRoot, `${label}-`));
 }
 
@@ -106,14 +112,17 @@ export async function run(
     ...(args.includes('--timeout') ? [] : ['--timeout', RUNBOOK_TIMEOUT_S]),
     ...(opts.json === false || args.includes('--json') ? [] : ['--json', jsonFile]),
   ];
+  const startedAt = Date.now();
   const started = performance.now();
   const r = await runRunbook(runbook, full, {
     env: { HOME: dir, XDG_STATE_HOME: path.join(dir, 'state'), ...opts.env },
     timeoutMs: opts.hangMs ?? HANG_MS,
     cwd: opts.cwd,
+    // The harness starts runbooks by the hundred: the run's bundle of the same sources starts faster.
+    from: 'bundle',
   });
   const ms = performance.now() - started;
-  const out: Run = { ...r, ms };
+  const out: Run = { ...r, ms, startedAt };
   if (existsSync(jsonFile)) out.report = JSON.parse(readFileSync(jsonFile, 'utf8'));
   const ids = out.report?.findings?.filter((f) => f.severity !== 'info').map((f) => f.id) ?? [];
   observe(`exit ${r.code} in ${(ms / 1000).toFixed(1)} s${ids.length ? ` · ${[...new Set(ids)].join(', ')}` : ''}`);
@@ -155,6 +164,25 @@ export function expectClear(
 /** Requests the runbook itself made (supabase-js names itself in x-client-info), not the worker's or curl's. */
 export function runbookRequests(events: readonly HttpEvent[]): HttpEvent[] {
   return events.filter((e) => (e.client ?? '').startsWith('supabase-js'));
+}
+
+/**
+ * The runbook's requests in one run: those that reached the sandbox after the run started. The sandbox records a
+ * request when it answers it, so a request of an earlier case that a `slow` fault held (and its runbook gave up on)
+ * can be recorded during a later case, under load even a minute later; it keeps its own start and is left out here.
+ */
+export function requestsOfRun(r: Run, events: readonly HttpEvent[]): HttpEvent[] {
+  return runbookRequests(events).filter((e) => e.startedAt >= r.startedAt);
+}
+
+/** Requests grouped by what they asked (method, path and query): a retry asks the same again. Oldest first. */
+export function triesByRequest(events: readonly HttpEvent[]): Map<string, HttpEvent[]> {
+  const tries = new Map<string, HttpEvent[]>();
+  for (const e of [...events].sort((a, b) => a.startedAt - b.startedAt)) {
+    const key = `${e.method} ${e.path}${e.query ?? ''}`;
+    tries.set(key, [...(tries.get(key) ?? []), e]);
+  }
+  return tries;
 }
 
 export function runbookWrites(events: readonly HttpEvent[]): HttpEvent[] {

@@ -2,8 +2,7 @@
  * The guided incident flow, driven in-process with scripted answers against the real sandbox: the real db and SSH
  * ports, a prompter that fails on any question it was not given.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { realPorts } from '../../lib/context.ts';
@@ -11,6 +10,7 @@ import { EXIT } from '../../lib/exit-codes.ts';
 import { requeueJobs } from '../../lib/requeue/flow.ts';
 import { runDebugStuckJobs } from '../../lib/runbooks/debug-stuck-jobs.ts';
 import { recordingOutput, scriptedPrompter } from '../helpers/fake-ports.ts';
+import { tempDir } from '../helpers/run.ts';
 import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
 let sb: Sandbox;
@@ -27,7 +27,7 @@ function ports(script: Record<string, unknown>) {
   const base = realPorts({ ci: false, verbose: false, jsonToStdout: false, timeoutMs: 10_000 });
   const out = recordingOutput();
   const prompt = scriptedPrompter(script);
-  const audit = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-audit-')), 'audit.jsonl');
+  const audit = path.join(tempDir('hd-audit-'), 'audit.jsonl');
   return {
     ports: { ...base, out: out.out, prompt, env: { REQUEUE_AUDIT_FILE: audit } },
     out,
@@ -87,7 +87,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, requeueJobs);
     expect(prompt.asked).toEqual(['requeue-circular-metadata']);
     expect(out.text()).toContain('The worker has not restarted since these jobs failed');
-    expect(out.text()).toContain(`not requeued. Later: npx zx runbooks/requeue.mts --env-file ${sb.envFile} --id`);
+    expect(out.text()).toContain(`not requeued. Later: npx zx runbooks/requeue.mts --config ${sb.envFile} --id`);
     expect(code).toBe(EXIT.findings);
     expect((await sb.stats()).httpWrites).toBe(0);
   });

@@ -2,12 +2,12 @@
  * The runbooks against a real OpenSSH sshd serving the sandbox's Spark home: the ssh2 server of the sandbox is
  * ours, so this is the check that the probe and the connection work with the sshd Spark really runs.
  */
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { knownHostsLine } from '../../sandbox/spark/keys.ts';
 import { type OpenSshd, startOpenSshd } from '../helpers/openssh.ts';
+import { tempDir } from '../helpers/run.ts';
 import { runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
 let sb: Sandbox;
@@ -16,7 +16,7 @@ let envFile: string;
 
 beforeAll(async () => {
   sb = await startSandbox();
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'hd-openssh-'));
+  const dir = tempDir('hd-openssh-');
   sshd = await startOpenSshd({
     dir,
     home: sb.info.spark.home,
@@ -48,7 +48,7 @@ afterAll(async () => {
 
 describe('against a real OpenSSH sshd', () => {
   it('diagnose-env passes on a healthy sandbox', async (ctx) => {
-    if ('skipped' in sshd) return ctx.skip();
+    if ('skipped' in sshd) return ctx.skip(sshd.skipped);
     await sb.scenario('healthy');
     const r = await runRunbook('diagnose-env', ['--env-file', envFile, '--ci', '--json', '-']);
     const report = JSON.parse(r.stdout);
@@ -59,7 +59,7 @@ describe('against a real OpenSSH sshd', () => {
   });
 
   it('debug-stuck-jobs finds worker-down through real sshd', async (ctx) => {
-    if ('skipped' in sshd) return ctx.skip();
+    if ('skipped' in sshd) return ctx.skip(sshd.skipped);
     await sb.scenario('worker-down');
     const r = await runRunbook('debug-stuck-jobs', ['--env-file', envFile, '--ci', '--json', '-']);
     expect(JSON.parse(r.stdout).findings[0].id).toBe('worker-down');

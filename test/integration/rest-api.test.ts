@@ -2,9 +2,7 @@
  * The sandbox REST API over a real PostgreSQL, driven by supabase-js itself (and raw fetch where the
  * headers are the point).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -13,6 +11,7 @@ import { type SandboxPostgres, startPostgres } from '../../sandbox/postgres.ts';
 import { makeProjectKeys, type ProjectKeys } from '../../sandbox/rest/auth.ts';
 import { type RestApi, startRestApi } from '../../sandbox/rest/server.ts';
 import { type SandboxControls, SandboxStats } from '../../sandbox/stats.ts';
+import { tempDir } from '../helpers/run.ts';
 
 const jwtSecret = 'rest-api-test-secret-with-at-least-32-chars';
 const ref = 'testprojectref000000';
@@ -38,7 +37,7 @@ let service: SupabaseClient;
 let anon: SupabaseClient;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'rest-api-test-'));
+  dir = tempDir('rest-api-test-');
   postgres = await startPostgres({ dir });
   const cloudConn = await postgres.createProjectDatabase('cloud');
   const localConn = await postgres.createProjectDatabase('local');

@@ -3,12 +3,12 @@
  * JSON read back. One sandbox for the file; each test applies the scenario it needs.
  */
 import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSparkKeys, knownHostsLine } from '../../sandbox/spark/keys.ts';
+import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, type RunResult, runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
 const run = promisify(execFile);
@@ -36,7 +36,7 @@ function envVariant(sb: Sandbox, changes: Record<string, string>): string {
     const line = `${k}=${v}`;
     text = new RegExp(`^${k}=`, 'm').test(text) ? text.replace(new RegExp(`^${k}=.*$`, 'm'), line) : `${text}${line}\n`;
   }
-  const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-env-')), '.env');
+  const file = path.join(tempDir('hd-env-'), '.env');
   writeFileSync(file, text, { mode: 0o600 });
   return file;
 }
@@ -92,7 +92,7 @@ describe('debug-stuck-jobs in CI mode', () => {
       );
     }
     expect(r.stdout).toContain('fix gate: the worker started');
-    expect(r.stdout).toContain(`npx zx runbooks/requeue.mts --env-file ${sb.envFile} --id`);
+    expect(r.stdout).toContain(`npx zx runbooks/requeue.mts --config ${sb.envFile} --id`);
   });
 
   it('without a terminal and without --ci: never prompts, never writes, finishes', async () => {
@@ -120,7 +120,7 @@ describe('debug-stuck-jobs in CI mode', () => {
   });
 
   it('without any config says what to do in one line and exits 2', async () => {
-    const empty = mkdtempSync(path.join(os.tmpdir(), 'hd-noconf-'));
+    const empty = tempDir('hd-noconf-');
     const r = await runRunbook('debug-stuck-jobs', ['--ci'], { cwd: empty });
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
@@ -166,7 +166,7 @@ describe('diagnose-env', () => {
   it('refuses a changed host key and runs nothing on Spark (host-key-mismatch)', async () => {
     await sb.scenario('healthy');
     const other = generateSparkKeys().host.public;
-    const knownHosts = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-kh-')), 'known_hosts');
+    const knownHosts = path.join(tempDir('hd-kh-'), 'known_hosts');
     writeFileSync(knownHosts, `${knownHostsLine('127.0.0.1', sb.info.spark.port, other)}\n`);
     const env = envVariant(sb, { SPARK_KNOWN_HOSTS: knownHosts });
     await sb.resetStats();
@@ -180,7 +180,7 @@ describe('diagnose-env', () => {
   });
 
   it('refuses an unknown host key when non-interactive (host-key-unknown)', async () => {
-    const knownHosts = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-kh-')), 'known_hosts');
+    const knownHosts = path.join(tempDir('hd-kh-'), 'known_hosts');
     writeFileSync(knownHosts, '');
     const r = await runRunbook('diagnose-env', [
       '--env-file',
@@ -205,7 +205,7 @@ describe('diagnose-env', () => {
 
   it('reads the SSH key from SPARK_SSH_KEY (the key itself, as CI passes it)', async () => {
     let text = readFileSync(sb.envFile, 'utf8').replace(/^SPARK_SSH_KEY_PATH=.*\n/m, '');
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-env-')), '.env');
+    const file = path.join(tempDir('hd-env-'), '.env');
     writeFileSync(file, text);
     text = '';
     const r = await runRunbook('diagnose-env', ['--env-file', file, '--ci', '--json', '-'], {
@@ -215,13 +215,13 @@ describe('diagnose-env', () => {
   });
 
   it('authenticates with the SSH agent when no key file is configured', async () => {
-    const agentDir = mkdtempSync(path.join(os.tmpdir(), 'hd-agent-'));
+    const agentDir = tempDir('hd-agent-');
     const sock = path.join(agentDir, 'agent.sock');
     const agent = spawn('ssh-agent', ['-D', '-a', sock], { stdio: 'ignore' });
     try {
       for (let i = 0; i < 50 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 50));
       await run('ssh-add', [sb.info.spark.keyPath], { env: { ...process.env, SSH_AUTH_SOCK: sock } });
-      const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-env-')), '.env');
+      const file = path.join(tempDir('hd-env-'), '.env');
       writeFileSync(file, readFileSync(sb.envFile, 'utf8').replace(/^SPARK_SSH_KEY_PATH=.*\n/m, ''));
       const r = await runRunbook('diagnose-env', ['--env-file', file, '--ci', '--json', '-'], {
         env: { SSH_AUTH_SOCK: sock, HOME: agentDir },
@@ -336,7 +336,7 @@ describe('an interactive run in a pseudo-terminal', () => {
 
   it('shows an unknown host key fingerprint and asks before trusting it', async () => {
     await sb.scenario('healthy');
-    const knownHosts = path.join(mkdtempSync(path.join(os.tmpdir(), 'hd-kh-')), 'known_hosts');
+    const knownHosts = path.join(tempDir('hd-kh-'), 'known_hosts');
     writeFileSync(knownHosts, '');
     const env = envVariant(sb, { SPARK_KNOWN_HOSTS: knownHosts });
     const { code, screen } = await inPty(

@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSandboxInfo } from '../../sandbox/layout.ts';
+import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
 const run = promisify(execFile);
@@ -81,7 +80,7 @@ describe('the sandbox', () => {
   });
 
   it('rejects an unknown scenario before starting anything', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'hd-sandbox-bad-'));
+    const dir = tempDir('hd-sandbox-bad-');
     const r = await cli(['up', '--dir', dir, '--scenario', 'nope']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown scenario "nope"');
