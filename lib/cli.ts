@@ -25,7 +25,8 @@ export const COMMON_HELP = `Common options:
                       ends the run before it starts): prefer --config
   --json FILE|-       write the result as JSON to FILE, or to stdout with - (human output then goes to stderr)
   --markdown FILE     write an incident report in markdown
-  --ci                non-interactive: never prompt, never write (also when CI is set or there is no terminal)
+  --ci                non-interactive: never prompt, never write unless told (requeue: --apply --yes);
+                      also when CI is set or there is no terminal
   --timeout SECONDS   per network call (default 10)
   --verbose           show timings, ok details and stack traces
   -h, --help          this help`;

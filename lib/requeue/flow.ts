@@ -130,9 +130,24 @@ function validReason(value: string): true | string {
   }
 }
 
-function gateFor(ev: Evidence, writes: readonly PlannedWrite[]): { deployed: boolean | undefined; line: string } {
-  if (!ev.spark)
-    return { deployed: undefined, line: 'not checked (Spark not probed: SPARK_HOST unset or --skip-fix-gate)' };
+/**
+ * The fix gate for the jobs about to be written: `deployed` true/false/undefined as `fixGate` judges, and why it could
+ * not judge when Spark was configured but did not answer (then a run without a confirmation must not write).
+ */
+function gateFor(
+  ev: Evidence,
+  writes: readonly PlannedWrite[],
+  skip: string | undefined,
+): { deployed: boolean | undefined; line: string; unreachable?: string } {
+  if (skip !== undefined) return { deployed: undefined, line: `skipped (--skip-fix-gate: ${skip})` };
+  if (!ev.spark) return { deployed: undefined, line: 'not checked (Spark not probed: SPARK_HOST unset)' };
+  if (!ev.spark.ok) {
+    return {
+      deployed: undefined,
+      line: `cannot tell whether the fix is deployed: Spark did not answer (${ev.spark.failure.message})`,
+      unreachable: ev.spark.failure.message,
+    };
+  }
   return fixGate(
     ev,
     writes.map((w) => ({ finished_at: w.before.finished_at })),
@@ -239,8 +254,14 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
       ),
     );
 
-    const make = (reason: string | null) =>
-      buildPlan({
+    // A skipped gate is part of why the jobs were requeued: kept in each job's history and the audit file.
+    const recorded = (reason: string | null) =>
+      opts.skipFixGate === undefined
+        ? reason
+        : `${reason ?? 'no reason given'} (fix gate skipped: ${opts.skipFixGate})`;
+    const make = (given: string | null) => {
+      const reason = recorded(given);
+      return buildPlan({
         selection: sel,
         read,
         rules: ctx.rules,
@@ -255,6 +276,7 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
         selectionText: describeSelection(sel),
         limit: opts.limit,
       });
+    };
     let reason = opts.reason ?? null;
     plan = make(reason);
     // The reason is part of the command (and of each history entry): ask before the preview, so it shows the truth.
@@ -274,6 +296,7 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
     const gate = gateFor(
       ctx.evidence,
       plan.writes.filter((w) => !w.running),
+      opts.skipFixGate,
     );
     out.line(`fix gate: ${gate.line}`);
     checks.push(
@@ -286,7 +309,7 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
         title: 'the worker has not restarted since these jobs failed',
         evidence: [gate.line],
         cause: 'a fix in the worker (code or config) is only live after a restart',
-        fix: 'deploy the fix and restart the worker before requeueing, or try a few first with --canary N',
+        fix: 'deploy the fix and restart the worker before requeueing, or try a few first with --canary N (or, knowing better than the gate, --skip-fix-gate "REASON")',
       });
     }
     const pending = pendingIntents(parseAuditText(readAuditFile(ports.files, auditFile))).filter(
@@ -390,7 +413,15 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
           'review the preview, then rerun with --apply --yes',
         );
       }
-      const warn = gate.deployed === false ? ' (the worker has NOT restarted since they failed)' : '';
+      // The confirmation states the gate's verdict, whatever it is.
+      const warn =
+        gate.deployed === false
+          ? ' (the worker has NOT restarted since they failed)'
+          : gate.unreachable
+            ? ' (the fix gate cannot tell: Spark did not answer)'
+            : opts.skipFixGate !== undefined
+              ? ' (fix gate skipped)'
+              : '';
       const ok = await prompt.confirm(
         'confirm-apply',
         `Requeue ${plural(n, 'job')} in project ${project.ref ?? '?'} (${project.host})${warn}?`,
@@ -401,6 +432,21 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
         const typed = (await prompt.text('type-count', `Type the number of jobs to requeue (${n}) to go ahead`)).trim();
         if (typed !== String(n))
           throw new AbortedError(`typed ${JSON.stringify(typed.slice(0, 20))}, not ${n}: nothing was written`);
+      }
+    } else if (!opts.canary && opts.skipFixGate === undefined) {
+      // --yes: nobody reads the gate's verdict before the writes, so the gate itself decides. A canary (a few
+      // first, the rest only when they finish) or an explicit, recorded --skip-fix-gate REASON goes ahead.
+      if (gate.deployed === false) {
+        return outcome(
+          EXIT.findings,
+          `nothing requeued: the fix is probably not deployed (${plural(n, 'job')} would fail again)`,
+        );
+      }
+      if (gate.unreachable) {
+        throw new RunbookError(
+          `the fix gate cannot tell whether the fix is deployed: Spark did not answer (${gate.unreachable}); nothing was written`,
+          'fix the connection to Spark (npx zx runbooks/diagnose-env.mts), or go ahead with --canary N (a few first) or --skip-fix-gate "REASON"',
+        );
       }
     }
 

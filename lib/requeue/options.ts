@@ -33,7 +33,7 @@ export const REQUEUE_OPTIONS = {
   concurrency: { type: 'string' },
   rpc: { type: 'string' },
   'from-worker': { type: 'boolean', default: false },
-  'skip-fix-gate': { type: 'boolean', default: false },
+  'skip-fix-gate': { type: 'string' },
   'running-minutes': { type: 'string' },
   'job-type-rule': { type: 'string', multiple: true },
 } as const;
@@ -83,7 +83,10 @@ Write:
 
 Target and rules:
   --from-worker           use the worker's SUPABASE_URL and key, read from its .env on Spark over SSH
-  --skip-fix-gate         do not connect to Spark to check the worker restarted after the failures
+  --skip-fix-gate REASON  requeue without the fix gate (no connection to Spark); the reason is kept in each job's
+                          history and the audit file. Without a terminal, --apply --yes otherwise refuses when
+                          the gate says the fix is not deployed (exit 1) or cannot tell because Spark did not
+                          answer (exit 2); --canary N is the other way to go ahead
   --running-minutes N     a running job is stale after N min (STUCK_RUNNING_MINUTES, 60)
   --job-type-rule RULE    per job_type, repeatable: import_assets_jsonl:running=180
 
@@ -117,7 +120,7 @@ export interface RequeueFlags extends CommonFlags, SelectionFlags {
   concurrency?: string;
   rpc?: string;
   'from-worker'?: boolean;
-  'skip-fix-gate'?: boolean;
+  'skip-fix-gate'?: string;
   'running-minutes'?: string;
   'job-type-rule'?: string[];
 }
@@ -140,7 +143,8 @@ export interface RequeueOptions {
   concurrency: number;
   rpc: RpcMode;
   fromWorker: boolean;
-  skipFixGate: boolean;
+  /** Why the fix gate is skipped (`--skip-fix-gate REASON`); undefined: the gate applies. */
+  skipFixGate?: string;
 }
 
 function usage(message: string, fix: string): RunbookError {
@@ -216,6 +220,6 @@ export function parseRequeueOptions(flags: RequeueFlags, now: Date, interactive:
       DEFAULT_CONCURRENCY,
     rpc,
     fromWorker: flags['from-worker'] ?? false,
-    skipFixGate: flags['skip-fix-gate'] ?? false,
+    skipFixGate: parseOneLine('--skip-fix-gate', flags['skip-fix-gate'], 300, '"hotfix verified on Spark by hand"'),
   };
 }

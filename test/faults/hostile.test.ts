@@ -14,6 +14,8 @@ let sb: Sandbox;
 
 beforeAll(async () => {
   sb = await startSandbox({ scenario: 'demo' });
+  // Planted once: every case only reads (requeue previews), so they all see the same rows and log.
+  await plant();
 });
 
 afterAll(async () => {
@@ -42,7 +44,6 @@ function liveIn(label: string, text: string): string[] {
 }
 
 async function plant(): Promise<void> {
-  await sb.scenario('demo');
   await sb.sql(
     `insert into public.hd_ingestion_jobs (job_type, status, attempts, error, created_at, started_at, finished_at)
      values ($1, 'failed', 3, $2, now() - interval '10 min', now() - interval '5 min', now() - interval '4 min'),
@@ -70,7 +71,6 @@ describe('hostile text in job rows and the worker log', () => {
           expected: 'shown inert: no control character in any output or file; markdown stays text',
         },
         async () => {
-          await plant();
           const dir = tempDir('hostile');
           const extra = runbook === 'requeue' ? ['--status', 'failed'] : [];
           const r = await run(runbook, ['--env-file', sb.envFile, ...extra, ...mode.args(dir)], { json: false });

@@ -415,7 +415,14 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
       },
       async () => {
         await sb.resetStats();
-        const r = await run('requeue', ['--env-file', sb.envFile, '--error', value, '--skip-fix-gate']);
+        const r = await run('requeue', [
+          '--env-file',
+          sb.envFile,
+          '--error',
+          value,
+          '--skip-fix-gate',
+          'the fix gate is not what this case tests',
+        ]);
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect(r.stdout).toMatch(/0 jobs found/);
         const reads = runbookRequests((await sb.stats()).events).filter((e) => e.path.endsWith('/hd_ingestion_jobs'));
@@ -443,11 +450,25 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
     },
     async () => {
       for (const value of ['%', '_', '\\', '*', '%%%']) {
-        const r = await run('requeue', ['--env-file', sb.envFile, '--error', value, '--skip-fix-gate']);
+        const r = await run('requeue', [
+          '--env-file',
+          sb.envFile,
+          '--error',
+          value,
+          '--skip-fix-gate',
+          'the fix gate is not what this case tests',
+        ]);
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect(r.stdout).toMatch(/0 jobs found/);
       }
-      const r = await run('requeue', ['--env-file', sb.envFile, '--error', 'circular REFERENCE', '--skip-fix-gate']);
+      const r = await run('requeue', [
+        '--env-file',
+        sb.envFile,
+        '--error',
+        'circular REFERENCE',
+        '--skip-fix-gate',
+        'the fix gate is not what this case tests',
+      ]);
       expect(r.stdout).toMatch(/3 jobs found/);
       observe('the same text in another case matches the 3 jobs');
     },
@@ -471,6 +492,7 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
         '--id',
         `${ids.join(',')},${ids[0].toUpperCase()}`,
         '--skip-fix-gate',
+        'the fix gate is not what this case tests',
       ]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toMatch(/3 jobs found/);

@@ -125,6 +125,7 @@ describe('requeue racing the claims', () => {
             '--rpc',
             rpc,
             '--skip-fix-gate',
+            'the fix gate is not what this case tests',
             '--audit',
             audit,
             '--timeout',

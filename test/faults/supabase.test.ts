@@ -403,6 +403,7 @@ describe('writes', () => {
           '--rpc',
           w.rpc,
           '--skip-fix-gate',
+          'the fix gate is not what this case tests',
           '--audit',
           audit,
         ];

@@ -496,3 +496,122 @@ describe('commandLineOf', () => {
     ).toBe("npx zx runbooks/requeue.mts --error '/circ ular/i'");
   });
 });
+
+describe('requeue flow: the fix gate is a gate for --yes', () => {
+  const target = { host: 'spark', port: 2222, user: 'sparkuser', source: 'test' } as const;
+  /** Spark as seen by the probe: a worker started `startedAt`. */
+  const sparkWith = (startedAt: string): Evidence['spark'] => ({
+    ok: true,
+    target,
+    fingerprint: 'SHA256:test',
+    connectMs: 1,
+    probe: {
+      workerDir: { path: '/home/sparkuser/srv/hd-worker', exists: true },
+      env: { status: 'missing' },
+      processes: [
+        {
+          pid: 42,
+          ppid: 1,
+          user: 'sparkuser',
+          elapsedSeconds: 60,
+          startedAt: new Date(startedAt),
+          args: 'node worker.mjs',
+        },
+      ],
+      log: { status: 'missing', tail: [] },
+      reach: { status: 'skipped', reason: 'test' },
+      missingSections: [],
+    },
+  });
+  const unreachable: Evidence['spark'] = {
+    ok: false,
+    target,
+    failure: { kind: 'timeout', message: 'no answer from spark:2222 within 10 s', fix: 'check Tailscale' } as never,
+  };
+  // The seeded jobs failed at 10:31; a worker started at 10:00 has not restarted since, one at 11:00 has.
+  const NOT_DEPLOYED = sparkWith('2026-03-10T10:00:00Z');
+  const DEPLOYED = sparkWith('2026-03-10T11:00:00Z');
+
+  async function runWith(spark: Evidence['spark'], flags: RequeueFlags, answers?: Record<string, Answer>) {
+    const db = createMemoryJobsDb();
+    seed(db, 2);
+    const f = fakePorts(db, { answers });
+    const options = parseRequeueOptions({ audit: AUDIT, verify: '0', ...flags }, NOW, answers !== undefined);
+    const ctx = context(db);
+    ctx.evidence.spark = spark;
+    const outcome = await executeRequeue(f.ports, ctx, { ...options, runId: 'run-gate' });
+    return { ...f, db, outcome };
+  }
+
+  it('refuses (exit 1, nothing written) when the gate says the fix is not deployed', async () => {
+    const r = await runWith(NOT_DEPLOYED, { apply: true, yes: true, reason: 'fixed' });
+    expect(r.outcome.exitCode).toBe(EXIT.findings);
+    expect(r.outcome.verdict).toBe('nothing requeued: the fix is probably not deployed (2 jobs would fail again)');
+    expect(r.outcome.findings.map((f) => f.id)).toContain('fix-not-deployed');
+    expect(writes(r.db)).toEqual([]);
+    expect(r.files.read(AUDIT)).toBeUndefined();
+  });
+
+  it('refuses (exit 2, nothing written) when Spark was configured and did not answer', async () => {
+    const r = await runWith(unreachable, { apply: true, yes: true, reason: 'fixed' });
+    expect(r.outcome.exitCode).toBe(EXIT.couldNotRun);
+    expect(r.outcome.error?.message).toContain(
+      'the fix gate cannot tell whether the fix is deployed: Spark did not answer',
+    );
+    expect(r.outcome.error?.fix).toContain('--skip-fix-gate "REASON"');
+    expect(writes(r.db)).toEqual([]);
+  });
+
+  it('writes when the gate says the fix is deployed', async () => {
+    const r = await runWith(DEPLOYED, { apply: true, yes: true, reason: 'fixed' });
+    expect(r.outcome.exitCode).toBe(EXIT.ok);
+    expect(writes(r.db).length).toBeGreaterThan(0);
+  });
+
+  it('goes ahead with an explicit --skip-fix-gate REASON, kept in each history entry and the audit file', async () => {
+    const r = await runWith(unreachable, {
+      apply: true,
+      yes: true,
+      reason: 'fixed',
+      'skip-fix-gate': 'hotfix checked on Spark by hand',
+    });
+    expect(r.outcome.exitCode).toBe(EXIT.ok);
+    const history = (r.db.get(id(1))!.debug as { requeue_history: Array<{ reason: string }> }).requeue_history;
+    expect(history[0].reason).toBe('fixed (fix gate skipped: hotfix checked on Spark by hand)');
+    expect(r.files.read(AUDIT)).toContain('fix gate skipped: hotfix checked on Spark by hand');
+    expect(r.text()).toContain('fix gate: skipped (--skip-fix-gate: hotfix checked on Spark by hand)');
+  });
+
+  it('goes ahead with --canary N (a few first: the canary is the check)', async () => {
+    const r = await runWith(NOT_DEPLOYED, {
+      apply: true,
+      yes: true,
+      reason: 'fixed',
+      canary: '1',
+      'canary-timeout': '1',
+    });
+    expect(writes(r.db).length).toBeGreaterThan(0);
+  });
+
+  it.each([
+    ['not deployed', NOT_DEPLOYED, '(the worker has NOT restarted since they failed)'],
+    ['unreachable', unreachable, '(the fix gate cannot tell: Spark did not answer)'],
+  ])('states the verdict in the confirmation on a terminal (%s)', async (_name, spark, words) => {
+    let message = '';
+    await runWith(
+      spark,
+      { apply: true, reason: 'fixed' },
+      {
+        'confirm-apply': (m) => {
+          message = m;
+          return false;
+        },
+      },
+    );
+    expect(message).toContain(words);
+  });
+
+  it('rejects an empty --skip-fix-gate reason before anything is read', () => {
+    expect(() => parseRequeueOptions({ 'skip-fix-gate': ' ' }, NOW, false)).toThrow(/--skip-fix-gate is empty/);
+  });
+});
