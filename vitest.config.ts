@@ -9,8 +9,9 @@ export default defineConfig({
     setupFiles: ['./test/setup/per-file.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Integration tests start real PostgreSQL and SSH servers; two cores, so keep the fan-out small.
-    maxWorkers: 2,
+    // Integration tests start real PostgreSQL and SSH servers on two cores; much of a file's time is waiting on them
+    // (timeouts, polls, a worker), so three files at a time keep the cores busy without starving the sandboxes.
+    maxWorkers: 3,
     // The fault harness (test/faults) prints its table of cases tried and held after the run.
     reporters: ['default', './test/faults/table-reporter.ts', './test/reporters/summary.ts'],
   },
