@@ -16,7 +16,17 @@ interface Row extends FaultCaseMeta {
 
 export const RESULTS_FILE = path.join(os.tmpdir(), 'hd-worker-runbooks-faults.json');
 
-const GROUP_ORDER = ['Supabase', 'SSH', 'Retries', 'Writes', 'Fix gate', 'Bad input', 'Hostile text', 'Secrets', 'Races'];
+const GROUP_ORDER = [
+  'Supabase',
+  'SSH',
+  'Retries',
+  'Writes',
+  'Fix gate',
+  'Bad input',
+  'Hostile text',
+  'Secrets',
+  'Races',
+];
 
 function cell(text: string, width: number): string {
   const t = text.replace(/\s+/g, ' ');
