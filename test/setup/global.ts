@@ -28,8 +28,8 @@ import { bundleRunbooks } from './bundle.ts';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const RUN_PREFIX = 'hd-test-run-';
-/** Kept by the run itself, not by a test: the state folder, tsx's cache, PostgreSQL's initdb template. */
-const OWNED_BY_THE_RUN = [/^state$/, /^owner\.pid$/, /^tsx-\d+$/, /^hd-sandbox-pgdata-/];
+/** Kept by the run itself, not by a test: the state folder, tsx's cache, PostgreSQL's initdb template and binaries. */
+const OWNED_BY_THE_RUN = [/^state$/, /^owner\.pid$/, /^tsx-\d+$/, /^hd-sandbox-pgdata-/, /^hd-sandbox-pgbin-/];
 /** Where the setup tells the reporter what the operator's audit file looked like before the run. */
 const AUDIT_BEFORE_ENV = 'HD_TEST_AUDIT_BEFORE';
 const OPERATOR_AUDIT_ENV = 'HD_TEST_OPERATOR_AUDIT';
@@ -64,21 +64,34 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Run folders whose vitest has gone (killed before its teardown): stop what runs there and remove them. */
+const BUNDLES_HOME = path.join(ROOT, 'node_modules', '.cache', 'hd-runbooks-tests');
+
+/** Whether the vitest that made `dir` (its owner.pid) is gone. */
+function abandoned(dir: string): boolean {
+  let owner = 0;
+  try {
+    owner = Number(readFileSync(path.join(dir, 'owner.pid'), 'utf8'));
+  } catch {
+    // no pid file: a run that died while making its folder
+  }
+  return !(owner && alive(owner));
+}
+
+/**
+ * What runs killed before their teardown left: their run folders (processes stopped first) and their bundles,
+ * wherever their TMPDIR was (a run inside a test has its own).
+ */
 async function removeAbandonedRuns(base: string): Promise<void> {
   for (const name of readdirSync(base)) {
-    if (!name.startsWith(RUN_PREFIX)) continue;
     const dir = path.join(base, name);
-    let owner = 0;
-    try {
-      owner = Number(readFileSync(path.join(dir, 'owner.pid'), 'utf8'));
-    } catch {
-      // no pid file: a run that died while making its folder
-    }
-    if (owner && alive(owner)) continue;
+    if (!name.startsWith(RUN_PREFIX) || !abandoned(dir)) continue;
     await stopProcessesUnder(dir);
     rmSync(dir, { recursive: true, force: true });
-    rmSync(path.join(ROOT, 'node_modules', '.cache', 'hd-runbooks-tests', name), { recursive: true, force: true });
+  }
+  if (!existsSync(BUNDLES_HOME)) return;
+  for (const name of readdirSync(BUNDLES_HOME)) {
+    const dir = path.join(BUNDLES_HOME, name);
+    if (abandoned(dir)) rmSync(dir, { recursive: true, force: true });
   }
 }
 
@@ -125,8 +138,9 @@ export default async function setup(): Promise<() => Promise<void>> {
   process.env[AUDIT_BEFORE_ENV] = auditBefore;
   process.env[OPERATOR_AUDIT_ENV] = operatorAudit;
   // Inside the project, so the bundles find their dependencies in node_modules; removed at the end.
-  const bundles = path.join(ROOT, 'node_modules', '.cache', 'hd-runbooks-tests', path.basename(dir));
+  const bundles = path.join(BUNDLES_HOME, path.basename(dir));
   await bundleRunbooks(ROOT, bundles);
+  writeFileSync(path.join(bundles, 'owner.pid'), String(process.pid));
   process.env[BUNDLE_DIR_ENV] = bundles;
 
   // The reporter has judged the leftovers by now (it runs first); this only cleans up.

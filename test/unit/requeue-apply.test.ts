@@ -295,6 +295,40 @@ describe('apply', () => {
   });
 });
 
+describe('a note another writer adds to debug while the requeue writes (per job)', () => {
+  it('is kept: the job is read again and written on top of it, never overwritten', async () => {
+    const s = setup({ jobs: 3, rpc: 'off' });
+    let noted = false;
+    s.db.beforeWrite = (jobId) => {
+      if (jobId !== id(2) || noted) return;
+      noted = true;
+      const row = s.db.jobs.get(jobId)!;
+      s.db.jobs.set(jobId, { ...row, debug: { ...(row.debug as object), oncall: 'looked at it' } });
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.results.map((r) => r.outcome)).toEqual(['requeued', 'requeued', 'requeued']);
+    const debug = s.db.get(id(2))!.debug as { oncall?: string; requeue_history: unknown[] };
+    expect(debug.oncall).toBe('looked at it');
+    expect(debug.requeue_history).toHaveLength(1);
+    // One write missed (debug had moved), one read again, one write held.
+    expect(s.db.calls.filter((c) => c.method === 'compareAndSet' && c.ids?.[0] === id(2))).toHaveLength(2);
+  });
+
+  it('gives up after a few tries when debug keeps changing, and says so', async () => {
+    const s = setup({ jobs: 1, rpc: 'off' });
+    let n = 0;
+    s.db.beforeWrite = (jobId) => {
+      const row = s.db.jobs.get(jobId)!;
+      s.db.jobs.set(jobId, { ...row, debug: { ...(row.debug as object), tick: ++n } });
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.results[0]).toMatchObject({ outcome: 'skipped' });
+    expect(run.results[0].detail).toContain('its debug kept changing while it was written');
+    expect((s.db.get(id(1))!.debug as { tick: number }).tick).toBe(n);
+    expect(s.db.get(id(1))!.status).toBe('failed');
+  });
+});
+
 describe('audit file location', () => {
   it('defaults to the XDG state folder, else ~/.local/state; --audit and REQUEUE_AUDIT_FILE override', async () => {
     const { defaultAuditFile, resolveAuditFile } = await import('../../lib/requeue/audit.ts');
