@@ -558,10 +558,19 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
   return out;
 }
 
-/** Every finding, most severe first. */
+/** The findings about the worker process and its log: part of the environment, so diagnose-env reports them too. */
+const WORKER_FINDING_IDS = new Set(['worker-down', 'worker-ambiguous', 'worker-log-stale', 'worker-log-missing']);
+
+/**
+ * Every finding, most severe first. `env` (diagnose-env): the setup, and the worker's state (a ✖ on the worker
+ * process is a finding there too, never "healthy"); `all` (debug-stuck-jobs): the queue as well.
+ */
 export function diagnose(ev: Evidence, patterns: readonly ErrorPattern[], scope: 'env' | 'all'): Finding[] {
   const env = environmentFindings(ev);
-  return sortFindings(scope === 'env' ? env : [...env, ...queueFindings(ev, patterns, env)]);
+  const rest = queueFindings(ev, patterns, env);
+  return sortFindings(
+    scope === 'env' ? [...env, ...rest.filter((f) => WORKER_FINDING_IDS.has(f.id))] : [...env, ...rest],
+  );
 }
 
 /**

@@ -214,6 +214,17 @@ export const sparkStep: Step<RunState> = {
       );
       return results;
     }
+    // The folder as Spark resolved it (symlinks, a trailing slash): every check below is about this one.
+    results.push(
+      check(
+        'worker-dir',
+        'Worker folder',
+        'ok',
+        probe.workerDir.given
+          ? `${probe.workerDir.path} (SPARK_WORKER_DIR ${probe.workerDir.given}, resolved on Spark)`
+          : probe.workerDir.path,
+      ),
+    );
     if (probe.env.status === 'ok') {
       const vars = probe.env.vars;
       // Every value that looks secret, not only the Supabase keys: the worker's .env may hold database URLs with

@@ -76,7 +76,8 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     'section now; date -u +%s%N',
     // A minimal host may lack a tool; without this, its absence would read as "no worker" or "no .env".
     `section tools; for c in ${PROBE_TOOLS.join(' ')}; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done`,
-    'section dir; if [ -d "$W" ]; then printf "%s\\n" "$W"; else echo "-"; fi',
+    // The real folder, then the folder as given (after ~), when they differ.
+    'section dir; if [ -d "$W" ]; then printf "%s\\n" "$W"; [ "$W" = "$W0" ] || printf "%s\\n" "$W0"; else echo "-"; fi',
     // A regular file only: a folder or a FIFO named .env is as unusable as one without read permission (and a FIFO
     // would block the probe).
     `section env; if [ -f "$W/.env" ] && [ -r "$W/.env" ]; then head -c ${ENV_MAX_BYTES} "$W/.env" | base64 | tr -d '\\n'; echo; elif [ -e "$W/.env" ]; then echo unreadable; else echo missing; fi`,
@@ -85,7 +86,11 @@ export function buildProbeScript(o: ProbeOptions & { marker: string }): string {
     // anyone); people's shells and tools in the folder are set apart when parsed.
     'section process',
     'WU=$(stat -c %u -- "$W" 2>/dev/null || id -u)',
-    'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$WU" \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; pgrep -u "$WU" -f -- "$W/" 2>/dev/null; } | grep -vx "$$" | sort -un | paste -sd, -)',
+    // A command line counts only when one of its arguments is a file that exists in the folder (the script it runs):
+    // `python3 -m http.server --directory $W/logs` or a made-up path is not the worker.
+    'runs_file() { while IFS= read -r -d "" a; do case "$a" in "$W"/*) [ -f "$a" ] && return 0;; esac; done < "/proc/$1/cmdline"; return 1; }',
+    'named=$(for p in $(pgrep -u "$WU" -f -- "$W/" 2>/dev/null); do runs_file "$p" 2>/dev/null && echo "$p"; done)',
+    'pids=$( { find /proc -mindepth 2 -maxdepth 2 -name cwd -user "$WU" \\( -lname "$W" -o -lname "$W/*" \\) 2>/dev/null | cut -d/ -f3; printf "%s\\n" "$named"; } | grep -vx "$$" | grep . | sort -un | paste -sd, -)',
     '[ -n "$pids" ] && ps -o pid=,ppid=,etimes=,user:32=,args= -p "$pids" 2>/dev/null',
     // etimes has whole seconds; the fix gate compares a start with a failure time, so read the start precisely:
     // /proc/PID/stat's starttime (clock ticks after boot) against /proc/uptime.
@@ -127,7 +132,8 @@ export interface SparkEvidence {
   sparkNow?: Date;
   /** Spark's clock minus the laptop's, in ms (positive: Spark is ahead). */
   clockSkewMs?: number;
-  workerDir: { path: string; exists: boolean };
+  /** The worker folder as Spark resolved it (symlinks, a trailing slash); `given` when that differs. */
+  workerDir: { path: string; exists: boolean; given?: string };
   env:
     | { status: 'ok'; vars: Record<string, string> }
     | { status: 'missing' | 'unreadable' | 'malformed'; vars?: undefined };
@@ -212,8 +218,12 @@ export function parseProbeOutput(
   const nowNs = text('now').trim();
   const sparkNow = /^\d{10,}$/.test(nowNs) ? new Date(Number(BigInt(nowNs) / 1_000_000n)) : undefined;
 
-  const dir = text('dir').trim();
-  const workerDir = { path: dir && dir !== '-' ? dir : opts.workerDir, exists: dir !== '' && dir !== '-' };
+  const [dir = '', given] = text('dir').trim().split('\n');
+  const workerDir: SparkEvidence['workerDir'] = {
+    path: dir && dir !== '-' ? dir : opts.workerDir,
+    exists: dir !== '' && dir !== '-',
+    ...(given && given !== dir ? { given } : {}),
+  };
 
   let env: SparkEvidence['env'];
   const envRaw = text('env').trim();

@@ -239,27 +239,14 @@ async function checkReachableByPostgresUser(dataParent: string): Promise<void> {
   }
 }
 
-/**
- * Starts (initialising on first use) a PostgreSQL cluster in `dir`. Tuned for a throwaway sandbox: no fsync,
- * UTC, TCP on 127.0.0.1 only. As root, the server runs as the `postgres` OS user (created if missing) and
- * `dir` is made traversable for it.
- */
-export async function startPostgres(options: StartPostgresOptions): Promise<SandboxPostgres> {
-  const port = options.port ?? (await freePort());
-  const dataDir = join(options.dir, 'pgdata');
-  await mkdir(options.dir, { recursive: true });
-  if (userInfo().uid === 0) {
-    // mkdtemp folders are 0700; the postgres OS user must be able to reach pgdata inside.
-    const mode = (await stat(options.dir)).mode & 0o7777;
-    await chmod(options.dir, mode | 0o011);
-    await checkReachableByPostgresUser(options.dir);
-  }
-  const logs: string[] = [];
-  const remember = (m: unknown) => {
-    logs.push(String(m));
-    if (logs.length > 50) logs.shift();
-  };
-  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+/** A cluster in `dataDir` (from the template when new) started on `port`; throws with its last log lines. */
+async function startCluster(
+  EmbeddedPostgresClass: EmbeddedPostgresClass,
+  dataDir: string,
+  port: number,
+  remember: (m: unknown) => void,
+  logs: readonly string[],
+): Promise<EmbeddedPostgres> {
   const cluster = new EmbeddedPostgresClass({
     databaseDir: dataDir,
     port,
@@ -315,14 +302,60 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Sand
       throw new Error(`sandbox postgres failed to start on port ${port}: ${why}\n${logs.join('').slice(-2000)}`);
     }
   }
+  return cluster;
+}
 
+/**
+ * Starts (initialising on first use) a PostgreSQL cluster in `dir`. Tuned for a throwaway sandbox: no fsync,
+ * UTC, TCP on 127.0.0.1 only. As root, the server runs as the `postgres` OS user (created if missing) and
+ * `dir` is made traversable for it.
+ */
+export async function startPostgres(options: StartPostgresOptions): Promise<SandboxPostgres> {
+  const dataDir = join(options.dir, 'pgdata');
+  await mkdir(options.dir, { recursive: true });
+  if (userInfo().uid === 0) {
+    // mkdtemp folders are 0700; the postgres OS user must be able to reach pgdata inside.
+    const mode = (await stat(options.dir)).mode & 0o7777;
+    await chmod(options.dir, mode | 0o011);
+    await checkReachableByPostgresUser(options.dir);
+  }
+  const logs: string[] = [];
+  const remember = (m: unknown) => {
+    logs.push(String(m));
+    if (logs.length > 50) logs.shift();
+  };
+  const EmbeddedPostgresClass = await loadEmbeddedPostgres();
+  // A free port can be taken between asking for it and PostgreSQL binding it (two sandboxes starting at once):
+  // then the server answering on it is another sandbox's. Each start checks the server is its own, and moves on.
+  let port = 0;
+  let cluster: EmbeddedPostgres | undefined;
+  const adminPassword = randomBytes(24).toString('base64url');
   const connectionAs = (password: string, db: string) =>
     `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/${db}`;
-  // A password of this sandbox alone (base64url: nothing to quote), in a file only its owner reads.
-  const adminPassword = randomBytes(24).toString('base64url');
-  await withAdmin(connectionAs(INITDB_PASSWORD, 'postgres'), (c) =>
-    c.query(`ALTER ROLE postgres PASSWORD '${adminPassword}'`),
-  );
+  for (let attempt = 1; ; attempt++) {
+    port = attempt === 1 && options.port ? options.port : await freePort();
+    try {
+      cluster = await startCluster(EmbeddedPostgresClass, dataDir, port, remember, logs);
+    } catch (e) {
+      if (attempt < 3 && /could not bind|already in use/i.test(logs.join(''))) continue;
+      throw e;
+    }
+    // Ours: the fixed initial password opens it (another sandbox's has changed it) and it serves our data folder.
+    // Then the password becomes this sandbox's alone (base64url: nothing to quote).
+    const ours = await withAdmin(connectionAs(INITDB_PASSWORD, 'postgres'), async (c) => {
+      const dir = (await c.query<{ data_directory: string }>('SHOW data_directory')).rows[0]?.data_directory;
+      if (dir !== dataDir) return false;
+      await c.query(`ALTER ROLE postgres PASSWORD '${adminPassword}'`);
+      return true;
+    }).catch((e: Error & { code?: string }) => {
+      if (e.code === '28P01') return false;
+      throw e;
+    });
+    if (ours) break;
+    await stopCluster(cluster);
+    if (attempt === 3) throw new Error(`sandbox postgres: port ${port} was taken by another server three times over`);
+  }
+  const running = cluster;
   await writeFile(join(options.dir, 'admin-password'), `${adminPassword}\n`, { mode: 0o600 });
   const adminConnectionString = (db = 'postgres') => connectionAs(adminPassword, db);
   // One password per run, reset on every createProjectDatabase: all databases of the cluster share the role.
@@ -387,7 +420,7 @@ $$`);
       if (stopped) return;
       stopped = true;
       await queue;
-      await stopCluster(cluster);
+      await stopCluster(running);
     },
   };
 }

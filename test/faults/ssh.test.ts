@@ -189,7 +189,7 @@ const CASES: SshCase[] = [
     name: 'the worker log file is missing',
     host: missingLog,
     debug: { code: 1, says: /logs\/worker\.log does not exist/, finding: 'worker-log-missing' },
-    diagnose: { code: 0, says: /logs\/worker\.log does not exist/ },
+    diagnose: { code: 1, says: /logs\/worker\.log does not exist/, finding: 'worker-log-missing' },
     // The fix gate reads the process, not the log.
     requeue: { code: 0, says: /logs\/worker\.log does not exist/ },
   },

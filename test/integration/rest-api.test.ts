@@ -528,3 +528,24 @@ describe('stats and faults', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(240);
   });
 });
+
+describe('the sandbox cluster', () => {
+  it('is never another cluster that answers on its port: a taken port is detected and another one used', async () => {
+    // The port of the cluster above, given to a second one: what two sandboxes starting at once can run into.
+    const second = await startPostgres({ dir: tempDir('rest-api-second-'), port: postgres.port });
+    try {
+      expect(second.port).not.toBe(postgres.port);
+      await second.createProjectDatabase('only_in_second');
+      const client = new pg.Client({ connectionString: postgres.adminConnectionString() });
+      await client.connect();
+      try {
+        const { rowCount } = await client.query("select 1 from pg_database where datname = 'only_in_second'");
+        expect(rowCount).toBe(0);
+      } finally {
+        await client.end();
+      }
+    } finally {
+      await second.stop();
+    }
+  });
+});

@@ -777,12 +777,13 @@ describe('other environment findings', () => {
 });
 
 describe('diagnose', () => {
-  it("leaves the queue's findings out of the env scope", () => {
+  it("leaves the queue's findings out of the env scope, but not the worker's state", () => {
     const ev = evidence({
       probe: probe({ processes: [] }),
       queue: queue({ failed: [job('failed', { error: 'x', finished_at: isoAgo(1) })] }),
     });
-    expect(ids(diagnose(ev, BUILTIN_ERROR_PATTERNS, 'env'))).toEqual([]);
+    // diagnose-env shows ✖ Worker process: its verdict says so too (worker-down), never "healthy".
+    expect(ids(diagnose(ev, BUILTIN_ERROR_PATTERNS, 'env'))).toEqual(['worker-down']);
     expect(ids(diagnose(ev, BUILTIN_ERROR_PATTERNS, 'all'))).toEqual(['worker-down', 'unknown-failure']);
   });
 

@@ -413,10 +413,22 @@ describe('the probe script, run by bash', () => {
       await new Promise((r) => setTimeout(r, 200));
       for (const given of ['~/srv/current', '~/srv/current/', `${link}//`]) {
         const ev = probeOf(given);
-        expect(ev.workerDir).toEqual({ path: real, exists: true });
+        expect(ev.workerDir).toMatchObject({ path: real, exists: true });
+        // The folder as given is kept beside it, for the evidence line.
+        expect(ev.workerDir.given).toMatch(/current\/*$/);
         expect(ev.processes.map((p) => p.pid)).toContain(worker.pid);
       }
       worker.kill('SIGKILL');
+    });
+
+    it('finds a worker started from elsewhere by the script in the folder it runs', async () => {
+      const script = path.join(real, 'worker.js');
+      writeFileSync(script, 'setInterval(() => {}, 1000);\n');
+      const c = spawn(process.execPath, [script], { cwd: tmp, env: { PATH: process.env.PATH }, stdio: 'ignore' });
+      started.push(c);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(probeOf('~/srv/current').processes.map((p) => p.pid)).toContain(c.pid);
+      c.kill('SIGKILL');
     });
 
     it('does not take a process that only names the folder, from elsewhere, for the worker', async () => {
