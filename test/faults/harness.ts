@@ -5,12 +5,13 @@
  * reporter in ./table-reporter.ts prints the table of cases tried and held at the end of the run.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import type { HttpEvent } from '../../sandbox/stats.ts';
 import { tempDir as runTempDir } from '../helpers/run.ts';
-import { type RunResult, runRunbook, type Sandbox } from '../helpers/sandbox.ts';
+import { cleanEnv, ROOT, type RunResult, runRunbook, type Sandbox } from '../helpers/sandbox.ts';
 
 /** One row of the table. */
 export interface FaultCaseMeta {
@@ -265,4 +266,42 @@ export async function jobRows(sb: Sandbox, ids: readonly string[]): Promise<Map<
 /** What a requeue run reported per job, from its JSON report. */
 export function requeueResults(r: Run): Array<{ jobId: string; outcome: string; detail?: string }> {
   return (r.report?.results as Array<{ jobId: string; outcome: string; detail?: string }> | undefined) ?? [];
+}
+
+/** Runs a runbook under `script` (a real pseudo-terminal), answering prompts as they appear. */
+export function inPty(
+  runbook: RunbookName,
+  args: string[],
+  answers: Array<{ when: RegExp; send: string }>,
+  env: Record<string, string>,
+): Promise<{ code: number | null; screen: string; unanswered: number }> {
+  return new Promise((resolve, reject) => {
+    const argv = [process.execPath, '--import', 'tsx', path.join(ROOT, 'runbooks', `${runbook}.mts`), ...args];
+    const cmd = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], {
+      cwd: ROOT,
+      env: cleanEnv({ TERM: 'xterm', ...env }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let screen = '';
+    const pending = [...answers];
+    const onData = (d: Buffer) => {
+      screen += d.toString();
+      const next = pending[0];
+      if (next?.when.test(screen)) {
+        pending.shift();
+        setTimeout(() => child.stdin.write(next.send), 300);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`pty run did not finish:\n${screen}`));
+    }, 60_000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, screen, unanswered: pending.length });
+    });
+  });
 }

@@ -4,21 +4,33 @@
  * command line on Spark. Every runbook in every mode must show them inert: no ESC, no C1 control, no bidi
  * override reaches the terminal, `--json`, `--markdown` or the audit file, and markdown/HTML in them stays text.
  */
+import { type ChildProcess, spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
-import { faultCase, observe, RUNBOOKS, run, tempDir } from './harness.ts';
+import { faultCase, inPty, observe, RUNBOOKS, run, tempDir } from './harness.ts';
 
 let sb: Sandbox;
 
+let planted: ChildProcess | undefined;
+
 beforeAll(async () => {
   sb = await startSandbox({ scenario: 'demo' });
-  // Planted once: every case only reads (requeue previews), so they all see the same rows and log.
+  // Planted once: every case only reads (requeue previews), so they all see the same rows, log and processes.
   await plant();
+  // A program in the worker folder whose command line carries the escapes: shown in the process evidence.
+  planted = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], {
+    cwd: sb.info.spark.workerDir,
+    env: { PATH: process.env.PATH },
+    argv0: `python ${PLANTED}`,
+    stdio: 'ignore',
+  });
+  await new Promise((r) => setTimeout(r, 300));
 });
 
 afterAll(async () => {
+  planted?.kill('SIGKILL');
   await sb?.down();
 });
 
@@ -95,4 +107,30 @@ describe('hostile text in job rows and the worker log', () => {
       );
     }
   }
+});
+
+describe('hostile text on a real terminal', () => {
+  /** What the planted families would do if they reached the pty: the prompt library's own cursor moves are fine. */
+  const LIVE_FAMILIES = [/\x1b\]52;/, /\x1b\]8;;/, /\x1b\]0;/, /\x1b\[2J/, /\u009b/, /\u202e/i];
+
+  faultCase(
+    {
+      group: 'Hostile text',
+      runbook: 'debug-stuck-jobs',
+      name: 'interactive in a pseudo-terminal, up to the hand-over prompt (answered No)',
+      expected: 'none of the planted sequences reaches the terminal; they are shown as text',
+    },
+    async () => {
+      const r = await inPty('debug-stuck-jobs', ['--env-file', sb.envFile], [{ when: /Hand the/, send: 'n' }], {
+        HOME: tempDir('pty-home'),
+      });
+      const live = LIVE_FAMILIES.filter((re) => re.test(r.screen)).map(String);
+      expect(live).toEqual([]);
+      expect(r.unanswered, 'the run reached the hand-over prompt').toBe(0);
+      expect(r.screen).toContain('^[]52;c;');
+      // The planted command line is among the worker-folder processes shown (ps itself prints its controls as '.').
+      expect(r.screen).toMatch(/python \.\]52;c;/);
+      observe(`exit ${r.code}; ${Math.round(r.screen.length / 1024)} kB of screen scanned`);
+    },
+  );
 });

@@ -4,15 +4,15 @@
  * sandbox's keys (random per sandbox) and the Spark SSH key. No output and no file the run leaves may contain a key,
  * nor its base64, base64url or URL-encoded form.
  */
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { cleanEnv, ROOT, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
+import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 import {
   envVariant,
   faultCase,
+  inPty,
   insertFailed,
   observe,
   RUNBOOKS,
@@ -334,44 +334,6 @@ describe('keys the runbook reads in evidence (a job error, the worker log) are s
     );
   }
 });
-
-/** Runs a runbook under `script` (a real pseudo-terminal), answering prompts as they appear. */
-function inPty(
-  runbook: RunbookName,
-  args: string[],
-  answers: Array<{ when: RegExp; send: string }>,
-  env: Record<string, string>,
-): Promise<{ code: number | null; screen: string; unanswered: number }> {
-  return new Promise((resolve, reject) => {
-    const argv = [process.execPath, '--import', 'tsx', path.join(ROOT, 'runbooks', `${runbook}.mts`), ...args];
-    const cmd = argv.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
-    const child = spawn('script', ['-q', '-e', '-c', cmd, '/dev/null'], {
-      cwd: ROOT,
-      env: cleanEnv({ TERM: 'xterm', ...env }),
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let screen = '';
-    const pending = [...answers];
-    const onData = (d: Buffer) => {
-      screen += d.toString();
-      const next = pending[0];
-      if (next?.when.test(screen)) {
-        pending.shift();
-        setTimeout(() => child.stdin.write(next.send), 300);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`pty run did not finish:\n${screen}`));
-    }, 60_000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, screen, unanswered: pending.length });
-    });
-  });
-}
 
 describe('interactive runs in a pseudo-terminal, answers scripted', () => {
   faultCase(
