@@ -507,7 +507,8 @@ async function bulkSection(sb: BenchSandbox): Promise<void> {
     log(`bulk: ${BULK_JOBS.toLocaleString('en')} failed jobs, ${mode.mode}, latency ${L} ms`);
     if (mode.install) {
       await sb.latency(0);
-      await sb.sql(readFileSync(path.join(ROOT, 'sandbox/migrations/002_requeue_rpc.sql'), 'utf8'));
+      for (const m of ['002_requeue_rpc.sql', '003_requeue_again.sql'])
+        await sb.sql(readFileSync(path.join(ROOT, 'sandbox/migrations', m), 'utf8'));
     }
     const walls: number[] = [];
     const requests: number[] = [];

@@ -41,7 +41,7 @@ const RPC_BATCH = 1000;
 /** How often a job whose debug another writer changed meanwhile is read again and written again. */
 const MAX_DEBUG_REPLANS = 3;
 
-/** The optional SQL function of sandbox/migrations/002_requeue_rpc.sql. */
+/** The optional SQL function of sandbox/migrations/002_requeue_rpc.sql (with 003_requeue_again.sql). */
 export const RPC_FUNCTION = 'hd_requeue_jobs';
 
 /** `--rpc`: use the SQL function when installed, never, or require it. */
@@ -167,12 +167,12 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
     }
     const why =
       r.failure.status === 404
-        ? `${RPC_FUNCTION} is not installed (sandbox/migrations/002_requeue_rpc.sql)`
+        ? `${RPC_FUNCTION} is not installed (sandbox/migrations/002_requeue_rpc.sql, then 003_requeue_again.sql)`
         : `${RPC_FUNCTION} is not usable: ${r.failure.message}`;
     if (options.rpc === 'only') {
       throw new RunbookError(
         `--rpc only: ${why}`,
-        'apply sandbox/migrations/002_requeue_rpc.sql to the project, or use --rpc auto',
+        'apply sandbox/migrations/002_requeue_rpc.sql and 003_requeue_again.sql to the project, or use --rpc auto',
       );
     }
     path = 'cas';
@@ -275,18 +275,6 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
             jobId: w.jobId,
             outcome: 'skipped',
             detail: describeChange(w.guard, row),
-            before: w.before,
-            after: jobState(row),
-            via: 'cas',
-          });
-          return;
-        }
-        const previous = entryOfOp(row.debug, plan.opId);
-        if (previous) {
-          settle(w, {
-            jobId: w.jobId,
-            outcome: 'skipped',
-            detail: `already requeued by this command (run ${previous.run_id})`,
             before: w.before,
             after: jobState(row),
             via: 'cas',
@@ -457,7 +445,7 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
             : !seen
               ? 'the job no longer exists'
               : previous && matchesGuard(seen, w.guard)
-                ? `already requeued by this command (run ${previous.run_id})`
+                ? `not written by the server: its ${RPC_FUNCTION} predates sandbox/migrations/003_requeue_again.sql, which lets a job that failed again since this command requeued it be requeued again (apply it, or rerun with --rpc off)`
                 : describeChange(w.guard, seen),
           before: w.before,
           after: seen ? jobState(seen) : null,

@@ -103,9 +103,9 @@ export function entryOfRun(debug: unknown, runId: string): RequeueHistoryEntry |
   return entries(debug).find((e) => e.run_id === runId) as RequeueHistoryEntry | undefined;
 }
 
-/** The entry the same command wrote earlier, if any. */
+/** The latest entry the same command wrote earlier, if any. */
 export function entryOfOp(debug: unknown, opId: string): RequeueHistoryEntry | undefined {
-  return entries(debug).find((e) => e.op_id === opId) as RequeueHistoryEntry | undefined;
+  return entries(debug).findLast((e) => e.op_id === opId) as RequeueHistoryEntry | undefined;
 }
 
 /** The state just before the requeue, as recorded in its history entry (exact, even when written server-side). */

@@ -38,6 +38,8 @@ export interface PlannedWrite {
   after: JobState;
   /** A running job (stale by the rule): the worker may still hold it, so it needs its own confirmation. */
   running: boolean;
+  /** This same command requeued it before, and it has been taken and failed (or hung) again since. */
+  requeuedBefore?: { at: string; runId: string };
 }
 
 /** Why a selected job is left alone. */
@@ -46,8 +48,7 @@ export type ExclusionReason =
   | 'already-queued'
   | 'done-needs-include-done'
   | 'running-not-stale'
-  | 'running-not-confirmed'
-  | 'already-requeued';
+  | 'running-not-confirmed';
 
 /** A selected job the plan leaves alone, and why. */
 export interface Exclusion {
@@ -125,15 +126,6 @@ export function buildPlan(input: PlanInput): RequeuePlan {
       });
       continue;
     }
-    if (previous) {
-      excluded.push({
-        ...base,
-        reason: 'already-requeued',
-        detail: `already requeued by this command at ${previous.at} (run ${previous.run_id}); a new --reason requeues it again`,
-        problem: false,
-      });
-      continue;
-    }
     if (job.status === 'done' && !input.includeDone) {
       excluded.push({
         ...base,
@@ -152,7 +144,11 @@ export function buildPlan(input: PlanInput): RequeuePlan {
       });
       continue;
     }
-    writes.push(plannedWrite(job, input.resetAttempts));
+    // Idempotence follows the job's state, not the command: a job this same command requeued is queued (left
+    // alone above) until the worker takes it; once it has failed again it is a new state, eligible again (after a
+    // fix, the same command or hand-over must be able to retry it), and named as such in the preview.
+    const write = plannedWrite(job, input.resetAttempts);
+    writes.push(previous ? { ...write, requeuedBefore: { at: previous.at, runId: previous.run_id } } : write);
   }
   return {
     runId: input.runId,

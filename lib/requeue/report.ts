@@ -52,13 +52,15 @@ export function writeLine(w: PlannedWrite, now: Date): string {
       ? `attempts ${w.before.attempts}`
       : `attempts ${w.before.attempts} → ${w.after.attempts}`;
   const error = w.before.error === null ? '' : ` · error ${firstLine(w.before.error, 70)} → null`;
-  return `${w.jobId}  ${w.jobType}  ${w.before.status} → queued${age} · ${attempts}${error}${w.running ? ' · RUNNING: needs its own confirmation' : ''}`;
+  const again = w.requeuedBefore
+    ? ` · ${w.before.status} again since this command requeued it at ${w.requeuedBefore.at}`
+    : '';
+  return `${w.jobId}  ${w.jobType}  ${w.before.status} → queued${age} · ${attempts}${error}${again}${w.running ? ' · RUNNING: needs its own confirmation' : ''}`;
 }
 
 const EXCLUSION_TITLES: Record<Exclusion['reason'], string> = {
   'not-found': 'not found',
   'already-queued': 'already queued, nothing to do',
-  'already-requeued': 'already requeued by this same command',
   'done-needs-include-done': 'done (needs --include-done)',
   'running-not-stale': 'running, not stale by the rule',
   'running-not-confirmed': 'running, not confirmed',
@@ -97,6 +99,14 @@ export function previewLines(plan: RequeuePlan, now: Date, verbose: boolean): st
     for (const g of groupWrites(plan.writes)) {
       lines.push(`  ${String(g.count).padStart(5)} × ${g.jobType} · ${g.signature} (${g.statuses.join(', ')})`);
     }
+    const again = plan.writes.filter((w) => w.requeuedBefore);
+    if (again.length)
+      lines.push(
+        `${plural(again.length, 'job')} of them this same command requeued before, and the worker failed again since (last at ${again
+          .map((w) => w.requeuedBefore!.at)
+          .sort()
+          .at(-1)}): requeued again now`,
+      );
     lines.push(`change per job: ${changeLine(plan)}`);
     lines.push(
       'guard: each job is written only while its status, attempts and started_at are still as shown (compare-and-set)',

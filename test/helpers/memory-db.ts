@@ -1,6 +1,6 @@
 /**
  * An in-memory {@link JobsDb} with the semantics the requeue relies on: the server-side filters of findJobs, the
- * compare-and-set of compareAndSet, and `hd_requeue_jobs` as sandbox/migrations/002_requeue_rpc.sql defines it.
+ * compare-and-set of compareAndSet, and `hd_requeue_jobs` as sandbox/migrations/002_requeue_rpc.sql and 003_requeue_again.sql define it.
  * For unit tests (of the requeue and of the runbooks that hand over to it); hooks play a racing worker or a failing
  * network. Rows are copied in and out, as over HTTP.
  */
@@ -153,7 +153,6 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
         const debug = row.debug && typeof row.debug === 'object' && !Array.isArray(row.debug) ? row.debug : {};
         const raw = (debug as Record<string, unknown>).requeue_history;
         const history = raw === undefined || raw === null ? [] : Array.isArray(raw) ? raw : [raw];
-        if (entry.op_id && history.some((h) => (h as Record<string, unknown>)?.op_id === entry.op_id)) continue;
         const updated: Job = {
           ...row,
           status: 'queued',

@@ -37,6 +37,40 @@ function ports(script: Record<string, unknown>) {
 }
 
 describe('debug-stuck-jobs, interactive with scripted answers', () => {
+  it('the loop closes: handed over too early, failed again, fix deployed, handed over again, done', async () => {
+    await sb.scenario('circular-metadata');
+    const failed = (await sb.sql<{ id: string }>("select id from hd_ingestion_jobs where status = 'failed'")).map(
+      (f) => f.id,
+    );
+    const statuses = async () =>
+      (
+        await sb.sql<{ status: string }>('select status from hd_ingestion_jobs where id = any($1::uuid[])', [failed])
+      ).map((r) => r.status);
+    const handOver = async () => {
+      const { ports: p, out } = ports({ 'requeue-circular-metadata': true, 'confirm-apply': true });
+      await runDebugStuckJobs(p, { 'env-file': sb.envFile }, (pp, state, request) =>
+        requeueJobs(pp, state, request, { verifySeconds: 15 }),
+      );
+      return out.text();
+    };
+    // Too early: the worker still has the bug. The confirmation said so; the operator went ahead anyway.
+    const early = await handOver();
+    expect(early).toContain('the fix is probably not deployed yet');
+    expect(early).toContain('failed again: ValueError: Circular reference detected');
+    expect(await statuses()).toEqual(failed.map(() => 'failed'));
+    // The fix, then the same hand-over (every hand-over is the same command): the jobs are retried, and finish.
+    await sb.worker('fix');
+    const late = await handOver();
+    expect(late).toContain('this same command requeued before, and the worker failed again since');
+    expect(late).not.toContain('nothing to do');
+    expect(await statuses()).toEqual(failed.map(() => 'done'));
+    const history = await sb.sql<{ n: number }>(
+      "select jsonb_array_length(debug->'requeue_history') as n from hd_ingestion_jobs where id = any($1::uuid[])",
+      [failed],
+    );
+    expect(history.map((h) => h.n)).toEqual(failed.map(() => 2));
+  });
+
   it('after the fix is deployed, hands the circular-metadata jobs to requeue and the worker finishes them', async () => {
     await sb.scenario('circular-metadata');
     await sb.worker('fix');

@@ -351,11 +351,15 @@ describe('requeue flow: running and done jobs', () => {
 });
 
 describe('requeue flow: idempotence', () => {
-  it('running the same command again requeues nothing twice, even a job that failed again', async () => {
+  it('running the same command again requeues nothing twice, but retries a job that failed again since', async () => {
     const db = createMemoryJobsDb();
     seed(db, 3);
     await run(db, { apply: true, yes: true, reason: 'fixed' });
-    // The worker failed one of them again.
+    // Nothing moved: the same command finds every job still queued, and writes nothing.
+    const idle = await run(db, { apply: true, yes: true, reason: 'fixed' });
+    expect(idle.outcome.verdict).toContain('nothing to do');
+    expect(writes(db)).toHaveLength(3);
+    // The worker took one and failed it again (the fix was not in yet); then the fix is deployed.
     const j = db.jobs.get(id(1))!;
     db.jobs.set(id(1), {
       ...j,
@@ -365,14 +369,18 @@ describe('requeue flow: idempotence', () => {
       started_at: '2026-03-10T12:01:00.000001+00:00',
       finished_at: '2026-03-10T12:01:01.000001+00:00',
     });
+    // The same command (as every hand-over is) retries it: a new state, named in the preview, written once.
     const again = await run(db, { apply: true, yes: true, reason: 'fixed' });
     expect(again.outcome.exitCode).toBe(EXIT.ok);
-    expect(again.outcome.verdict).toContain('nothing to do');
-    expect(again.text()).toContain('already requeued by this same command');
-    expect((db.get(id(1))!.debug as { requeue_history: unknown[] }).requeue_history).toHaveLength(1);
-    // A new reason is a new command.
-    const other = await run(db, { apply: true, yes: true, reason: 'fixed for real' });
-    expect(other.outcome.verdict).toBe('requeued 1 of 1 job');
+    expect(again.outcome.verdict).toBe('requeued 1 of 1 job');
+    expect(again.text()).toContain(
+      '1 job of them this same command requeued before, and the worker failed again since',
+    );
+    expect(again.text()).toMatch(/failed again since this command requeued it at 2026-03-10T12:00:00/);
+    expect((db.get(id(1))!.debug as { requeue_history: unknown[] }).requeue_history).toHaveLength(2);
+    // And once written, it is queued again: a third run has nothing to do.
+    const third = await run(db, { apply: true, yes: true, reason: 'fixed' });
+    expect(third.outcome.verdict).toContain('nothing to do');
     expect((db.get(id(1))!.debug as { requeue_history: unknown[] }).requeue_history).toHaveLength(2);
   });
 });

@@ -73,10 +73,10 @@ describe('buildPlan', () => {
       'write',
     ],
     [
-      'a job already requeued by this command',
+      // It is failed again, after this command requeued it: a new state, eligible again (see requeuedBefore).
+      'a job this command requeued before that failed again since',
       job(7, { debug: { requeue_history: [{ op_id: 'op-1', run_id: 'run-0', at: '2026-03-10T11:00:00Z' }] } }),
-      'already-requeued',
-      false,
+      'write',
     ],
   ];
   it.each(cases)('%s', (_name, j, expected, problem) => {
@@ -88,6 +88,11 @@ describe('buildPlan', () => {
       expect(plan.writes).toEqual([]);
       expect(plan.excluded).toMatchObject([{ jobId: j.id, reason: expected, problem }]);
     }
+  });
+
+  it('names a job this command requeued before as such', () => {
+    const j = job(7, { debug: { requeue_history: [{ op_id: 'op-1', run_id: 'run-0', at: '2026-03-10T11:00:00Z' }] } });
+    expect(buildPlan(input([j], ids)).writes[0].requeuedBefore).toEqual({ at: '2026-03-10T11:00:00Z', runId: 'run-0' });
   });
 
   it('reports missing ids as problems', () => {
