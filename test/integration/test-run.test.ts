@@ -67,21 +67,33 @@ describe('the test run', () => {
     expect(processesUnder(tmp)).toEqual([]);
   }, 120_000);
 
-  it('leaves no sandbox process behind when it is killed (SIGKILL) while a sandbox runs', async () => {
-    const tmp = runHome('hd-run-killed-');
-    const marker = path.join(tmp, 'sandbox-dir');
-    const { child, output } = vitest(tmp, { HD_FIXTURE_HANG: marker });
-    await until('the fixture reports its sandbox', () => existsSync(marker) || child.exitCode !== null, 120_000);
-    expect(existsSync(marker), (await Promise.race([output, Promise.resolve({ out: 'still running' })])).out).toBe(
-      true,
-    );
-    const sandboxDir = readFileSync(marker, 'utf8');
-    // PostgreSQL, the worker and the supervisor run now, in the killed run's folder.
-    expect(processesUnder(sandboxDir).length).toBeGreaterThanOrEqual(3);
-    child.kill('SIGKILL');
-    await output;
-    // Nothing of the run can clean up after a SIGKILL: the sandbox sees its owner gone and stops itself.
-    await until('every sandbox process has stopped', () => processesUnder(tmp).length === 0);
-    expect(processesUnder(tmp)).toEqual([]);
-  }, 180_000);
+  // SIGKILL: the sandbox sees its owner gone and stops itself; a test's own process waits for the next run's sweep.
+  // SIGTERM: the run stops everything working in its folder before it goes.
+  it.each(['SIGKILL', 'SIGTERM'] as const)(
+    'leaves no sandbox process behind when it is killed (%s) while a sandbox runs',
+    async (signal: 'SIGKILL' | 'SIGTERM') => {
+      const tmp = runHome('hd-run-killed-');
+      const marker = path.join(tmp, 'running');
+      const { child, output } = vitest(tmp, { HD_FIXTURE_HANG: marker });
+      await until('the fixture reports its sandbox', () => existsSync(marker) || child.exitCode !== null, 120_000);
+      expect(existsSync(marker), (await Promise.race([output, Promise.resolve({ out: 'still running' })])).out).toBe(
+        true,
+      );
+      const running = JSON.parse(readFileSync(marker, 'utf8')) as { sandbox: string; own: number };
+      // PostgreSQL, the worker and the supervisor run now, in the run's folder, and the test's own process.
+      expect(processesUnder(running.sandbox).length).toBeGreaterThanOrEqual(3);
+      child.kill(signal);
+      await output;
+      if (signal === 'SIGKILL') {
+        await until('every sandbox process has stopped', () => processesUnder(running.sandbox).length === 0);
+        // Nothing of the run could act on SIGKILL: its own process is left to the next run, which sweeps it.
+        process.kill(running.own, 'SIGKILL');
+      } else {
+        await until('every process of the run has stopped', () => processesUnder(tmp).length === 0);
+      }
+      await until('all gone', () => processesUnder(tmp).length === 0);
+      expect(processesUnder(tmp)).toEqual([]);
+    },
+    180_000,
+  );
 });

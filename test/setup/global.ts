@@ -143,6 +143,21 @@ export default async function setup(): Promise<() => Promise<void>> {
   writeFileSync(path.join(bundles, 'owner.pid'), String(process.pid));
   process.env[BUNDLE_DIR_ENV] = bundles;
 
+  // Killed by a signal (a CI timeout's SIGTERM, Ctrl-C): the workers die with their children orphaned (a test's own
+  // PostgreSQL, a worker process). Stop everything working in the run folder before going; synchronously, since
+  // vitest may exit right after. Sandboxes also watch this pid; SIGKILL leaves the rest to the next run's sweep.
+  const onSignal = (signal: NodeJS.Signals) => {
+    for (const p of processesUnder(dir)) {
+      try {
+        process.kill(p.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, onSignal);
+
   // The reporter has judged the leftovers by now (it runs first); this only cleans up.
   return async () => {
     await stopProcessesUnder(dir);
