@@ -48,7 +48,8 @@ export function processesUnder(folder: string): FolderProcess[] {
   return found;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process exists (one of another user that we may not signal counts). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

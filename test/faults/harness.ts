@@ -39,6 +39,9 @@ declare module 'vitest' {
 }
 
 export type RunbookName = 'debug-stuck-jobs' | 'diagnose-env' | 'requeue';
+
+/** For requeue cases about something else: the fix gate passed by, with the reason recorded as the flag asks. */
+export const NO_GATE = ['--skip-fix-gate', 'the fix gate is not what this case tests'] as const;
 export const RUNBOOKS: readonly RunbookName[] = ['debug-stuck-jobs', 'diagnose-env', 'requeue'];
 
 /** A runbook that has not finished after this long hangs: the case fails. */

@@ -14,6 +14,7 @@ import {
   expectClear,
   faultCase,
   insertFailed,
+  NO_GATE,
   observe,
   RUNBOOKS,
   type RunbookName,
@@ -415,14 +416,7 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
       },
       async () => {
         await sb.resetStats();
-        const r = await run('requeue', [
-          '--env-file',
-          sb.envFile,
-          '--error',
-          value,
-          '--skip-fix-gate',
-          'the fix gate is not what this case tests',
-        ]);
+        const r = await run('requeue', ['--env-file', sb.envFile, '--error', value, ...NO_GATE]);
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect(r.stdout).toMatch(/0 jobs found/);
         const reads = runbookRequests((await sb.stats()).events).filter((e) => e.path.endsWith('/hd_ingestion_jobs'));
@@ -450,25 +444,11 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
     },
     async () => {
       for (const value of ['%', '_', '\\', '*', '%%%']) {
-        const r = await run('requeue', [
-          '--env-file',
-          sb.envFile,
-          '--error',
-          value,
-          '--skip-fix-gate',
-          'the fix gate is not what this case tests',
-        ]);
+        const r = await run('requeue', ['--env-file', sb.envFile, '--error', value, ...NO_GATE]);
         expect(r.code, r.stdout + r.stderr).toBe(0);
         expect(r.stdout).toMatch(/0 jobs found/);
       }
-      const r = await run('requeue', [
-        '--env-file',
-        sb.envFile,
-        '--error',
-        'circular REFERENCE',
-        '--skip-fix-gate',
-        'the fix gate is not what this case tests',
-      ]);
+      const r = await run('requeue', ['--env-file', sb.envFile, '--error', 'circular REFERENCE', ...NO_GATE]);
       expect(r.stdout).toMatch(/3 jobs found/);
       observe('the same text in another case matches the 3 jobs');
     },
@@ -491,8 +471,7 @@ describe('hostile values that reach Spark or the API arrive quoted', () => {
         sb.envFile,
         '--id',
         `${ids.join(',')},${ids[0].toUpperCase()}`,
-        '--skip-fix-gate',
-        'the fix gate is not what this case tests',
+        ...NO_GATE,
       ]);
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(r.stdout).toMatch(/3 jobs found/);

@@ -9,7 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
-import { faultCase, insertFailed, observe, requeueResults, run, runbookRequests, tempDir } from './harness.ts';
+import { faultCase, insertFailed, NO_GATE, observe, requeueResults, run, runbookRequests, tempDir } from './harness.ts';
 
 let sb: Sandbox;
 
@@ -124,8 +124,7 @@ describe('requeue racing the claims', () => {
             'race drill',
             '--rpc',
             rpc,
-            '--skip-fix-gate',
-            'the fix gate is not what this case tests',
+            ...NO_GATE,
             '--audit',
             audit,
             '--timeout',

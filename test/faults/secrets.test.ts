@@ -14,6 +14,7 @@ import {
   faultCase,
   inPty,
   insertFailed,
+  NO_GATE,
   observe,
   RUNBOOKS,
   type RunbookName,
@@ -377,17 +378,7 @@ describe('interactive runs in a pseudo-terminal, answers scripted', () => {
       const dir = tempDir('pty');
       const r = await inPty(
         'requeue',
-        [
-          '--env-file',
-          sb.envFile,
-          '--id',
-          id,
-          '--apply',
-          '--verify',
-          '1',
-          '--skip-fix-gate',
-          'the fix gate is not what this case tests',
-        ],
+        ['--env-file', sb.envFile, '--id', id, '--apply', '--verify', '1', ...NO_GATE],
         [{ when: /Requeue 1 job in project/, send: 'y' }],
         { HOME: dir, XDG_STATE_HOME: path.join(dir, 'state') },
       );

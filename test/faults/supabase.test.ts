@@ -14,6 +14,7 @@ import {
   HANG_MS,
   insertFailed,
   jobRows,
+  NO_GATE,
   observe,
   RUNBOOKS,
   type Run,
@@ -404,8 +405,7 @@ describe('writes', () => {
           'fault harness',
           '--rpc',
           w.rpc,
-          '--skip-fix-gate',
-          'the fix gate is not what this case tests',
+          ...NO_GATE,
           '--audit',
           audit,
         ];

@@ -22,7 +22,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { processesUnder, stopProcessesUnder } from '../../sandbox/processes.ts';
+import { alive, processesUnder, stopProcessesUnder } from '../../sandbox/processes.ts';
 import { BUNDLE_DIR_ENV, OWNER_PID_ENV, RUN_DIR_ENV } from '../helpers/run.ts';
 import { bundleRunbooks } from './bundle.ts';
 
@@ -53,15 +53,6 @@ export function leftovers(): string[] {
   if (before !== undefined && fingerprint(operatorAuditFile()) !== before)
     problems.push(`the operator's audit file ${operatorAuditFile()} changed during the run`);
   return problems;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 const BUNDLES_HOME = path.join(ROOT, 'node_modules', '.cache', 'hd-runbooks-tests');
