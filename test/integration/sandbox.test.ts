@@ -167,6 +167,23 @@ describe('the sandbox', () => {
 });
 
 describe('two sandboxes and a clean down', () => {
+  it('down after the supervisor was killed (kill -9) stops PostgreSQL and the worker all the same', async () => {
+    const victim = await startSandbox();
+    try {
+      expect((await processesIn(victim.dir)).length).toBeGreaterThanOrEqual(3);
+      process.kill(victim.info.supervisorPid, 'SIGKILL');
+      while (alive(victim.info.supervisorPid)) await new Promise((r) => setTimeout(r, 50));
+      // PostgreSQL and the worker (holding the service key) run on without it.
+      expect((await processesIn(victim.dir)).length).toBeGreaterThanOrEqual(2);
+      const r = await cli(['down', '--dir', victim.dir]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/stopped \(\d+ process(es)? without a supervisor stopped too\)/);
+      expect(await processesIn(victim.dir)).toEqual([]);
+    } finally {
+      await victim.down();
+    }
+  });
+
   it('runs two sandboxes at once and leaves no process behind after down', async () => {
     // allSettled: if one start fails, the other must still be stopped, not leaked past the test.
     const started = await Promise.allSettled([startSandbox(), startSandbox()]);
