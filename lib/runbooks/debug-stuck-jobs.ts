@@ -3,7 +3,7 @@
  * findings from the catalog, each with its fix; where a requeue is safe, offer it behind the fix gate.
  */
 
-import { runPlan } from '../checks.ts';
+import { type CheckResult, runPlan } from '../checks.ts';
 import { configFileFlag } from '../cli.ts';
 import { stuckRulesFrom } from '../config.ts';
 import type { Ports } from '../context.ts';
@@ -11,7 +11,7 @@ import { diagnose, fixGate, logContextFor } from '../diagnosis.ts';
 import { errorSignature } from '../error-signature.ts';
 import { type Evidence, formatAge, minutesBetween } from '../evidence.ts';
 import { EXIT, type ExitCode } from '../exit-codes.ts';
-import type { Finding } from '../findings.ts';
+import { atLeastWarning, type Finding } from '../findings.ts';
 import { appStep, closeSession, configStep, queueStep, type RunState, sparkStep } from '../gather.ts';
 import type { Job } from '../jobs-db.ts';
 import type { Report } from '../report.ts';
@@ -161,6 +161,28 @@ async function offerRequeue(
   return { actions, aborted: false, code };
 }
 
+/**
+ * After a hand-over: the queue read again, the findings judged again. Those gone are listed as resolved; what is
+ * left (if anything) is shown, and decides the end line and the exit code.
+ */
+async function judgeAgain(
+  state: RunState,
+  before: readonly Finding[],
+  checks: CheckResult[],
+): Promise<{ findings: Finding[]; resolved: Finding[] }> {
+  const { ports, evidence } = state;
+  evidence.now = ports.clock.now();
+  ports.out.heading('After the requeue');
+  checks.push(...(await runPlan(state, [queueStep], ports.out)));
+  const findings = diagnose(evidence, state.patterns, 'all');
+  // Resolved: at warning or above before, gone or below warning now (old tracebacks in the log stay as info).
+  const resolved = before.filter((f) => atLeastWarning(f) && !findings.some((g) => g.id === f.id && atLeastWarning(g)));
+  for (const f of resolved) ports.out.line(`resolved: ${f.title} [${f.id}]`);
+  if (!findings.some(atLeastWarning)) ports.out.line('nothing is left at warning level or above');
+  if (findings.length) showFindings(ports, findings);
+  return { findings, resolved };
+}
+
 export async function runDebugStuckJobs(
   ports: Ports,
   flags: DebugFlags,
@@ -187,6 +209,8 @@ export async function runDebugStuckJobs(
     showFindings(ports, findings);
     const couldNotRun = exitCodeFor(findings) === EXIT.couldNotRun;
     const offer = couldNotRun ? { actions: [], aborted: false } : await offerRequeue(state, findings, flags, handover);
+    // The end line describes the world after the action: when a hand-over wrote, read the queue again and judge again.
+    const after = offer.actions.length && !offer.aborted ? await judgeAgain(state, findings, checks) : undefined;
     const q = evidence.queue;
     const extra = {
       rules: evidence.rules,
@@ -200,12 +224,13 @@ export async function runDebugStuckJobs(
           }
         : null,
       logLinks,
+      ...(after ? { resolved: after.resolved.map((f) => f.id) } : {}),
     };
     return finishRun(
       state,
       'debug-stuck-jobs',
       flags,
-      findings,
+      after?.findings ?? findings,
       checks,
       offer.actions,
       extra,

@@ -91,7 +91,11 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     const text = out.text();
     expect(text).toContain('fix gate: the worker restarted');
     expect(text).toContain('circular-metadata fixed');
-    expect(code).toBe(EXIT.findings);
+    // The end line describes the world after the hand-over: read again, the failure is gone, exit 0.
+    expect(text).toMatch(/^After the requeue$/m);
+    expect(text, text.slice(text.indexOf('After the requeue'))).toMatch(/^resolved: .* \[circular-metadata\]$/m);
+    expect(text).toContain('nothing is left at warning level or above');
+    expect(code).toBe(EXIT.ok);
     const rows = await sb.sql<{
       id: string;
       status: string;
