@@ -145,6 +145,7 @@ export default async function setup(): Promise<() => Promise<void>> {
         // gone already
       }
     }
+    for (const folder of [dir, bundles]) rmSync(folder, { recursive: true, force: true, maxRetries: 3 });
     process.exit(signal === 'SIGINT' ? 130 : 143);
   };
   for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, onSignal);
