@@ -26,6 +26,7 @@ const GROUP_ORDER = [
   'Hostile text',
   'Secrets',
   'Races',
+  'Worker identity',
 ];
 
 function cell(text: string, width: number): string {
