@@ -602,6 +602,23 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
       });
     }
 
+    // Silence is not success: a watch that ran out with none of the jobs even picked up says the worker is not
+    // taking jobs from this queue (down, or polling another project).
+    if (receipt.ended === 'timeout' && receipt.counts.pickedUp === 0 && receipt.counts.stillQueued > 0) {
+      findings.push({
+        id: 'requeue-not-picked-up',
+        severity: 'warning',
+        title: `none of the ${plural(receipt.counts.stillQueued, 'requeued job')} was picked up in ${receipt.watchedSeconds} s`,
+        evidence: [
+          `${receipt.counts.stillQueued} still queued after ${receipt.watchedSeconds} s of watching`,
+          ...(gate.line ? [`fix gate: ${gate.line}`] : []),
+        ],
+        cause: 'the worker is not taking jobs from this queue: it is down, stuck, or polling another project',
+        fix: 'check the worker (npx zx runbooks/diagnose-env.mts): is it running, and does its SUPABASE_URL name this project?',
+        jobIds: receipt.jobs.filter((j) => j.state === 'still-queued').map((j) => j.id),
+      });
+    }
+
     const c = countResults(results);
     actionLines.push(
       `project ${project.ref ?? '?'} at ${project.host}; run ${plan.runId}; by ${plan.by}; reason ${JSON.stringify(plan.reason)}`,

@@ -623,3 +623,26 @@ describe('requeue flow: the fix gate is a gate for --yes', () => {
     expect(() => parseRequeueOptions({ 'skip-fix-gate': ' ' }, NOW, false)).toThrow(/--skip-fix-gate is empty/);
   });
 });
+
+describe('requeue flow: verify judges silence', () => {
+  it('warns when none of the requeued jobs is picked up before the watch ends (exit 1)', async () => {
+    const db = createMemoryJobsDb();
+    seed(db, 2);
+    // No worker: the jobs stay queued through the whole watch.
+    const r = await run(db, { apply: true, yes: true, reason: 'fixed', verify: '20' });
+    expect(r.outcome.exitCode).toBe(EXIT.findings);
+    const f = r.outcome.findings.find((x) => x.id === 'requeue-not-picked-up');
+    expect(f?.severity).toBe('warning');
+    expect(f?.title).toMatch(/^none of the 2 requeued jobs was picked up in \d+ s$/);
+    expect(f?.jobIds).toHaveLength(2);
+  });
+
+  it('says nothing of the kind when the worker takes them', async () => {
+    const db = createMemoryJobsDb();
+    seed(db, 2);
+    fakeWorker(db);
+    const r = await run(db, { apply: true, yes: true, reason: 'fixed', verify: '20' });
+    expect(r.outcome.exitCode).toBe(EXIT.ok);
+    expect(r.outcome.findings.map((x) => x.id)).not.toContain('requeue-not-picked-up');
+  });
+});
