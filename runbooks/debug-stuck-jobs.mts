@@ -13,6 +13,6 @@ await runbookEntry({
       import('../lib/requeue/flow.ts'),
     ]);
     // An accepted recommendation hands over to the requeue flow, with all of its safety rules.
-    return runDebugStuckJobs(ports, flags, (p, state, request) => requeueJobs(p, state, request, { signal }));
+    return runDebugStuckJobs(ports, flags, (p, state, request) => requeueJobs(p, state, request, { signal }), signal);
   },
 });

@@ -187,6 +187,8 @@ export async function runDebugStuckJobs(
   ports: Ports,
   flags: DebugFlags,
   handover?: RequeueHandover,
+  /** Ctrl-C: what was gathered is still shown and reported, but nothing more is asked or offered. */
+  signal?: AbortSignal,
 ): Promise<ExitCode> {
   const state = startRun(ports, flags, (values) =>
     stuckRulesFrom(values, {
@@ -208,7 +210,10 @@ export async function runDebugStuckJobs(
     const findings = diagnose(evidence, state.patterns, 'all');
     showFindings(ports, findings);
     const couldNotRun = exitCodeFor(findings) === EXIT.couldNotRun;
-    const offer = couldNotRun ? { actions: [], aborted: false } : await offerRequeue(state, findings, flags, handover);
+    const offer =
+      couldNotRun || signal?.aborted
+        ? { actions: [], aborted: Boolean(signal?.aborted) }
+        : await offerRequeue(state, findings, flags, handover);
     // The end line describes the world after the action: when a hand-over wrote, read the queue again and judge again.
     const after = offer.actions.length && !offer.aborted ? await judgeAgain(state, findings, checks) : undefined;
     const q = evidence.queue;

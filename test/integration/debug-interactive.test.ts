@@ -37,6 +37,24 @@ function ports(script: Record<string, unknown>) {
 }
 
 describe('debug-stuck-jobs, interactive with scripted answers', () => {
+  it('Ctrl-C while gathering: what was gathered is shown, nothing is asked, exit 3', async () => {
+    await sb.scenario('circular-metadata');
+    await sb.worker('fix');
+    const { ports: p, out, prompt } = ports({});
+    const interrupted = new AbortController();
+    interrupted.abort();
+    const code = await runDebugStuckJobs(
+      p,
+      { 'env-file': sb.envFile },
+      () => Promise.reject(new Error('no hand-over after Ctrl-C')),
+      interrupted.signal,
+    );
+    expect(prompt.asked).toEqual([]);
+    expect(out.text()).toContain('[circular-metadata]');
+    // The hand-over above rejects if called: none was attempted.
+    expect(code).toBe(EXIT.aborted);
+  });
+
   it('the loop closes: handed over too early, failed again, fix deployed, handed over again, done', async () => {
     await sb.scenario('circular-metadata');
     const failed = (await sb.sql<{ id: string }>("select id from hd_ingestion_jobs where status = 'failed'")).map(
