@@ -262,6 +262,22 @@ describe('diagnose-env', () => {
   });
 });
 
+describe('a misspelled variable is named as the cause', () => {
+  it('SPARK_PROT instead of SPARK_PORT: the typo is the first finding, and the connection finding points at it', async () => {
+    // The default port on 127.0.0.2: nothing of this sandbox listens there (another host in real life).
+    const text = readFileSync(sb.envFile, 'utf8').replace(/^SPARK_PORT=(\d+)$/m, 'SPARK_PROT=$1');
+    const file = path.join(tempDir('hd-env-typo-'), '.env');
+    writeFileSync(file, text.replace(/^SPARK_HOST=.*$/m, 'SPARK_HOST=127.0.0.2'), { mode: 0o600 });
+    const r = await runRunbook('diagnose-env', ['--config', file, '--ci', '--json', '-']);
+    const report = json(r);
+    expect(report.findings[0].id, r.stderr).toBe('config-warning');
+    expect(report.findings[0].title).toMatch(/^SPARK_PROT: /);
+    const symptom = report.findings.find((f) => f.id === 'spark-unreachable' || f.id.startsWith('host-key'));
+    expect(symptom?.evidence.join('\n')).toContain('probably because of SPARK_PROT: SPARK_PORT is not set');
+    expect(report.findings[0].severity).toBe(symptom?.severity);
+  });
+});
+
 describe('the literal commands an operator types', () => {
   const npx = (args: string[], env: Record<string, string | undefined> = {}) =>
     run('npx', args, { cwd: ROOT, env: cleanEnv(env), timeout: 90_000 }).then(

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { diagnose, environmentFindings, fixGate, logContextFor, queueFindings } from '../../lib/diagnosis.ts';
+import { byCause, diagnose, environmentFindings, fixGate, logContextFor, queueFindings } from '../../lib/diagnosis.ts';
 import { BUILTIN_ERROR_PATTERNS } from '../../lib/error-patterns.ts';
 import type { Evidence, SupabaseSide } from '../../lib/evidence.ts';
 import { atLeastWarning, type Finding, type Severity, sortFindings } from '../../lib/findings.ts';
@@ -907,5 +907,43 @@ describe('queueFindings', () => {
   it('needs no queue to report on the worker', () => {
     const ev = evidence({ probe: probe({ processes: [] }), queue: undefined });
     expect(ids(queueFindings(ev, BUILTIN_ERROR_PATTERNS, []))).toEqual(['worker-down']);
+  });
+});
+
+describe('byCause: a misspelled variable that explains a connection failure comes first', () => {
+  const typo: Finding = {
+    id: 'config-warning',
+    severity: 'warning',
+    title: 'SPARK_PROT: SPARK_PROT is not a variable the runbooks read',
+    evidence: ['in /work/.env'],
+    cause: 'a misspelled or unknown variable is ignored, and the default is used instead',
+    fix: 'did you mean SPARK_PORT?',
+  };
+  const hostKey: Finding = {
+    id: 'host-key-mismatch',
+    severity: 'critical',
+    title: 'the host key of 100.64.0.7:2222 does not match known_hosts',
+    evidence: ['presented SHA256:abc'],
+    cause: 'another host answers, or the host was reinstalled',
+    fix: 'pin the new key',
+  };
+
+  it('puts the typo first, as severe as the failure it explains, and says so on the failure', () => {
+    const ranked = sortFindings(byCause([hostKey, typo]));
+    expect(ranked.map((f) => f.id)).toEqual(['config-warning', 'host-key-mismatch']);
+    expect(ranked[0].severity).toBe('critical');
+    expect(ranked[0].cause).toContain('SPARK_PORT kept its default');
+    expect(ranked[1].evidence).toContain(
+      'probably because of SPARK_PROT: SPARK_PORT is not set, so its default was used',
+    );
+    // The inputs are not changed.
+    expect(hostKey.evidence).toEqual(['presented SHA256:abc']);
+  });
+
+  it('leaves a typo that explains nothing where it was', () => {
+    const unrelated = { ...typo, title: 'STUCK_QUEUD_MINUTES: …', fix: 'did you mean STUCK_QUEUED_MINUTES?' };
+    const ranked = sortFindings(byCause([hostKey, unrelated]));
+    expect(ranked.map((f) => f.id)).toEqual(['host-key-mismatch', 'config-warning']);
+    expect(ranked[1].severity).toBe('warning');
   });
 });
