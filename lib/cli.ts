@@ -65,8 +65,29 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(
       .values as never;
   } catch (e) {
     const message = (e as Error).message.replace(/\. To specify a positional argument.*$/s, '').split('\n')[0];
-    throw new RunbookError(`usage: ${message}`, 'see --help for the options');
+    const unknown = /Unknown option '--([^']+)'/.exec(message)?.[1];
+    const near = unknown ? nearestOption(unknown, Object.keys({ ...COMMON_OPTIONS, ...own })) : undefined;
+    throw new RunbookError(
+      `usage: ${message}`,
+      near ? `did you mean --${near}? (see --help)` : 'see --help for the options',
+    );
   }
+}
+
+/** The option an unknown one was probably meant to be: at most two edits away, or a prefix of it. */
+function nearestOption(typed: string, options: readonly string[]): string | undefined {
+  const distance = (a: string, b: string) => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
+    for (let j = 1; j <= b.length; j++) d[0][j] = j;
+    for (let i = 1; i <= a.length; i++)
+      for (let j = 1; j <= b.length; j++)
+        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    return d[a.length][b.length];
+  };
+  const scored = options
+    .map((o) => ({ o, d: o.startsWith(typed) && typed.length >= 3 ? 0 : distance(typed, o) }))
+    .sort((x, y) => x.d - y.d);
+  return scored[0] && scored[0].d <= 2 ? scored[0].o : undefined;
 }
 
 export function timeoutMsFrom(flag: string | undefined): number {

@@ -76,11 +76,17 @@ export function loadConfig(input: ConfigInput): LoadedConfig {
   const where = envFile ? `in ${envFile}` : 'in the environment';
   const errors = validation.issues.filter((i) => i.severity === 'error');
   if (errors.length) {
-    const first = errors[0];
-    throw new RunbookError(
-      `${first.message} (${where})${errors.length > 1 ? `; and ${errors.length - 1} more config error${errors.length > 2 ? 's' : ''}` : ''}`,
-      first.fix,
-    );
+    // A misspelled name explains a "not set": say so where it matters (SUPABSE_URL is set, SUPABASE_URL is not).
+    const typoOf = (name: string) =>
+      validation.issues.find((i) => i.severity === 'warning' && i.fix === `did you mean ${name}?`);
+    const fixOf = (e: (typeof errors)[number]) => {
+      const typo = typoOf(e.name);
+      return typo ? `${typo.name} is set instead: did you mean ${e.name}? (rename it)` : e.fix;
+    };
+    const [first, ...rest] = errors;
+    // Every error is named: the first with its fix, the others each on a line of their own below it.
+    const others = rest.map((e) => `\n  also: ${e.message} → ${fixOf(e)}`).join('');
+    throw new RunbookError(`${first.message} (${where})`, `${fixOf(first)}${others}`);
   }
   const values = validation.values;
   const keyVar = values.SUPABASE_SERVICE_ROLE_KEY ? 'SUPABASE_SERVICE_ROLE_KEY' : 'SUPABASE_SECRET_KEY';

@@ -74,7 +74,30 @@ describe('parseFlags', () => {
     expect(e.code).toBe(EXIT.couldNotRun);
     expect(e.message).toMatch(message);
     expect(e.message).not.toContain('\n');
-    expect(e.fix).toBe('see --help for the options');
+    expect(e.fix).toMatch(/^(see --help for the options|did you mean --[\w-]+\? \(see --help\))$/);
+  });
+
+  it.each([
+    ['--verbos', 'verbose'],
+    ['--queued-minute', 'queued-minutes'],
+    ['--jsn', 'json'],
+  ])('suggests the option a typo was meant to be: %s', (typo, meant) => {
+    let error: RunbookError | undefined;
+    try {
+      parseFlags([typo], OWN);
+    } catch (e) {
+      error = e as RunbookError;
+    }
+    expect(error?.fix).toBe(`did you mean --${meant}? (see --help)`);
+  });
+
+  it('suggests nothing for a flag that is nothing like one', () => {
+    expect(() => parseFlags(['--frobnicate'], OWN)).toThrow(RunbookError);
+    try {
+      parseFlags(['--frobnicate'], OWN);
+    } catch (e) {
+      expect((e as RunbookError).fix).toBe('see --help for the options');
+    }
   });
 });
 

@@ -172,9 +172,30 @@ describe('loadConfig failures', () => {
     [
       'two errors',
       () => ({ SUPABASE_URL: url(REF_A), SUPABASE_SERVICE_ROLE_KEY: keyA, SPARK_PORT: 'x', MAX_ATTEMPTS: '0' }),
-      /; and 1 more config error$/,
+      /^SPARK_PORT must be a whole number/,
     ],
   ];
+
+  it('names every config error: the first with its fix, the others each on a line below it', () => {
+    const e = thrown(() =>
+      loadConfig(
+        input({
+          env: { SUPABASE_URL: url(REF_A), SUPABASE_SERVICE_ROLE_KEY: keyA, SPARK_PORT: 'x', MAX_ATTEMPTS: '0' },
+        }),
+      ),
+    );
+    expect(e.message).toMatch(/^SPARK_PORT must be a whole number .*\(in the environment\)$/);
+    expect(e.fix.split('\n')).toHaveLength(2);
+    expect(e.fix.split('\n')[1]).toMatch(/^ {2}also: MAX_ATTEMPTS must be a whole number .* → /);
+  });
+
+  it('says which misspelled name stands where a required one is missing', () => {
+    const file = `SUPABSE_URL=${url(REF_A)}\nSUPABASE_SERVICE_ROLE_KEY=${keyA}\n`;
+    const e = thrown(() => loadConfig(input({ files: { [`${CWD}/.env`]: file } })));
+    expect(e.message).toBe(`SUPABASE_URL is not set (in ${CWD}/.env)`);
+    expect(e.fix).toBe('SUPABSE_URL is set instead: did you mean SUPABASE_URL? (rename it)');
+  });
+
   it.each(errorCases)('reports %s as a RunbookError saying where the config came from', (_name, vars, message) => {
     const e = thrown(() => loadConfig(input({ env: vars() })));
     expect(e.code).toBe(EXIT.couldNotRun);
