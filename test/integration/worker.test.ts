@@ -410,11 +410,8 @@ describe('reference worker', () => {
   it('exits 0 on SIGTERM in the middle of polling and on SIGINT', async () => {
     const run = startWorker(envFor({ WORKER_POLL_MS: '60000' }));
     await waitFor(() => run.log().includes('poll queued=0'), 'the first poll');
-    const started = Date.now();
     expect(await stop(run)).toBe(0);
-    // The signal cut the 60 s sleep short: stopped well before the next poll was due (the hang limit, 30 s, is
-    // half the poll interval), and that next poll never happened.
-    expect(Date.now() - started).toBeLessThan(30_000);
+    // The signal cut the 60 s sleep short: the next poll never happened, and the worker says why it stopped.
     expect(run.log().match(/ INFO poll queued=/g)).toHaveLength(1);
     expect(run.log()).toMatch(/INFO worker stopping signal=SIGTERM$/m);
     expect(run.log()).toMatch(/INFO worker stopped pid=\d+$/m);
