@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { EXIT, type ExitCode, RunbookError } from './exit-codes.ts';
 import { inert } from './inert.ts';
+import { editDistance } from './text.ts';
 
 export const COMMON_OPTIONS = {
   config: { type: 'string' },
@@ -76,16 +77,8 @@ export function parseFlags<O extends NonNullable<ParseArgsConfig['options']>>(
 
 /** The option an unknown one was probably meant to be: at most two edits away, or a prefix of it. */
 function nearestOption(typed: string, options: readonly string[]): string | undefined {
-  const distance = (a: string, b: string) => {
-    const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array(b.length).fill(0)] as number[]);
-    for (let j = 1; j <= b.length; j++) d[0][j] = j;
-    for (let i = 1; i <= a.length; i++)
-      for (let j = 1; j <= b.length; j++)
-        d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    return d[a.length][b.length];
-  };
   const scored = options
-    .map((o) => ({ o, d: o.startsWith(typed) && typed.length >= 3 ? 0 : distance(typed, o) }))
+    .map((o) => ({ o, d: o.startsWith(typed) && typed.length >= 3 ? 0 : editDistance(typed, o) }))
     .sort((x, y) => x.d - y.d);
   return scored[0] && scored[0].d <= 2 ? scored[0].o : undefined;
 }

@@ -6,10 +6,11 @@
 import type { ErrorPattern } from './error-patterns.ts';
 import { errorSignature } from './error-signature.ts';
 import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from './evidence.ts';
-import { type Finding, sortFindings } from './findings.ts';
+import { byCause, type Finding, sortFindings } from './findings.ts';
+import { describeProcess } from './fix-gate.ts';
 import type { Job } from './jobs-db.ts';
 import { describeKey, isExpired } from './keys.ts';
-import { topLevelProcesses, type WorkerProcessInfo } from './spark-probe.ts';
+import { topLevelProcesses } from './spark-probe.ts';
 import { isAttemptsExhausted, isOverdueQueued, isStaleRunning } from './stuck-rules.ts';
 import { clip } from './text.ts';
 
@@ -558,43 +559,6 @@ export function queueFindings(ev: Evidence, patterns: readonly ErrorPattern[], e
   return out;
 }
 
-/** What a connection failure may be the symptom of: the variables that shape each connection. */
-const SHAPED_BY: Array<{ vars: RegExp; symptoms: readonly string[] }> = [
-  {
-    vars: /^SPARK_(HOST|PORT|USER|SSH_KEY|SSH_KEY_PATH|KNOWN_HOSTS|HOST_KEY_SHA256|WORKER_DIR)$/,
-    symptoms: ['spark-unreachable', 'host-key-mismatch', 'host-key-unknown', 'worker-dir-missing'],
-  },
-  {
-    vars: /^SUPABASE_(URL|SERVICE_ROLE_KEY|SECRET_KEY|PROJECT_REF)$/,
-    symptoms: ['supabase-unreachable', 'supabase-key-rejected', 'jobs-table-missing', 'wrong-key-role'],
-  },
-];
-
-/**
- * Findings ranked by cause, not by symptom. A misspelled variable (`SPARK_PROT`) leaves the one meant at its
- * default (port 2222), and the connection then fails or meets another host's key: the typo is the cause. It goes
- * first, as severe as what it explains, and the symptom says what it is probably because of.
- */
-export function byCause(findings: readonly Finding[]): Finding[] {
-  const out = findings.map((f) => ({ ...f, evidence: [...f.evidence] }));
-  const causes: Finding[] = [];
-  for (const f of out) {
-    if (f.id !== 'config-warning') continue;
-    const meant = /did you mean (\w+)\?/.exec(f.fix)?.[1];
-    const shaped = meant ? SHAPED_BY.find((s) => s.vars.test(meant)) : undefined;
-    const symptoms = shaped ? out.filter((g) => shaped.symptoms.includes(g.id)) : [];
-    if (!symptoms.length) continue;
-    const name = f.title.split(':')[0];
-    for (const g of symptoms)
-      g.evidence.push(`probably because of ${name}: ${meant} is not set, so its default was used`);
-    const worst = sortFindings(symptoms)[0]!;
-    f.severity = worst.severity;
-    f.cause = `${name} is not a variable the runbooks read, so ${meant} kept its default: ${symptoms.map((g) => g.id).join(', ')} follow from it`;
-    causes.push(f);
-  }
-  return [...causes, ...out.filter((f) => !causes.includes(f))];
-}
-
 /** The findings about the worker process and its log: part of the environment, so diagnose-env reports them too. */
 const WORKER_FINDING_IDS = new Set(['worker-down', 'worker-ambiguous', 'worker-log-stale', 'worker-log-missing']);
 
@@ -608,48 +572,4 @@ export function diagnose(ev: Evidence, patterns: readonly ErrorPattern[], scope:
   return sortFindings(
     scope === 'env' ? [...env, ...rest.filter((f) => WORKER_FINDING_IDS.has(f.id))] : [...env, ...rest],
   );
-}
-
-/**
- * The fix gate: a requeue only helps once the fix is deployed. When the worker process started before the jobs
- * failed, the fix (a code or config change needs a restart) is probably not live yet.
- */
-export function fixGate(
-  ev: Evidence,
-  jobs: readonly Pick<Job, 'finished_at'>[],
-): { deployed: boolean | undefined; line: string } {
-  const probe = ev.spark?.ok ? ev.spark.probe : undefined;
-  const failedAt = jobs
-    .map((j) => (j.finished_at ? Date.parse(j.finished_at) : Number.NaN))
-    .filter((t) => !Number.isNaN(t));
-  if (!probe?.processes.length || !failedAt.length) {
-    return {
-      deployed: undefined,
-      line: 'cannot tell whether the fix is deployed (no worker process or failure time seen)',
-    };
-  }
-  const workers = topLevelProcesses(probe.processes);
-  if (workers.length > 1) {
-    return {
-      deployed: undefined,
-      line: `cannot tell whether the fix is deployed: ${workers.length} programs run in the worker folder (${workers.map(describeProcess).join('; ')}), and which one is the worker is not known`,
-    };
-  }
-  const started = Math.min(...probe.processes.map((p) => p.startedAt.getTime()));
-  const lastFailure = Math.max(...failedAt);
-  if (started < lastFailure) {
-    return {
-      deployed: false,
-      line: `the worker started ${new Date(started).toISOString()}, before the last failure (${new Date(lastFailure).toISOString()}): the fix is probably not deployed yet`,
-    };
-  }
-  return {
-    deployed: true,
-    line: `the worker restarted ${new Date(started).toISOString()}, after the last failure (${new Date(lastFailure).toISOString()})`,
-  };
-}
-
-/** `pid 4242 (sparkuser: python -m hd_worker)`, the command cut short. */
-export function describeProcess(p: WorkerProcessInfo): string {
-  return `pid ${p.pid} (${p.user ? `${p.user}: ` : ''}${clip(p.args, 60)})`;
 }

@@ -8,6 +8,7 @@ import { parse } from 'dotenv';
 import { inspectKey } from './keys.ts';
 import { secretShape } from './redact.ts';
 import { classifySupabaseUrl } from './supabase-url.ts';
+import { editDistance } from './text.ts';
 
 /** What a validator found wrong. Never contains the value of a secret. */
 export interface EnvProblem {
@@ -379,23 +380,6 @@ export const FOREIGN_ENV_NAMES: ReadonlySet<string> = new Set([
   'APP_URL',
   'APP_PORT',
 ]);
-
-/**
- * Levenshtein distance.
- * LOCAL STAND-IN: swap for `distance` from `fastest-levenshtein` (same semantics) when the lead adds it.
- */
-function editDistance(a: string, b: string): number {
-  if (a === b) return 0;
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length];
-}
 
 /** The nearest known name: most shared `_`-separated words first (SERVICE, KEY), then edit distance. */
 function closest(name: string, known: readonly string[]): { name: string; distance: number } | undefined {

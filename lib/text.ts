@@ -15,3 +15,20 @@ export function clip(text: string, max: number): string {
   const kept = text.slice(0, end).trimEnd();
   return kept ? `${kept}…` : `… (${text.length} chars)`;
 }
+
+/**
+ * Levenshtein distance.
+ * LOCAL STAND-IN: swap for `distance` from `fastest-levenshtein` (same semantics) when the lead adds it.
+ */
+export function editDistance(a: string, b: string): number {
+  if (a === b) return 0;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}

@@ -7,10 +7,10 @@ import { randomUUID } from 'node:crypto';
 import { type CheckResult, check, runPlan, type Step } from '../checks.ts';
 import { stuckRulesFrom } from '../config.ts';
 import type { Ports } from '../context.ts';
-import { fixGate } from '../diagnosis.ts';
 import type { Evidence, SupabaseSide } from '../evidence.ts';
 import { AbortedError, EXIT, type ExitCode, RunbookError } from '../exit-codes.ts';
 import { type Finding, sortFindings } from '../findings.ts';
+import { requeueGate } from '../fix-gate.ts';
 import { closeSession, configStep, type RunState, sparkStep } from '../gather.ts';
 import type { JobsDb } from '../jobs-db.ts';
 import { describeKey } from '../keys.ts';
@@ -128,30 +128,6 @@ function validReason(value: string): true | string {
   } catch (e) {
     return (e as Error).message;
   }
-}
-
-/**
- * The fix gate for the jobs about to be written: `deployed` true/false/undefined as `fixGate` judges, and why it could
- * not judge when Spark was configured but did not answer (then a run without a confirmation must not write).
- */
-function gateFor(
-  ev: Evidence,
-  writes: readonly PlannedWrite[],
-  skip: string | undefined,
-): { deployed: boolean | undefined; line: string; unreachable?: string } {
-  if (skip !== undefined) return { deployed: undefined, line: `skipped (--skip-fix-gate: ${skip})` };
-  if (!ev.spark) return { deployed: undefined, line: 'not checked (Spark not probed: SPARK_HOST unset)' };
-  if (!ev.spark.ok) {
-    return {
-      deployed: undefined,
-      line: `cannot tell whether the fix is deployed: Spark did not answer (${ev.spark.failure.message})`,
-      unreachable: ev.spark.failure.message,
-    };
-  }
-  return fixGate(
-    ev,
-    writes.map((w) => ({ finished_at: w.before.finished_at })),
-  );
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -293,9 +269,9 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
 
     out.heading(opts.apply ? 'Plan' : 'Preview (dry run: nothing is written)');
     for (const l of previewLines(plan, now, out.verbose)) out.line(l);
-    const gate = gateFor(
+    const gate = requeueGate(
       ctx.evidence,
-      plan.writes.filter((w) => !w.running),
+      plan.writes.filter((w) => !w.running).map((w) => ({ finished_at: w.before.finished_at })),
       opts.skipFixGate,
     );
     out.line(`fix gate: ${gate.line}`);

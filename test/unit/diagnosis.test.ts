@@ -1,8 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { byCause, diagnose, environmentFindings, fixGate, logContextFor, queueFindings } from '../../lib/diagnosis.ts';
+import { diagnose, environmentFindings, logContextFor, queueFindings } from '../../lib/diagnosis.ts';
 import { BUILTIN_ERROR_PATTERNS } from '../../lib/error-patterns.ts';
 import type { Evidence, SupabaseSide } from '../../lib/evidence.ts';
-import { atLeastWarning, type Finding, type Severity, sortFindings } from '../../lib/findings.ts';
+import { atLeastWarning, byCause, type Finding, type Severity, sortFindings } from '../../lib/findings.ts';
+import { fixGate } from '../../lib/fix-gate.ts';
 import type { DbFailure, Job, JobStatus, QueueSnapshot } from '../../lib/jobs-db.ts';
 import { inspectKey } from '../../lib/keys.ts';
 import type { SshFailure } from '../../lib/ports.ts';
