@@ -10,7 +10,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { callSandboxControl, readSandboxInfo, sandboxPaths } from './layout.ts';
-import { stopProcessesUnder } from './processes.ts';
+import { alive, stopProcessesUnder } from './processes.ts';
 import { isScenarioName, SCENARIOS } from './scenarios.ts';
 
 const HELP = `Usage: npm run sandbox -- <verb> --dir DIR [options]
@@ -43,15 +43,6 @@ const STOP_TIMEOUT_MS = 20_000;
 function fail(message: string, code = 2): never {
   process.stderr.write(`sandbox: ${message}\n`);
   process.exit(code);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function isSupervisorOf(pid: number, root: string): boolean {

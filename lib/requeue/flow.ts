@@ -587,7 +587,7 @@ export async function executeRequeue(ports: Ports, ctx: RequeueContext, opts: Ex
         title: `none of the ${plural(receipt.counts.stillQueued, 'requeued job')} was picked up in ${receipt.watchedSeconds} s`,
         evidence: [
           `${receipt.counts.stillQueued} still queued after ${receipt.watchedSeconds} s of watching`,
-          ...(gate.line ? [`fix gate: ${gate.line}`] : []),
+          `fix gate: ${gate.line}`,
         ],
         cause: 'the worker is not taking jobs from this queue: it is down, stuck, or polling another project',
         fix: 'check the worker (npx zx runbooks/diagnose-env.mts): is it running, and does its SUPABASE_URL name this project?',

@@ -38,8 +38,8 @@ export interface PlannedWrite {
   after: JobState;
   /** A running job (stale by the rule): the worker may still hold it, so it needs its own confirmation. */
   running: boolean;
-  /** This same command requeued it before, and it has been taken and failed (or hung) again since. */
-  requeuedBefore?: { at: string; runId: string };
+  /** When this same command requeued it before (it has been taken and failed, or hung, again since). */
+  requeuedBefore?: string;
 }
 
 /** Why a selected job is left alone. */
@@ -148,7 +148,7 @@ export function buildPlan(input: PlanInput): RequeuePlan {
     // alone above) until the worker takes it; once it has failed again it is a new state, eligible again (after a
     // fix, the same command or hand-over must be able to retry it), and named as such in the preview.
     const write = plannedWrite(job, input.resetAttempts);
-    writes.push(previous ? { ...write, requeuedBefore: { at: previous.at, runId: previous.run_id } } : write);
+    writes.push(previous ? { ...write, requeuedBefore: previous.at } : write);
   }
   return {
     runId: input.runId,
