@@ -9,7 +9,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { SUPABASE_CLI_DEMO_JWT_SECRET, supabaseCliDefaultKeys } from '../lib/supabase-cli-keys.ts';
+import { SUPABASE_CLI_DEMO_JWT_SECRET, supabaseCliDefaultKeys } from '../lib/io/supabase-cli-keys.ts';
 import { type SandboxInfo, sandboxPaths } from './layout.ts';
 import { startPostgres } from './postgres.ts';
 import { makeProjectKeys } from './rest/auth.ts';

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
-import { escapeLike } from '../../lib/jobs-db.ts';
+import { escapeLike } from '../../lib/io/jobs-db.ts';
 import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 import {
   envVariant,

@@ -1,15 +1,15 @@
 /**
- * Fakes for the ports in lib/context.ts, for unit tests: nothing here touches the network, the terminal or the disk.
+ * Fakes for the ports in lib/io/context.ts, for unit tests: nothing here touches the network, the terminal or the disk.
  * Every fake that stands for a side effect the test did not ask for throws, so an unexpected call fails the test
  * loudly instead of passing quietly.
  */
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { Files, Ports } from '../../lib/context.ts';
-import type { JobsDb } from '../../lib/jobs-db.ts';
-import { createOutput, type Output } from '../../lib/output.ts';
-import type { Clock, SshConnectResult } from '../../lib/ports.ts';
-import type { Choice, Prompter } from '../../lib/prompt.ts';
+import type { Clock, SshConnectResult } from '../../lib/core/ports.ts';
+import type { Files, Ports } from '../../lib/io/context.ts';
+import type { JobsDb } from '../../lib/io/jobs-db.ts';
+import { createOutput, type Output } from '../../lib/io/output.ts';
+import type { Choice, Prompter } from '../../lib/io/prompt.ts';
 
 /** One scripted answer per question name; a list answers the same question several times, in order. */
 export type PromptScript = Record<string, unknown>;

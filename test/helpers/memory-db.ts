@@ -4,7 +4,7 @@
  * For unit tests (of the requeue and of the runbooks that hand over to it); hooks play a racing worker or a failing
  * network. Rows are copied in and out, as over HTTP.
  */
-import type { DbFailure, DbResult, Job, JobFilter, JobGuard, JobsDb } from '../../lib/jobs-db.ts';
+import type { DbFailure, DbResult, Job, JobFilter, JobGuard, JobsDb } from '../../lib/io/jobs-db.ts';
 
 /** Options of {@link createMemoryJobsDb}. */
 export interface MemoryJobsDbOptions {

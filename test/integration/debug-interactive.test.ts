@@ -5,10 +5,10 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { realPorts } from '../../lib/context.ts';
-import { EXIT } from '../../lib/exit-codes.ts';
-import { requeueJobs } from '../../lib/requeue/flow.ts';
-import { runDebugStuckJobs } from '../../lib/runbooks/debug-stuck-jobs.ts';
+import { EXIT } from '../../lib/core/exit-codes.ts';
+import { runDebugStuckJobs } from '../../lib/flows/debug-stuck-jobs.ts';
+import { requeueJobs } from '../../lib/flows/requeue.ts';
+import { realPorts } from '../../lib/io/context.ts';
 import { recordingOutput, scriptedPrompter } from '../helpers/fake-ports.ts';
 import { tempDir } from '../helpers/run.ts';
 import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';

@@ -11,11 +11,11 @@ import path from 'node:path';
 import type { Connection, ParsedKey } from 'ssh2';
 import ssh2 from 'ssh2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SshTarget } from '../../lib/ports.ts';
-import { shellQuote } from '../../lib/shell-quote.ts';
-import { type ConnectSparkOptions, connectSpark, type SparkSshSession } from '../../lib/ssh/connect.ts';
-import { fingerprintSha256 } from '../../lib/ssh/known-hosts.ts';
-import type { SshAuthSpec } from '../../lib/ssh/target.ts';
+import type { SshTarget } from '../../lib/core/ports.ts';
+import { shellQuote } from '../../lib/io/shell-quote.ts';
+import { type ConnectSparkOptions, connectSpark, type SparkSshSession } from '../../lib/io/ssh/connect.ts';
+import { fingerprintSha256 } from '../../lib/io/ssh/known-hosts.ts';
+import type { SshAuthSpec } from '../../lib/io/ssh/target.ts';
 import { generateParsableKeyPair } from '../../sandbox/spark/keys.ts';
 import { tempDir as makeTempDir } from '../helpers/run.ts';
 

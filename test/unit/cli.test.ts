@@ -1,9 +1,9 @@
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { parseFlags, runMain, scriptArgs, timeoutMsFrom } from '../../lib/cli.ts';
-import { AbortedError, EXIT, type ExitCode, RunbookError } from '../../lib/exit-codes.ts';
-import { makeRedactor, REDACTED } from '../../lib/redact.ts';
+import { AbortedError, EXIT, type ExitCode, RunbookError } from '../../lib/core/exit-codes.ts';
+import { parseFlags, runMain, scriptArgs, timeoutMsFrom } from '../../lib/io/cli.ts';
+import { makeRedactor, REDACTED } from '../../lib/io/redact.ts';
 import { opaqueKey } from '../helpers/fake-ports.ts';
 
 const SCRIPT = path.resolve('runbooks/debug-stuck-jobs.mts');

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { type ConfigInput, loadConfig, stuckRulesFrom } from '../../lib/config.ts';
-import { EXIT, RunbookError } from '../../lib/exit-codes.ts';
-import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
+import { EXIT, RunbookError } from '../../lib/core/exit-codes.ts';
+import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
+import { type ConfigInput, loadConfig, stuckRulesFrom } from '../../lib/io/config.ts';
 import { memoryFiles, opaqueKey, signedJwt } from '../helpers/fake-ports.ts';
 
 const CWD = '/work/laptop';

@@ -1,15 +1,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { diagnose, environmentFindings, logContextFor, queueFindings } from '../../lib/diagnosis.ts';
-import { BUILTIN_ERROR_PATTERNS } from '../../lib/error-patterns.ts';
-import type { Evidence, SupabaseSide } from '../../lib/evidence.ts';
-import { atLeastWarning, byCause, type Finding, type Severity, sortFindings } from '../../lib/findings.ts';
-import { fixGate } from '../../lib/fix-gate.ts';
-import type { DbFailure, Job, JobStatus, QueueSnapshot } from '../../lib/jobs-db.ts';
-import { inspectKey } from '../../lib/keys.ts';
-import type { SshFailure } from '../../lib/ports.ts';
-import type { SparkEvidence } from '../../lib/spark-probe.ts';
-import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
-import { classifySupabaseUrl, type SupabaseUrlInfo } from '../../lib/supabase-url.ts';
+import { atLeastWarning, byCause, type Finding, type Severity, sortFindings } from '../../lib/core/finding.ts';
+import type { SshFailure } from '../../lib/core/ports.ts';
+import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
+import type { Evidence, SupabaseSide } from '../../lib/evidence/evidence.ts';
+import type { SparkEvidence } from '../../lib/evidence/spark-probe.ts';
+import { diagnose, environmentFindings, logContextFor, queueFindings } from '../../lib/findings/diagnosis.ts';
+import { BUILTIN_ERROR_PATTERNS } from '../../lib/findings/error-patterns.ts';
+import { fixGate } from '../../lib/findings/fix-gate.ts';
+import type { DbFailure, Job, JobStatus, QueueSnapshot } from '../../lib/io/jobs-db.ts';
+import { inspectKey } from '../../lib/io/keys.ts';
+import { classifySupabaseUrl, type SupabaseUrlInfo } from '../../lib/io/supabase-url.ts';
 import { opaqueKey, signedJwt } from '../helpers/fake-ports.ts';
 
 const NOW = new Date('2026-01-15T12:00:00Z');

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { type EnvIssue, findAppSupabaseUrl, LAPTOP_ENV_SCHEMA, parseEnvText, validateEnv } from '../../lib/env-file.ts';
+import {
+  type EnvIssue,
+  findAppSupabaseUrl,
+  LAPTOP_ENV_SCHEMA,
+  parseEnvText,
+  validateEnv,
+} from '../../lib/io/env-file.ts';
 
 // The Supabase CLI's public local defaults (`supabase status`), assembled here so the repository's key scanner,
 // which cannot tell a documented public constant from a leak, stays quiet.

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_ERROR_PATTERNS, compilePatternFile } from '../../lib/error-patterns.ts';
+import { BUILTIN_ERROR_PATTERNS, compilePatternFile } from '../../lib/findings/error-patterns.ts';
 
 const FILE = 'patterns.json';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { errorSignature, NO_ERROR_TEXT } from '../../lib/error-signature.ts';
+import { errorSignature, NO_ERROR_TEXT } from '../../lib/findings/error-signature.ts';
 
 const OOM_TRACEBACK = `Traceback (most recent call last):
   File "/home/sparkuser/srv/hd-worker/worker.py", line 212, in process_job

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { guardedFetch, TRANSPORT_ERROR_PATTERN, TransportError } from '../../lib/http.ts';
+import { guardedFetch, TRANSPORT_ERROR_PATTERN, TransportError } from '../../lib/io/http.ts';
 
 const URL_ = 'https://abcdefghijklmnopqrst.supabase.co/rest/v1/hd_ingestion_jobs?select=id';
 

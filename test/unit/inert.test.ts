@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { hasUnsafeText, inert, inertJson } from '../../lib/inert.ts';
-import { createOutput } from '../../lib/output.ts';
-import { mdText } from '../../lib/report.ts';
+import { hasUnsafeText, inert, inertJson } from '../../lib/io/inert.ts';
+import { createOutput } from '../../lib/io/output.ts';
+import { mdText } from '../../lib/io/report.ts';
 
 /** The escape families a job row, a log line or a process name can carry into the operator's terminal. */
 const HOSTILE = {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { TransportError } from '../../lib/http.ts';
-import { classifyDbError, createJobsDb, type DbFailureKind, escapeLike, type Job } from '../../lib/jobs-db.ts';
+import { TransportError } from '../../lib/io/http.ts';
+import { classifyDbError, createJobsDb, type DbFailureKind, escapeLike, type Job } from '../../lib/io/jobs-db.ts';
 import { opaqueKey } from '../helpers/fake-ports.ts';
 
 const URL_ = 'https://abcdefghijklmnopqrst.supabase.co';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { describeKey, inspectKey, isExpired, type KeyInfo, maskKey } from '../../lib/keys.ts';
-import { supabaseCliDefaultKeys } from '../../lib/supabase-cli-keys.ts';
+import { describeKey, inspectKey, isExpired, type KeyInfo, maskKey } from '../../lib/io/keys.ts';
+import { supabaseCliDefaultKeys } from '../../lib/io/supabase-cli-keys.ts';
 
 // The Supabase CLI's public local defaults (`supabase status`), assembled here so the repository's key scanner,
 // which cannot tell a documented public constant from a leak, stays quiet.

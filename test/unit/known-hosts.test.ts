@@ -12,7 +12,7 @@ import {
   matchPatternList,
   normalizeFingerprint,
   parseKnownHosts,
-} from '../../lib/ssh/known-hosts.ts';
+} from '../../lib/io/ssh/known-hosts.ts';
 
 /** A syntactically valid public key blob: string type, then arbitrary bytes (we never do crypto with it). */
 function fakeBlob(type: string, seed: string): Buffer {

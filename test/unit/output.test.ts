@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import type { CheckResult } from '../../lib/checks.ts';
-import type { Finding } from '../../lib/findings.ts';
-import { type Output, wantsColor } from '../../lib/output.ts';
-import { REDACTED } from '../../lib/redact.ts';
+import type { Finding } from '../../lib/core/finding.ts';
+import { type Output, wantsColor } from '../../lib/io/output.ts';
+import { REDACTED } from '../../lib/io/redact.ts';
+import type { CheckResult } from '../../lib/io/steps.ts';
 import { opaqueKey, recordingOutput } from '../helpers/fake-ports.ts';
 
 const ESC = '\x1b';

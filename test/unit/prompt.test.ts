@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { AbortedError, EXIT, RunbookError } from '../../lib/exit-codes.ts';
-import { isInteractive, nonInteractivePrompter, type Prompter, terminalPrompter } from '../../lib/prompt.ts';
+import { AbortedError, EXIT, RunbookError } from '../../lib/core/exit-codes.ts';
+import { isInteractive, nonInteractivePrompter, type Prompter, terminalPrompter } from '../../lib/io/prompt.ts';
 import { scriptedPrompter } from '../helpers/fake-ports.ts';
 
 describe('isInteractive', () => {

@@ -1,7 +1,7 @@
 import { chmodSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { realFiles } from '../../lib/context.ts';
+import { realFiles } from '../../lib/io/context.ts';
 import { tempDir } from '../helpers/run.ts';
 
 describe('the report and audit files', () => {

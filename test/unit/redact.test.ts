@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { looksSecret, makeRedactor, REDACTED, redactShapes, secretShape } from '../../lib/redact.ts';
+import { looksSecret, makeRedactor, REDACTED, redactShapes, secretShape } from '../../lib/io/redact.ts';
 
 const JWT_HEADER = 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9';
 const JWT_PAYLOAD = Buffer.from(

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { CheckResult } from '../../lib/checks.ts';
-import { RunbookError } from '../../lib/exit-codes.ts';
-import type { Finding } from '../../lib/findings.ts';
-import { REDACTED } from '../../lib/redact.ts';
-import { buildReport, mdText, renderMarkdown, writeReports } from '../../lib/report.ts';
+import { RunbookError } from '../../lib/core/exit-codes.ts';
+import type { Finding } from '../../lib/core/finding.ts';
+import { REDACTED } from '../../lib/io/redact.ts';
+import { buildReport, mdText, renderMarkdown, writeReports } from '../../lib/io/report.ts';
+import type { CheckResult } from '../../lib/io/steps.ts';
 import { fakePorts, opaqueKey } from '../helpers/fake-ports.ts';
 
 const SECRET = opaqueKey('secret');

@@ -1,19 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import type { Files } from '../../lib/context.ts';
-import { RunbookError } from '../../lib/exit-codes.ts';
-import type { Job } from '../../lib/jobs-db.ts';
-import { createOutput } from '../../lib/output.ts';
-import type { Clock } from '../../lib/ports.ts';
-import { createApplier, eachBounded, type RpcMode } from '../../lib/requeue/apply.ts';
+import { createApplier, eachBounded, type RpcMode } from '../../lib/actions/requeue/apply.ts';
 import {
   type AuditJobLine,
   openAuditLog,
   parseAuditText,
   pendingIntents,
   reconcileAudit,
-} from '../../lib/requeue/audit.ts';
-import { buildPlan, type RequeuePlan } from '../../lib/requeue/plan.ts';
-import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
+} from '../../lib/actions/requeue/audit.ts';
+import { buildPlan, type RequeuePlan } from '../../lib/actions/requeue/plan.ts';
+import { RunbookError } from '../../lib/core/exit-codes.ts';
+import type { Clock } from '../../lib/core/ports.ts';
+import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
+import type { Files } from '../../lib/io/context.ts';
+import type { Job } from '../../lib/io/jobs-db.ts';
+import { createOutput } from '../../lib/io/output.ts';
 import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -331,7 +331,7 @@ describe('a note another writer adds to debug while the requeue writes (per job)
 
 describe('audit file location', () => {
   it('defaults to the XDG state folder, else ~/.local/state; --audit and REQUEUE_AUDIT_FILE override', async () => {
-    const { defaultAuditFile, resolveAuditFile } = await import('../../lib/requeue/audit.ts');
+    const { defaultAuditFile, resolveAuditFile } = await import('../../lib/actions/requeue/audit.ts');
     expect(defaultAuditFile({ XDG_STATE_HOME: '/xdg' }, '/home/op')).toBe(
       '/xdg/hd-worker-runbooks/requeue-audit.jsonl',
     );
@@ -360,7 +360,7 @@ describe('audit file location', () => {
   });
 
   it('turns an unreadable audit path into a usage error naming --audit', async () => {
-    const { readAuditFile } = await import('../../lib/requeue/audit.ts');
+    const { readAuditFile } = await import('../../lib/actions/requeue/audit.ts');
     const files: Files = {
       read: () => {
         throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });

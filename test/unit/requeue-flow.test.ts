@@ -1,26 +1,26 @@
 import { describe, expect, it } from 'vitest';
-import type { LoadedConfig } from '../../lib/config.ts';
-import type { Files, Ports } from '../../lib/context.ts';
-import type { Evidence } from '../../lib/evidence.ts';
-import { EXIT } from '../../lib/exit-codes.ts';
-import type { RunState } from '../../lib/gather.ts';
-import type { Job } from '../../lib/jobs-db.ts';
-import { inspectKey } from '../../lib/keys.ts';
-import { createOutput } from '../../lib/output.ts';
-import type { Clock } from '../../lib/ports.ts';
-import { nonInteractivePrompter, type Prompter } from '../../lib/prompt.ts';
-import { parseAuditText } from '../../lib/requeue/audit.ts';
+import { parseAuditText } from '../../lib/actions/requeue/audit.ts';
+import { EXIT } from '../../lib/core/exit-codes.ts';
+import type { Clock } from '../../lib/core/ports.ts';
+import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
+import type { Evidence } from '../../lib/evidence/evidence.ts';
+import type { RequeueHandover } from '../../lib/flows/debug-stuck-jobs.ts';
 import {
   commandLineOf,
   executeRequeue,
   type RequeueContext,
   requeueJobs,
   requeueReport,
-} from '../../lib/requeue/flow.ts';
-import { parseRequeueOptions, type RequeueFlags } from '../../lib/requeue/options.ts';
-import type { RequeueHandover } from '../../lib/runbooks/debug-stuck-jobs.ts';
-import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
-import { classifySupabaseUrl } from '../../lib/supabase-url.ts';
+} from '../../lib/flows/requeue.ts';
+import { parseRequeueOptions, type RequeueFlags } from '../../lib/flows/requeue-usage.ts';
+import type { RunState } from '../../lib/flows/run.ts';
+import type { LoadedConfig } from '../../lib/io/config.ts';
+import type { Files, Ports } from '../../lib/io/context.ts';
+import type { Job } from '../../lib/io/jobs-db.ts';
+import { inspectKey } from '../../lib/io/keys.ts';
+import { createOutput } from '../../lib/io/output.ts';
+import { nonInteractivePrompter, type Prompter } from '../../lib/io/prompt.ts';
+import { classifySupabaseUrl } from '../../lib/io/supabase-url.ts';
 import { createMemoryJobsDb, type MemoryJobsDb } from '../helpers/memory-db.ts';
 
 const NOW = new Date('2026-03-10T12:00:00Z');

@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import type { Job } from '../../lib/jobs-db.ts';
-import { judgeCanary, pickCanaries } from '../../lib/requeue/canary.ts';
-import { appendHistory, entryOfOp, historyEntry, jobState, requeueHistory } from '../../lib/requeue/history.ts';
-import { buildPlan, groupWrites, opIdFor, type PlanInput, withoutRunning } from '../../lib/requeue/plan.ts';
-import { parseSelection, type Selection } from '../../lib/requeue/select.ts';
-import type { WatchReceipt } from '../../lib/requeue/verify.ts';
-import { DEFAULT_RULES } from '../../lib/stuck-rules.ts';
+import { judgeCanary, pickCanaries } from '../../lib/actions/requeue/canary.ts';
+import { appendHistory, entryOfOp, historyEntry, jobState, requeueHistory } from '../../lib/actions/requeue/history.ts';
+import { buildPlan, groupWrites, opIdFor, type PlanInput, withoutRunning } from '../../lib/actions/requeue/plan.ts';
+import { parseSelection, type Selection } from '../../lib/actions/requeue/select.ts';
+import type { WatchReceipt } from '../../lib/actions/requeue/verify.ts';
+import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
+import type { Job } from '../../lib/io/jobs-db.ts';
 
 const NOW = new Date('2026-03-10T12:00:00Z');
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;

@@ -1,6 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { EXIT, RunbookError } from '../../lib/exit-codes.ts';
-import { parseRequeueOptions, REQUEUE_HELP, REQUEUE_OPTIONS } from '../../lib/requeue/options.ts';
 import {
   compileErrorMatcher,
   DEFAULT_LIMIT,
@@ -13,7 +11,9 @@ import {
   parseTimeBound,
   readSelection,
   serverErrorSubstring,
-} from '../../lib/requeue/select.ts';
+} from '../../lib/actions/requeue/select.ts';
+import { EXIT, RunbookError } from '../../lib/core/exit-codes.ts';
+import { parseRequeueOptions, REQUEUE_HELP, REQUEUE_OPTIONS } from '../../lib/flows/requeue-usage.ts';
 import { createMemoryJobsDb } from '../helpers/memory-db.ts';
 
 const NOW = new Date('2026-03-10T12:00:00Z');

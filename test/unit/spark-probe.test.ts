@@ -2,9 +2,9 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { parseEnvText } from '../../lib/env-file.ts';
-import type { RemoteResult, SshSession } from '../../lib/ports.ts';
-import { buildProbeScript, parseProbeOutput, probeSpark, remotePathExpr } from '../../lib/spark-probe.ts';
+import type { RemoteResult, SshSession } from '../../lib/core/ports.ts';
+import { buildProbeScript, parseProbeOutput, probeSpark, remotePathExpr } from '../../lib/evidence/spark-probe.ts';
+import { parseEnvText } from '../../lib/io/env-file.ts';
 import { fakeClock } from '../helpers/fake-ports.ts';
 import { tempDir } from '../helpers/run.ts';
 

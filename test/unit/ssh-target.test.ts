@@ -6,7 +6,7 @@ import {
   type ResolveSshTargetInput,
   resolveSshTarget,
   type SparkSshSettings,
-} from '../../lib/ssh/target.ts';
+} from '../../lib/io/ssh/target.ts';
 
 const HOME = '/home/op';
 const PIN = 'SHA256:' + 'A'.repeat(43);

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type { Job, JobStatus } from '../../lib/jobs-db.ts';
 import {
   DEFAULT_RULES,
   describeRules,
@@ -9,7 +8,8 @@ import {
   parseJobTypeRules,
   type StuckRules,
   thresholdsFor,
-} from '../../lib/stuck-rules.ts';
+} from '../../lib/core/stuck-rules.ts';
+import type { Job, JobStatus } from '../../lib/io/jobs-db.ts';
 
 const NOW = new Date('2026-01-15T12:00:00Z');
 const minutesAgo = (m: number) => new Date(NOW.getTime() - m * 60_000).toISOString();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { classifySupabaseUrl, sameProject } from '../../lib/supabase-url.ts';
+import { classifySupabaseUrl, sameProject } from '../../lib/io/supabase-url.ts';
 
 const REF = 'abcdefghijklmnopqrst';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { makeRedactor } from '../../lib/redact.ts';
-import { clip } from '../../lib/text.ts';
+import { clip } from '../../lib/core/text.ts';
+import { makeRedactor } from '../../lib/io/redact.ts';
 
 describe('clip', () => {
   it.each([

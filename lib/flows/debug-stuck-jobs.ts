@@ -1,0 +1,250 @@
+/**
+ * debug-stuck-jobs: the guided incident flow. Preflight and evidence in one parallel round (queue, Spark, app),
+ * findings from the catalog, each with its fix; where a requeue is safe, offer it behind the fix gate.
+ */
+
+import { EXIT, type ExitCode } from '../core/exit-codes.ts';
+import { atLeastWarning, type Finding } from '../core/finding.ts';
+import { describeRules, isOverdueQueued, isStaleRunning } from '../core/stuck-rules.ts';
+import { clip } from '../core/text.ts';
+import { type Evidence, formatAge, minutesBetween } from '../evidence/evidence.ts';
+import { appStep, closeSession, configStep, queueStep, sparkStep } from '../evidence/gather.ts';
+import { diagnose, logContextFor } from '../findings/diagnosis.ts';
+import { errorSignature } from '../findings/error-signature.ts';
+import { fixGate } from '../findings/fix-gate.ts';
+import { configFileFlag } from '../io/cli.ts';
+import { stuckRulesFrom } from '../io/config.ts';
+import type { Ports } from '../io/context.ts';
+import type { Job } from '../io/jobs-db.ts';
+import type { Report } from '../io/report.ts';
+import { shellQuote } from '../io/shell-quote.ts';
+import { type CheckResult, runPlan } from '../io/steps.ts';
+import type { RunState } from './run.ts';
+import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './run.ts';
+
+export { DEBUG_STUCK_JOBS_HELP, DEBUG_STUCK_JOBS_OPTIONS } from './usage.ts';
+
+export interface DebugFlags extends CommonFlags {
+  'queued-minutes'?: string;
+  'running-minutes'?: string;
+  'max-attempts'?: string;
+  'job-type-rule'?: string[];
+}
+
+/** Hands a set of jobs to the requeue flow (which previews, confirms, compare-and-sets and audits). */
+export type RequeueHandover = (
+  ports: Ports,
+  state: RunState,
+  request: { ids: string[]; reason: string; findingId: string; flags: CommonFlags },
+) => Promise<{ title: string; lines: string[]; code: ExitCode }>;
+
+function showQueue(ports: Ports, ev: Evidence): void {
+  const { out } = ports;
+  const q = ev.queue;
+  if (!q) return;
+  out.heading('Queue');
+  out.line(`rules: ${describeRules(ev.rules)}`);
+  out.line(
+    `queued/pending ${q.queued.count} · running ${q.running.count} · failed (24 h) ${q.failed.count} · done ${q.done.count}${q.done.latest?.finished_at ? ` (last ${formatAge(minutesBetween(ev.now, q.done.latest.finished_at))} ago)` : ''}`,
+  );
+  const oldest = q.queued.oldest.slice(0, 5);
+  if (oldest.length) {
+    out.line('oldest queued:');
+    for (const j of oldest) {
+      const flag = isOverdueQueued(j, ev.rules, ev.now) ? '  ← over the rule' : '';
+      out.line(`  ${j.id}  ${j.job_type}  ${formatAge(minutesBetween(ev.now, j.created_at))}${flag}`);
+    }
+  }
+  if (q.running.jobs.length) {
+    out.line('running:');
+    for (const j of q.running.jobs.slice(0, 5)) {
+      const flag = isStaleRunning(j, ev.rules, ev.now) ? '  ← stale' : '';
+      out.line(`  ${j.id}  ${j.job_type}  started ${formatAge(minutesBetween(ev.now, j.started_at))} ago${flag}`);
+    }
+  }
+  if (q.failed.recent.length) {
+    const groups = new Map<string, number>();
+    for (const j of q.failed.recent) {
+      const k = `${j.job_type} · ${errorSignature(j.error)}`;
+      groups.set(k, (groups.get(k) ?? 0) + 1);
+    }
+    out.line(
+      `recent failures by job_type and error${q.failed.count > q.failed.recent.length ? ` (latest ${q.failed.recent.length} of ${q.failed.count})` : ''}:`,
+    );
+    for (const [k, n] of [...groups.entries()].sort((a, b) => b[1] - a[1]))
+      out.line(`  ${String(n).padStart(4)} × ${k}`);
+  }
+}
+
+/** The jobs worth linking to the log: over the rule, stale, or recently failed. */
+function stuckJobs(ev: Evidence): Job[] {
+  const q = ev.queue;
+  if (!q) return [];
+  return [
+    ...q.queued.oldest.filter((j) => isOverdueQueued(j, ev.rules, ev.now)),
+    ...q.running.jobs.filter((j) => isStaleRunning(j, ev.rules, ev.now)),
+    ...q.failed.recent,
+  ];
+}
+
+function showLogLinks(ports: Ports, ev: Evidence): Record<string, string[]> {
+  const probe = ev.spark?.ok ? ev.spark.probe : undefined;
+  const links: Record<string, string[]> = {};
+  if (probe?.log.status !== 'ok') return links;
+  for (const j of stuckJobs(ev)) {
+    const lines = logContextFor(j.id, probe.log.tail);
+    if (lines.length) links[j.id] = lines.slice(0, 6);
+  }
+  const ids = Object.keys(links);
+  ports.out.heading('Worker log');
+  ports.out.line(
+    `${probe.log.tail.length} lines of the last ${Math.round(Math.min(probe.log.size, 65_536) / 1024)} KB read (log is ${Math.round(probe.log.size / 1024)} KB)`,
+  );
+  for (const l of probe.log.tail.slice(-5)) ports.out.line(`  ${clip(l, 200)}`);
+  if (ids.length) {
+    ports.out.line('lines naming stuck jobs:');
+    for (const id of ids.slice(0, 10)) {
+      ports.out.line(`  ${id}:`);
+      for (const l of links[id]) ports.out.line(`    ${clip(l, 200)}`);
+    }
+  }
+  return links;
+}
+
+/** Offers the requeue where it is safe, behind the fix gate; only interactive runs get here with a handover. */
+async function offerRequeue(
+  state: RunState,
+  findings: readonly Finding[],
+  flags: CommonFlags,
+  handover: RequeueHandover | undefined,
+): Promise<{ actions: Report['actions']; aborted: boolean; code?: ExitCode }> {
+  const { ports, evidence } = state;
+  const actions: Report['actions'] = [];
+  const offers = findings.filter((f) => f.requeueSafe && f.jobIds?.length);
+  if (!offers.length) return { actions, aborted: false };
+  ports.out.heading('Recommendation');
+  const jobsById = new Map<string, Job>(
+    [...(evidence.queue?.failed.recent ?? []), ...(evidence.queue?.running.jobs ?? [])].map((j) => [j.id, j]),
+  );
+  let code: ExitCode | undefined;
+  for (const f of offers) {
+    const jobs = f.jobIds!.map((id) => jobsById.get(id)).filter((j): j is Job => Boolean(j));
+    const gate = fixGate(evidence, jobs);
+    ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
+    ports.out.line(`  fix gate: ${gate.line}`);
+    const configFile = configFileFlag(flags);
+    const envFile = configFile ? `--config ${shellQuote(configFile)} ` : '';
+    // Pasteable as printed: every id (--id takes a comma list), the same config, and what running jobs need.
+    const running = f.jobIds!.some((id) => jobsById.get(id)?.status === 'running') ? ' --include-running' : '';
+    const command = `npx zx runbooks/requeue.mts ${envFile}--id ${f.jobIds!.join(',')}${running} --reason ${shellQuote(`${f.id} fixed`)}`;
+    if (!ports.prompt.interactive || !handover) {
+      ports.out.line(`  when fixed: ${command}`);
+      continue;
+    }
+    if (gate.deployed === false) {
+      ports.out.line(
+        '  The worker has not restarted since these jobs failed: requeueing now will most likely fail them again.',
+      );
+    }
+    const go = await ports.prompt.confirm(
+      `requeue-${f.id}`,
+      `Hand the ${f.jobIds!.length} job(s) of ${f.id} over to requeue (preview first)?`,
+      false,
+    );
+    if (!go) {
+      ports.out.line(`  not requeued. Later: ${command}`);
+      continue;
+    }
+    const result = await handover(ports, state, { ids: f.jobIds!, reason: `${f.id} fixed`, findingId: f.id, flags });
+    actions.push({ title: result.title, lines: result.lines });
+    if (result.code === EXIT.aborted) return { actions, aborted: true };
+    if (result.code !== EXIT.ok) code = result.code;
+  }
+  return { actions, aborted: false, code };
+}
+
+/**
+ * After a hand-over: the queue read again, the findings judged again. Those gone are listed as resolved; what is
+ * left (if anything) is shown, and decides the end line and the exit code.
+ */
+async function judgeAgain(
+  state: RunState,
+  before: readonly Finding[],
+  checks: CheckResult[],
+): Promise<{ findings: Finding[]; resolved: Finding[] }> {
+  const { ports, evidence } = state;
+  evidence.now = ports.clock.now();
+  ports.out.heading('After the requeue');
+  checks.push(...(await runPlan(state, [queueStep], ports.out)));
+  const findings = diagnose(evidence, state.patterns, 'all');
+  // Resolved: at warning or above before, gone or below warning now (old tracebacks in the log stay as info).
+  const resolved = before.filter((f) => atLeastWarning(f) && !findings.some((g) => g.id === f.id && atLeastWarning(g)));
+  for (const f of resolved) ports.out.line(`resolved: ${f.title} [${f.id}]`);
+  if (!findings.some(atLeastWarning)) ports.out.line('nothing is left at warning level or above');
+  if (findings.length) showFindings(ports, findings);
+  return { findings, resolved };
+}
+
+export async function runDebugStuckJobs(
+  ports: Ports,
+  flags: DebugFlags,
+  handover?: RequeueHandover,
+  /** Ctrl-C: what was gathered is still shown and reported, but nothing more is asked or offered. */
+  signal?: AbortSignal,
+): Promise<ExitCode> {
+  const state = startRun(ports, flags, (values) =>
+    stuckRulesFrom(values, {
+      queuedMinutes: flags['queued-minutes'],
+      runningMinutes: flags['running-minutes'],
+      maxAttempts: flags['max-attempts'],
+      jobTypeRules: flags['job-type-rule'],
+    }),
+  );
+  const { evidence } = state;
+  const ref = evidence.laptop.url?.projectRef ?? evidence.laptop.declaredRef;
+  ports.out.heading(
+    `debug-stuck-jobs · ${evidence.laptop.url?.origin}${ref ? ` (project ${ref})` : ''} · ${evidence.now.toISOString()}${ports.prompt.interactive ? '' : ' · read-only'}`,
+  );
+  try {
+    const checks = await runPlan(state, [configStep, [queueStep, sparkStep, appStep]], ports.out);
+    showQueue(ports, evidence);
+    const logLinks = showLogLinks(ports, evidence);
+    const findings = diagnose(evidence, state.patterns, 'all');
+    showFindings(ports, findings);
+    const couldNotRun = exitCodeFor(findings) === EXIT.couldNotRun;
+    const offer =
+      couldNotRun || signal?.aborted
+        ? { actions: [], aborted: Boolean(signal?.aborted) }
+        : await offerRequeue(state, findings, flags, handover);
+    // The end line describes the world after the action: when a hand-over wrote, read the queue again and judge again.
+    const after = offer.actions.length && !offer.aborted ? await judgeAgain(state, findings, checks) : undefined;
+    const q = evidence.queue;
+    const extra = {
+      rules: evidence.rules,
+      queue: q
+        ? {
+            queued: q.queued.count,
+            running: q.running.count,
+            failedLast24h: q.failed.count,
+            done: q.done.count,
+            oldestQueued: q.queued.oldest[0]?.created_at ?? null,
+          }
+        : null,
+      logLinks,
+      ...(after ? { resolved: after.resolved.map((f) => f.id) } : {}),
+    };
+    return finishRun(
+      state,
+      'debug-stuck-jobs',
+      flags,
+      after?.findings ?? findings,
+      checks,
+      offer.actions,
+      extra,
+      // A hand-over that could not write (exit 2) outranks the findings' exit 1; an abort is an abort.
+      offer.aborted ? EXIT.aborted : 'code' in offer && offer.code === EXIT.couldNotRun ? EXIT.couldNotRun : undefined,
+    );
+  } finally {
+    await closeSession(state);
+  }
+}

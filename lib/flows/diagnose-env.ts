@@ -1,0 +1,24 @@
+/** diagnose-env: the environment doctor. Laptop config, keys, Supabase, Spark and the worker, the app; one verdict. */
+
+import type { ExitCode } from '../core/exit-codes.ts';
+import { appStep, closeSession, configStep, sparkStep, supabasePreflightStep } from '../evidence/gather.ts';
+import { diagnose } from '../findings/diagnosis.ts';
+import { stuckRulesFrom } from '../io/config.ts';
+import type { Ports } from '../io/context.ts';
+import { runPlan } from '../io/steps.ts';
+import { type CommonFlags, finishRun, showFindings, startRun } from './run.ts';
+
+export { DIAGNOSE_ENV_HELP } from './usage.ts';
+
+export async function runDiagnoseEnv(ports: Ports, flags: CommonFlags): Promise<ExitCode> {
+  const state = startRun(ports, flags, (values) => stuckRulesFrom(values, {}));
+  ports.out.heading(`diagnose-env · ${state.evidence.laptop.url?.origin} · ${state.evidence.now.toISOString()}`);
+  try {
+    const checks = await runPlan(state, [configStep, [supabasePreflightStep, sparkStep, appStep]], ports.out);
+    const findings = diagnose(state.evidence, state.patterns, 'env');
+    showFindings(ports, findings);
+    return finishRun(state, 'diagnose-env', flags, findings, checks, []);
+  } finally {
+    await closeSession(state);
+  }
+}

@@ -1,0 +1,177 @@
+/**
+ * The real ports, built once by a runbook's entry point. Everything else receives them as arguments, so unit tests
+ * build the same object from fakes (see test/helpers/fake-ports.ts).
+ */
+import { execFileSync } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  constants as fsConstants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Clock, SshConnectResult, UnknownHostDecider } from '../core/ports.ts';
+import { inert } from './inert.ts';
+import { createJobsDb, type JobsDb } from './jobs-db.ts';
+import { createOutput, type Output, wantsColor } from './output.ts';
+import { isInteractive, nonInteractivePrompter, type Prompter, terminalPrompter } from './prompt.ts';
+import { connectSpark } from './ssh/connect.ts';
+import type { SparkSshSettings } from './ssh/target.ts';
+
+export interface Files {
+  /** The text, or undefined when the file does not exist. */
+  read(file: string): string | undefined;
+  write(file: string, text: string): void;
+  /** Appends and flushes (audit lines must survive a kill right after). */
+  append(file: string, text: string): void;
+}
+
+export interface Ports {
+  out: Output;
+  prompt: Prompter;
+  clock: Clock;
+  files: Files;
+  env: Readonly<Record<string, string | undefined>>;
+  cwd: string;
+  homeDir: string;
+  /** Writes machine output (`--json -`). */
+  stdout: (text: string) => void;
+  openDb(url: string, key: string): JobsDb;
+  connectSpark(settings: SparkSshSettings, onUnknownHost?: UnknownHostDecider): Promise<SshConnectResult>;
+  /** Who runs this: RUNBOOK_OPERATOR, else git's user.email, else the login name. */
+  operator(configured?: string): string;
+  timeoutMs: number;
+}
+
+export const realClock: Clock = {
+  now: () => new Date(),
+  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
+};
+
+export const realFiles: Files = {
+  read(file) {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw e;
+    }
+  },
+  // Reports hold evidence: written 0600 through a temporary file and a rename (a reader never sees half a
+  // report, an existing 0644 file does not keep its mode), and never through a symlink planted at the path.
+  write(file, text) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    refuseSymlink(file);
+    const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
+    try {
+      writeFileSync(tmp, text, { mode: 0o600, flag: 'wx' });
+      renameSync(tmp, file);
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+  },
+  // Appends (the audit file, GitHub's step summary) create the file 0600 and never follow a symlink.
+  append(file, text) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    const fd = openSync(
+      file,
+      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW,
+      0o600,
+    );
+    try {
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
+  },
+};
+
+function refuseSymlink(file: string): void {
+  let isLink = false;
+  try {
+    isLink = lstatSync(file).isSymbolicLink();
+  } catch {
+    // no such file yet
+  }
+  if (isLink) throw new Error(`${file} is a symbolic link; not writing through it`);
+}
+
+/** Where git usually lives; the PATH npx builds starts with every ancestor folder's node_modules/.bin. */
+const GIT_CANDIDATES = ['/usr/bin/git', '/usr/local/bin/git', '/opt/homebrew/bin/git', '/bin/git'];
+
+function gitEmail(): string | undefined {
+  const git = GIT_CANDIDATES.find((p) => existsSync(p));
+  if (!git) return undefined;
+  try {
+    // A minimal environment: git needs to find its config, nothing else (no key from the runbook's config).
+    const env: Record<string, string> = { PATH: '/usr/bin:/bin' };
+    for (const k of ['HOME', 'XDG_CONFIG_HOME', 'GIT_CONFIG_GLOBAL', 'LANG'])
+      if (process.env[k]) env[k] = process.env[k]!;
+    const email = execFileSync(git, ['config', 'user.email'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 2_000,
+      env,
+    }).trim();
+    return email || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Builds the real ports for a runbook process. `jsonToStdout` moves human output to stderr. */
+export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: boolean; timeoutMs: number }): Ports {
+  const human = opts.jsonToStdout ? process.stderr : process.stdout;
+  const env = process.env;
+  const interactive = isInteractive({
+    ci: opts.ci,
+    env,
+    stdinIsTTY: process.stdin.isTTY,
+    stdoutIsTTY: human.isTTY,
+  });
+  const color = wantsColor(human.isTTY, env);
+  const out = createOutput({
+    write: (t) => human.write(t),
+    color,
+    spinner: interactive && color,
+    verbose: opts.verbose,
+  });
+  return {
+    out,
+    prompt: interactive
+      ? terminalPrompter(process.stdin, human, (t) => out.redact(inert(t)))
+      : nonInteractivePrompter(),
+    clock: realClock,
+    files: realFiles,
+    env,
+    cwd: process.cwd(),
+    homeDir: os.homedir(),
+    stdout: (t) => process.stdout.write(t),
+    timeoutMs: opts.timeoutMs,
+    openDb: (url, key) =>
+      createJobsDb({ url, key, timeoutMs: opts.timeoutMs, sleep: realClock.sleep, now: () => performance.now() }),
+    connectSpark: (settings, onUnknownHost) =>
+      connectSpark({
+        target: settings.target,
+        auth: settings.auth,
+        knownHostsText: realFiles.read(settings.knownHostsPath),
+        knownHostsPath: settings.knownHostsPath,
+        pinnedFingerprint: settings.pinnedFingerprint,
+        onUnknownHost,
+        readTextFile: (p) => readFile(p, 'utf8'),
+        timeoutMs: opts.timeoutMs,
+        keepaliveIntervalMs: 0,
+      }),
+    operator: (configured) => configured || gitEmail() || os.userInfo().username,
+  };
+}

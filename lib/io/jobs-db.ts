@@ -1,0 +1,330 @@
+/**
+ * The db port: every read and write of `hd_ingestion_jobs`, through supabase-js. Filters, counts and limits run
+ * on the server, so a diagnosis costs the same requests for a hundred jobs or a million. Failures are values.
+ */
+import { createClient, type SupabaseClient } from '@supabase/supabase-js';
+import ws from 'ws';
+import { JOB_COLUMNS, type Job, type JobStatus } from '../core/job.ts';
+import { clip } from '../core/text.ts';
+import { guardedFetch, TRANSPORT_ERROR_PATTERN } from './http.ts';
+
+export { JOB_COLUMNS, JOB_STATUSES, type Job, type JobStatus } from '../core/job.ts';
+
+export const JOBS_TABLE = 'hd_ingestion_jobs';
+
+export type DbFailureKind =
+  | 'unauthorized'
+  | 'forbidden'
+  | 'missing-table'
+  | 'bad-request'
+  | 'server'
+  | 'timeout'
+  | 'unreachable'
+  | 'malformed';
+
+export interface DbFailure {
+  kind: DbFailureKind;
+  status: number;
+  /** One line: what failed (never a key). */
+  message: string;
+  /** One line: what to do. */
+  fix: string;
+}
+
+export type DbResult<T> = { ok: true; value: T; ms: number } | { ok: false; failure: DbFailure; ms: number };
+
+export interface QueueSnapshot {
+  queued: { count: number; oldest: Job[] };
+  running: { count: number; jobs: Job[] };
+  failed: { count: number; recent: Job[]; since: string };
+  done: { count: number; latest: Job | null };
+}
+
+export interface JobFilter {
+  ids?: string[];
+  statuses?: JobStatus[];
+  jobType?: string;
+  accountId?: string;
+  /** created_at before this instant */
+  createdBefore?: Date;
+  /** created_at at or after this instant */
+  createdAfter?: Date;
+  /** Server-side substring match on error (ilike); regexes are applied by the caller on the result. */
+  errorContains?: string;
+  limit: number;
+}
+
+/** Above this, a job's debug is not part of the compare-and-set (it would make the URL too long for gateways). */
+export const MAX_DEBUG_GUARD_CHARS = 6_000;
+
+/** The fields a compare-and-set write is conditioned on: what the operator saw. */
+export type JobGuard = Pick<Job, 'id' | 'status' | 'attempts' | 'started_at'>;
+
+export interface JobsDb {
+  readonly url: string;
+  queueSnapshot(o: { failedSince: Date; listLimit: number }): Promise<DbResult<QueueSnapshot>>;
+  /** Count of queued/pending jobs and the oldest one: the evidence for failure A on the local instance. */
+  queuedSummary(): Promise<DbResult<{ count: number; oldest: Job | null }>>;
+  findJobs(filter: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>>;
+  /**
+   * Updates one job only while it still matches `guard` (and, with `also.debug`, while its debug is still that
+   * value: a note another writer added is never overwritten); resolves to the new row, or null when the job changed
+   * meanwhile (nothing written).
+   */
+  compareAndSet(
+    guard: JobGuard,
+    patch: Partial<Omit<Job, 'id'>>,
+    also?: { debug: unknown },
+  ): Promise<DbResult<Job | null>>;
+  /** Calls a SQL function through /rest/v1/rpc. */
+  rpc<T>(fn: string, args: Record<string, unknown>): Promise<DbResult<T>>;
+}
+
+export interface JobsDbOptions {
+  url: string;
+  key: string;
+  timeoutMs: number;
+  readRetries?: number;
+  sleep: (ms: number) => Promise<void>;
+  now: () => number;
+  fetch?: typeof fetch;
+}
+
+interface PgError {
+  message?: string;
+  code?: string;
+  details?: string;
+  hint?: string | null;
+}
+
+/** Maps what supabase-js returned to a failure an operator can act on. */
+export function classifyDbError(status: number, error: PgError, url: string): DbFailure {
+  const host = (() => {
+    try {
+      return new URL(url).host;
+    } catch {
+      return url;
+    }
+  })();
+  const text = clip([error.message, error.hint].filter(Boolean).join(' — '), 300);
+  const transport = TRANSPORT_ERROR_PATTERN.exec(error.message ?? '');
+  if (status === 0 && transport) {
+    const [, kind, message] = transport;
+    if (kind === 'timeout') {
+      return {
+        kind: 'timeout',
+        status,
+        message,
+        fix: `check the network to ${host} and Supabase's status page; raise --timeout if the link is just slow`,
+      };
+    }
+    return {
+      kind: 'unreachable',
+      status,
+      message,
+      fix:
+        kind === 'dns'
+          ? 'check SUPABASE_URL for a typo (the project ref) and your DNS'
+          : `check SUPABASE_URL (${host}) and that the API is up`,
+    };
+  }
+  if (status === 0) return { kind: 'unreachable', status, message: text || 'no answer', fix: 'check SUPABASE_URL' };
+  if (status === 200 || status === 201 || status === 206) {
+    return {
+      kind: 'malformed',
+      status,
+      message: `the API answered ${status} with a body that is not JSON`,
+      fix: `check that SUPABASE_URL (${host}) is the project's API URL, not a proxy or dashboard page`,
+    };
+  }
+  if (status === 401) {
+    return {
+      kind: 'unauthorized',
+      status,
+      message: `the key was rejected (401${error.code ? ` ${error.code}` : ''}: ${text})`,
+      fix: "set SUPABASE_SERVICE_ROLE_KEY (or SUPABASE_SECRET_KEY) to this project's key from Project Settings → API",
+    };
+  }
+  if (status === 403) {
+    return {
+      kind: 'forbidden',
+      status,
+      message: `permission denied (403: ${text})`,
+      fix: 'use the service-role or secret key: the key in use may read but not write the jobs table',
+    };
+  }
+  if (status === 404 || error.code === 'PGRST205' || error.code === '42P01') {
+    return {
+      kind: 'missing-table',
+      status,
+      message: `table ${JOBS_TABLE} not found (${status}${error.code ? ` ${error.code}` : ''})`,
+      fix: 'check SUPABASE_URL names the right project, or apply sandbox/migrations/001_hd_ingestion_jobs.sql',
+    };
+  }
+  if (status >= 500) {
+    return {
+      kind: 'server',
+      status,
+      message: `the API failed (${status}${text ? `: ${text}` : ''})`,
+      fix: "retry in a minute; if it persists check Supabase's status page and the project's API logs",
+    };
+  }
+  return {
+    kind: 'bad-request',
+    status,
+    message: `the API refused the request (${status}${error.code ? ` ${error.code}` : ''}: ${text})`,
+    fix: 'this is likely a bug in the runbook or a schema difference; run with --verbose and report it',
+  };
+}
+
+export function createJobsDb(o: JobsDbOptions): JobsDb {
+  const client: SupabaseClient = createClient(o.url, o.key, {
+    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
+    // Node 20 has no global WebSocket; realtime is never used, but the client insists on a transport.
+    realtime: { transport: ws as unknown as never },
+    global: {
+      fetch: guardedFetch({
+        timeoutMs: o.timeoutMs,
+        readRetries: o.readRetries ?? 2,
+        backoffMs: (n) => 250 * 2 ** n,
+        sleep: o.sleep,
+        fetch: o.fetch,
+      }),
+    },
+  });
+  const table = () => client.from(JOBS_TABLE);
+
+  async function run<T>(
+    query: PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>,
+    pick: (data: unknown, count: number | null) => T,
+  ): Promise<DbResult<T>> {
+    const started = o.now();
+    const r = await query;
+    const ms = o.now() - started;
+    if (r.error) return { ok: false, failure: classifyDbError(r.status, r.error, o.url), ms };
+    return { ok: true, value: pick(r.data, r.count ?? null), ms };
+  }
+
+  /** Table reads and writes always answer a JSON array; an empty or non-array body is a broken proxy, not data. */
+  function rows<T>(
+    query: PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>,
+    pick: (data: Job[], count: number | null) => T,
+  ): Promise<DbResult<T>> {
+    return run(
+      Promise.resolve(query).then((r) =>
+        r.error || Array.isArray(r.data)
+          ? r
+          : { ...r, error: { message: 'not a JSON array' }, status: r.status || 200 },
+      ),
+      (d, c) => pick(d as Job[], c),
+    );
+  }
+
+  return {
+    url: o.url,
+
+    async queueSnapshot({ failedSince, listLimit }) {
+      const started = o.now();
+      const [queued, running, failed, done] = await Promise.all([
+        rows(
+          table()
+            .select(JOB_COLUMNS, { count: 'exact' })
+            .in('status', ['queued', 'pending'])
+            .order('created_at', { ascending: true })
+            .limit(listLimit)
+            .retry(false),
+          (d, c) => ({ count: c ?? 0, oldest: d as Job[] }),
+        ),
+        rows(
+          table()
+            .select(JOB_COLUMNS, { count: 'exact' })
+            .eq('status', 'running')
+            .order('started_at', { ascending: true, nullsFirst: true })
+            .limit(listLimit)
+            .retry(false),
+          (d, c) => ({ count: c ?? 0, jobs: d as Job[] }),
+        ),
+        rows(
+          table()
+            .select(JOB_COLUMNS, { count: 'exact' })
+            .eq('status', 'failed')
+            .gte('finished_at', failedSince.toISOString())
+            .order('finished_at', { ascending: false })
+            .limit(listLimit)
+            .retry(false),
+          (d, c) => ({ count: c ?? 0, recent: d as Job[], since: failedSince.toISOString() }),
+        ),
+        rows(
+          table()
+            .select(JOB_COLUMNS, { count: 'exact' })
+            .eq('status', 'done')
+            .order('finished_at', { ascending: false, nullsFirst: false })
+            .limit(1)
+            .retry(false),
+          (d, c) => ({ count: c ?? 0, latest: ((d as Job[])[0] ?? null) as Job | null }),
+        ),
+      ]);
+      const ms = o.now() - started;
+      for (const r of [queued, running, failed, done]) if (!r.ok) return { ok: false, failure: r.failure, ms };
+      return {
+        ok: true,
+        ms,
+        value: {
+          queued: (queued as { value: QueueSnapshot['queued'] }).value,
+          running: (running as { value: QueueSnapshot['running'] }).value,
+          failed: (failed as { value: QueueSnapshot['failed'] }).value,
+          done: (done as { value: QueueSnapshot['done'] }).value,
+        },
+      };
+    },
+
+    queuedSummary() {
+      return rows(
+        table()
+          .select(JOB_COLUMNS, { count: 'exact' })
+          .in('status', ['queued', 'pending'])
+          .order('created_at', { ascending: true })
+          .limit(1)
+          .retry(false),
+        (d, c) => ({ count: c ?? 0, oldest: ((d as Job[])[0] ?? null) as Job | null }),
+      );
+    },
+
+    findJobs(f) {
+      let q = table().select(JOB_COLUMNS, { count: 'exact' });
+      if (f.ids?.length) q = q.in('id', f.ids);
+      if (f.statuses?.length) q = q.in('status', f.statuses);
+      if (f.jobType) q = q.eq('job_type', f.jobType);
+      if (f.accountId) q = q.eq('account_id', f.accountId);
+      if (f.createdBefore) q = q.lt('created_at', f.createdBefore.toISOString());
+      if (f.createdAfter) q = q.gte('created_at', f.createdAfter.toISOString());
+      if (f.errorContains) q = q.ilike('error', `%${escapeLike(f.errorContains)}%`);
+      return rows(q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false), (d, c) => ({
+        jobs: d as Job[],
+        total: c ?? (d as Job[]).length,
+      }));
+    },
+
+    compareAndSet(guard, patch, also) {
+      let q = table().update(patch).eq('id', guard.id).eq('status', guard.status).eq('attempts', guard.attempts);
+      q = guard.started_at === null ? q.is('started_at', null) : q.eq('started_at', guard.started_at);
+      if (also) {
+        // jsonb equality on the server (key order does not matter); debug=eq.{…} rides in the URL, so a debug too
+        // large for a URL is guarded by the fields above alone.
+        const text = JSON.stringify(also.debug);
+        if (also.debug === null || also.debug === undefined) q = q.is('debug', null);
+        else if (text.length <= MAX_DEBUG_GUARD_CHARS) q = q.eq('debug', text);
+      }
+      return rows(q.select(JOB_COLUMNS), (d) => d[0] ?? null);
+    },
+
+    rpc<T>(fn: string, args: Record<string, unknown>) {
+      return run(client.rpc(fn, args), (d) => d as T);
+    },
+  };
+}
+
+/** `%`, `_` and `\` are LIKE metacharacters; `*` is PostgREST's wildcard. All are matched literally here. */
+export function escapeLike(value: string): string {
+  return value.replace(/[\\%_*]/g, (c) => `\\${c}`);
+}
