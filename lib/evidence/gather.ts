@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { SshSession } from '../core/ports.ts';
 import { clip } from '../core/text.ts';
+import { diskLow } from '../core/thresholds.ts';
 import type { LoadedConfig } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
 import { findAppSupabaseUrl, parseEnvText } from '../io/env-file.ts';
@@ -330,7 +331,7 @@ export const sparkStep: Step<GatherState> = {
         check(
           'disk',
           'Free disk on Spark',
-          probe.disk.usedPercent >= 95 ? 'warning' : 'ok',
+          diskLow(probe.disk) ? 'warning' : 'ok',
           `${Math.round(probe.disk.availableKb / 1024)} MB free (${probe.disk.usedPercent}% used) on ${probe.disk.mount}`,
         ),
       );

@@ -6,6 +6,7 @@
 import { byCause, type Finding, sortFindings } from '../core/finding.ts';
 import { isAttemptsExhausted, isOverdueQueued, isStaleRunning } from '../core/stuck-rules.ts';
 import { clip } from '../core/text.ts';
+import { diskLow, SKEW_WARN_MS } from '../core/thresholds.ts';
 import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from '../evidence/evidence.ts';
 import { topLevelProcesses } from '../evidence/spark-probe.ts';
 import type { Job } from '../io/jobs-db.ts';
@@ -13,10 +14,6 @@ import { describeKey, isExpired } from '../io/keys.ts';
 import type { ErrorPattern } from './error-patterns.ts';
 import { errorSignature } from './error-signature.ts';
 import { describeProcess } from './fix-gate.ts';
-
-const SKEW_WARN_MS = 120_000;
-const DISK_WARN_PERCENT = 95;
-const DISK_WARN_KB = 1_048_576;
 
 function originOf(side: SupabaseSide | undefined): string | undefined {
   return side?.url?.origin;
@@ -313,7 +310,7 @@ export function environmentFindings(ev: Evidence): Finding[] {
         fix: 'on Spark: `timedatectl status`, enable NTP (`sudo timedatectl set-ntp true`)',
       });
     }
-    if (probe.disk && (probe.disk.usedPercent >= DISK_WARN_PERCENT || probe.disk.availableKb < DISK_WARN_KB)) {
+    if (probe.disk && diskLow(probe.disk)) {
       out.push({
         id: 'disk-low',
         severity: 'warning',
