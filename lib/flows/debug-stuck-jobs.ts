@@ -18,7 +18,8 @@ import type { Ports } from '../io/context.ts';
 import type { Job } from '../io/jobs-db.ts';
 import type { Report } from '../io/report.ts';
 import { shellQuote } from '../io/shell-quote.ts';
-import { type CheckResult, runPlan } from '../io/steps.ts';
+import { type CheckResult, type Plan, runPlan } from '../io/steps.ts';
+import { type ExecuteOptions, requeueJobs } from './requeue.ts';
 import type { RunState } from './run.ts';
 import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './run.ts';
 
@@ -31,12 +32,18 @@ export interface DebugFlags extends CommonFlags {
   'job-type-rule'?: string[];
 }
 
-/** Hands a set of jobs to the requeue flow (which previews, confirms, compare-and-sets and audits). */
-export type RequeueHandover = (
-  ports: Ports,
-  state: RunState,
-  request: { ids: string[]; reason: string; findingId: string; flags: CommonFlags },
-) => Promise<{ title: string; lines: string[]; code: ExitCode }>;
+/** What the runbook passes in: its gather steps, Ctrl-C, and (for tests) options for the hand-over's requeue. */
+export interface DebugRunOptions {
+  /** The evidence steps, in order (inner arrays run at once); default DEBUG_GATHER. */
+  gather?: Plan<RunState>;
+  /** Ctrl-C: what was gathered is still shown and reported, but nothing more is asked or offered. */
+  signal?: AbortSignal;
+  /** Overrides for the requeue a hand-over runs (e.g. a shorter verify in tests). */
+  requeue?: Partial<ExecuteOptions>;
+}
+
+/** Check the config; then read the queue, look at Spark and read the app's env, at once. */
+export const DEBUG_GATHER: Plan<RunState> = [configStep, [queueStep, sparkStep, appStep]];
 
 function showQueue(ports: Ports, ev: Evidence): void {
   const { out } = ports;
@@ -116,7 +123,7 @@ async function offerRequeue(
   state: RunState,
   findings: readonly Finding[],
   flags: CommonFlags,
-  handover: RequeueHandover | undefined,
+  options: DebugRunOptions,
 ): Promise<{ actions: Report['actions']; aborted: boolean; code?: ExitCode }> {
   const { ports, evidence } = state;
   const actions: Report['actions'] = [];
@@ -137,7 +144,7 @@ async function offerRequeue(
     // Pasteable as printed: every id (--id takes a comma list), the same config, and what running jobs need.
     const running = f.jobIds!.some((id) => jobsById.get(id)?.status === 'running') ? ' --include-running' : '';
     const command = `npx zx runbooks/requeue.mts ${envFile}--id ${f.jobIds!.join(',')}${running} --reason ${shellQuote(`${f.id} fixed`)}`;
-    if (!ports.prompt.interactive || !handover) {
+    if (!ports.prompt.interactive) {
       ports.out.line(`  when fixed: ${command}`);
       continue;
     }
@@ -155,7 +162,10 @@ async function offerRequeue(
       ports.out.line(`  not requeued. Later: ${command}`);
       continue;
     }
-    const result = await handover(ports, state, { ids: f.jobIds!, reason: `${f.id} fixed`, findingId: f.id, flags });
+    // The reason kept in each job's history says which finding, and what the gate saw of the fix.
+    const reason = clip(`${f.id} fixed (fix gate: ${gate.line})`, 480);
+    const request = { ids: f.jobIds!, reason, findingId: f.id };
+    const result = await requeueJobs(ports, state, request, { ...options.requeue, signal: options.signal });
     actions.push({ title: result.title, lines: result.lines });
     if (result.code === EXIT.aborted) return { actions, aborted: true };
     if (result.code !== EXIT.ok) code = result.code;
@@ -188,10 +198,9 @@ async function judgeAgain(
 export async function runDebugStuckJobs(
   ports: Ports,
   flags: DebugFlags,
-  handover?: RequeueHandover,
-  /** Ctrl-C: what was gathered is still shown and reported, but nothing more is asked or offered. */
-  signal?: AbortSignal,
+  options: DebugRunOptions = {},
 ): Promise<ExitCode> {
+  const { signal } = options;
   const state = startRun(ports, flags, (values) =>
     stuckRulesFrom(values, {
       queuedMinutes: flags['queued-minutes'],
@@ -206,7 +215,7 @@ export async function runDebugStuckJobs(
     `debug-stuck-jobs · ${evidence.laptop.url?.origin}${ref ? ` (project ${ref})` : ''} · ${evidence.now.toISOString()}${ports.prompt.interactive ? '' : ' · read-only'}`,
   );
   try {
-    const checks = await runPlan(state, [configStep, [queueStep, sparkStep, appStep]], ports.out);
+    const checks = await runPlan(state, options.gather ?? DEBUG_GATHER, ports.out);
     showQueue(ports, evidence);
     const logLinks = showLogLinks(ports, evidence);
     const findings = diagnose(evidence, state.patterns, 'all');
@@ -215,7 +224,7 @@ export async function runDebugStuckJobs(
     const offer =
       couldNotRun || signal?.aborted
         ? { actions: [], aborted: Boolean(signal?.aborted) }
-        : await offerRequeue(state, findings, flags, handover);
+        : await offerRequeue(state, findings, flags, options);
     // The end line describes the world after the action: when a hand-over wrote, read the queue again and judge again.
     const after = offer.actions.length && !offer.aborted ? await judgeAgain(state, findings, checks) : undefined;
     const q = evidence.queue;

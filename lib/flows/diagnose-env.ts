@@ -5,16 +5,23 @@ import { appStep, closeSession, configStep, sparkStep, supabasePreflightStep } f
 import { diagnose } from '../findings/diagnosis.ts';
 import { stuckRulesFrom } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
-import { runPlan } from '../io/steps.ts';
-import { type CommonFlags, finishRun, showFindings, startRun } from './run.ts';
+import { type Plan, runPlan } from '../io/steps.ts';
+import { type CommonFlags, finishRun, type RunState, showFindings, startRun } from './run.ts';
 
 export { DIAGNOSE_ENV_HELP } from './usage.ts';
 
-export async function runDiagnoseEnv(ports: Ports, flags: CommonFlags): Promise<ExitCode> {
+/** Check the config; then Supabase, Spark and the app's env, at once. */
+export const DIAGNOSE_GATHER: Plan<RunState> = [configStep, [supabasePreflightStep, sparkStep, appStep]];
+
+export async function runDiagnoseEnv(
+  ports: Ports,
+  flags: CommonFlags,
+  gather: Plan<RunState> = DIAGNOSE_GATHER,
+): Promise<ExitCode> {
   const state = startRun(ports, flags, (values) => stuckRulesFrom(values, {}));
   ports.out.heading(`diagnose-env · ${state.evidence.laptop.url?.origin} · ${state.evidence.now.toISOString()}`);
   try {
-    const checks = await runPlan(state, [configStep, [supabasePreflightStep, sparkStep, appStep]], ports.out);
+    const checks = await runPlan(state, gather, ports.out);
     const findings = diagnose(state.evidence, state.patterns, 'env');
     showFindings(ports, findings);
     return finishRun(state, 'diagnose-env', flags, findings, checks, []);

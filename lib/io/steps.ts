@@ -10,6 +10,8 @@ export interface Step<C> {
   title: string;
   /** Skipped (with the reason shown) when this returns a string. */
   skip?: (ctx: C) => string | undefined;
+  /** Shows the title as a progress line while the step runs (default); off for steps that print or ask. */
+  progress?: boolean;
   run: (ctx: C) => Promise<CheckResult | CheckResult[]>;
 }
 
@@ -34,12 +36,19 @@ export async function runPlan<C>(
   ctx: C,
   plan: Plan<C>,
   out: Output,
-  now: () => number = () => performance.now(),
+  options: {
+    now?: () => number;
+    /** Checked before each group: the plan ends early (the rest neither run nor show) once this says so. */
+    until?: (ctx: C) => boolean;
+  } = {},
 ): Promise<CheckResult[]> {
+  const { now = () => performance.now(), until } = options;
   const all: CheckResult[] = [];
   for (const entry of plan) {
+    if (until?.(ctx)) break;
     const group = (Array.isArray(entry) ? entry : [entry]) as ReadonlyArray<Step<C>>;
-    const stop = out.progress(group.map((s) => s.title).join(' · '));
+    const titles = group.filter((s) => s.progress !== false).map((s) => s.title);
+    const stop = titles.length ? out.progress(titles.join(' · ')) : () => {};
     let results: CheckResult[][];
     try {
       results = await Promise.all(group.map((s) => runOne(ctx, s, now)));

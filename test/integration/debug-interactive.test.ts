@@ -7,7 +7,6 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EXIT } from '../../lib/core/exit-codes.ts';
 import { runDebugStuckJobs } from '../../lib/flows/debug-stuck-jobs.ts';
-import { requeueJobs } from '../../lib/flows/requeue.ts';
 import { realPorts } from '../../lib/io/context.ts';
 import { recordingOutput, scriptedPrompter } from '../helpers/fake-ports.ts';
 import { tempDir } from '../helpers/run.ts';
@@ -43,15 +42,10 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     const { ports: p, out, prompt } = ports({});
     const interrupted = new AbortController();
     interrupted.abort();
-    const code = await runDebugStuckJobs(
-      p,
-      { 'env-file': sb.envFile },
-      () => Promise.reject(new Error('no hand-over after Ctrl-C')),
-      interrupted.signal,
-    );
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, { signal: interrupted.signal });
     expect(prompt.asked).toEqual([]);
     expect(out.text()).toContain('[circular-metadata]');
-    // The hand-over above rejects if called: none was attempted.
+    // Nothing was asked (above), so no hand-over was offered.
     expect(code).toBe(EXIT.aborted);
   });
 
@@ -66,9 +60,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
       ).map((r) => r.status);
     const handOver = async () => {
       const { ports: p, out } = ports({ 'requeue-circular-metadata': true, 'confirm-apply': true });
-      await runDebugStuckJobs(p, { 'env-file': sb.envFile }, (pp, state, request) =>
-        requeueJobs(pp, state, request, { verifySeconds: 15 }),
-      );
+      await runDebugStuckJobs(p, { 'env-file': sb.envFile }, { requeue: { verifySeconds: 15 } });
       return out.text();
     };
     // Too early: the worker still has the bug. The confirmation said so; the operator went ahead anyway.
@@ -102,13 +94,12 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
       'requeue-circular-metadata': true,
       'confirm-apply': true,
     });
-    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, (pp, state, request) =>
-      requeueJobs(pp, state, request, { verifySeconds: 15 }),
-    );
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, { requeue: { verifySeconds: 15 } });
     expect(prompt.asked).toEqual(['requeue-circular-metadata', 'confirm-apply']);
     const text = out.text();
     expect(text).toContain('fix gate: the worker restarted');
-    expect(text).toContain('circular-metadata fixed');
+    // The reason kept in the jobs' history names the finding and what the fix gate saw.
+    expect(text).toContain('reason: "circular-metadata fixed (fix gate: the worker restarted');
     // The end line describes the world after the hand-over: read again, the failure is gone, exit 0.
     expect(text).toMatch(/^After the requeue$/m);
     expect(text, text.slice(text.indexOf('After the requeue'))).toMatch(/^resolved: .* \[circular-metadata\]$/m);
@@ -140,7 +131,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     await sb.scenario('circular-metadata');
     await sb.resetStats();
     const { ports: p, out, prompt } = ports({ 'requeue-circular-metadata': false });
-    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, requeueJobs);
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile });
     expect(prompt.asked).toEqual(['requeue-circular-metadata']);
     expect(out.text()).toContain('The worker has not restarted since these jobs failed');
     expect(out.text()).toContain(`not requeued. Later: npx zx runbooks/requeue.mts --config ${sb.envFile} --id`);
@@ -152,7 +143,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     await sb.scenario('circular-metadata');
     await sb.resetStats();
     const { ports: p } = ports({ 'requeue-circular-metadata': true, 'confirm-apply': false });
-    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, requeueJobs);
+    const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile });
     expect(code).toBe(EXIT.aborted);
     expect((await sb.stats()).httpWrites).toBe(0);
   });

@@ -1,16 +1,19 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseAuditText } from '../../lib/actions/requeue/audit.ts';
 import { EXIT } from '../../lib/core/exit-codes.ts';
 import type { Clock } from '../../lib/core/ports.ts';
 import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
 import type { Evidence } from '../../lib/evidence/evidence.ts';
-import type { RequeueHandover } from '../../lib/flows/debug-stuck-jobs.ts';
 import {
   commandLineOf,
   executeRequeue,
+  handoverOptions,
+  REQUEUE_STEPS,
   type RequeueContext,
   requeueJobs,
   requeueReport,
+  steps,
 } from '../../lib/flows/requeue.ts';
 import { parseRequeueOptions, type RequeueFlags } from '../../lib/flows/requeue-usage.ts';
 import type { RunState } from '../../lib/flows/run.ts';
@@ -458,9 +461,20 @@ describe('requeueJobs (the hand-over from debug-stuck-jobs)', () => {
     };
   }
 
-  it("fits debug-stuck-jobs' RequeueHandover type", () => {
-    const handover: RequeueHandover = requeueJobs;
-    expect(typeof handover).toBe('function');
+  it('a hand-over gets the options the same command would (no flags parsed on the way)', () => {
+    const ids = ['00000000-0000-4000-8000-000000000001', '00000000-0000-4000-8000-000000000002'];
+    for (const interactive of [true, false]) {
+      const parsed = parseRequeueOptions({ id: ids, reason: 'x fixed', apply: true }, new Date(), interactive);
+      expect(handoverOptions({ ids, reason: 'x fixed', findingId: 'x' }, interactive)).toEqual(parsed);
+    }
+  });
+
+  it('the runbook lists the same steps, in the same order, as the hand-over runs', () => {
+    const text = readFileSync(new URL('../../runbooks/requeue.mts', import.meta.url), 'utf8');
+    const listed = [...text.matchAll(/^\s*steps\.(\w+),/gm)].map((m) => m[1]);
+    // The very step objects, in the very order: the runbook and the hand-over cannot drift apart.
+    expect(listed.map((name) => steps[name as keyof typeof steps])).toEqual(REQUEUE_STEPS);
+    expect(listed).toHaveLength(12);
   });
 
   it('previews, confirms (default No) and returns 3 when told no', async () => {
@@ -471,7 +485,6 @@ describe('requeueJobs (the hand-over from debug-stuck-jobs)', () => {
       ids: [id(1), id(2)],
       reason: 'circular-metadata fixed',
       findingId: 'circular-metadata',
-      flags: {},
     });
     expect(r.code).toBe(EXIT.aborted);
     expect(writes(db)).toEqual([]);
@@ -485,7 +498,7 @@ describe('requeueJobs (the hand-over from debug-stuck-jobs)', () => {
     const r = await requeueJobs(
       f.ports,
       state(db, f.ports),
-      { ids: [id(1), id(2)], reason: 'circular-metadata fixed', findingId: 'circular-metadata', flags: {} },
+      { ids: [id(1), id(2)], reason: 'circular-metadata fixed', findingId: 'circular-metadata' },
       { verifySeconds: 0, auditFlag: AUDIT },
     );
     expect(r.code).toBe(EXIT.ok);
