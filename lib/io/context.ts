@@ -145,6 +145,7 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
     color,
     spinner: interactive && color,
     verbose: opts.verbose,
+    columns: human.isTTY ? human.columns : undefined,
   });
   return {
     out,

@@ -2,6 +2,7 @@
  * The output port: every line a runbook prints goes through here, made inert (terminal controls in untrusted text
  * shown, never sent: lib/io/inert.ts), redacted and (on a terminal) coloured. Only the port's own colours are escapes.
  */
+import wrapAnsi from 'wrap-ansi';
 import type { CheckResult, CheckStatus } from '../core/check.ts';
 import type { Finding } from '../core/finding.ts';
 import { inert } from './inert.ts';
@@ -28,6 +29,44 @@ export interface OutputOptions {
   color: boolean;
   spinner: boolean;
   verbose: boolean;
+  /** The terminal's width: long lines wrap at spaces, with a hanging indent. Unset (a pipe, a file): never wrapped. */
+  columns?: number;
+}
+
+/**
+ * Where a pasteable command starts in a line: from there on the line is never broken (a newline inside a command
+ * would run half of it). A command longer than the terminal overflows and the terminal folds it, as it would anyway.
+ */
+const COMMAND_START =
+  /(?:^|\s)(?=(?:npx |ssh |ssh-keygen |ssh-keyscan |sudo |systemctl |docker |tmux |screen |kill |export |curl )\S)/;
+
+/** The hanging indent of a line: its leading spaces plus a bullet, a number or a short label ("fix: "). */
+function hangOf(plain: string): number {
+  const m = /^( *)(?:[·→•-] |\d{1,3}\. |[A-Za-z][\w -]{0,18}: )?/.exec(plain);
+  return m ? m[0].length : 0;
+}
+
+/**
+ * Wraps one line to the terminal's width at spaces (words are never cut), continuation lines indented to `hang`.
+ * The text may hold this port's own colours; widths are counted without them.
+ */
+export function wrapLine(text: string, columns: number | undefined, hang: number): string {
+  if (!columns || columns < 30) return text;
+  const width = Math.max(20, columns - hang);
+  const indent = ' '.repeat(Math.min(hang, columns - 20));
+  const at = text.search(COMMAND_START);
+  const prose = at > 0 ? text.slice(0, at) : at === 0 ? '' : text;
+  const command = at >= 0 ? text.slice(at).trimStart() : '';
+  const lines = prose ? wrapAnsi(prose, width, { hard: false, trim: false, wordWrap: true }).split('\n') : [];
+  const fitted = lines.map((l, i) => (i === 0 ? l.trimEnd() : `${indent}${l.trim()}`));
+  if (command) {
+    const last = fitted.length ? fitted[fitted.length - 1] : '';
+    const visible = last.replace(/\x1b\[[0-9;]*m/g, '').length;
+    if (!fitted.length) fitted.push(command);
+    else if (visible + 1 + command.length <= columns) fitted[fitted.length - 1] = `${last} ${command}`;
+    else fitted.push(`${indent}${command}`);
+  }
+  return fitted.join('\n');
 }
 
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
@@ -52,6 +91,9 @@ export function createOutput(options: OutputOptions): Output {
   let redact = makeRedactor([]);
   const paint = (style: Style, text: string) => (options.color ? `\x1b[${CODES[style]}m${text}\x1b[0m` : text);
   const write = (text: string) => options.write(redact(text));
+  /** One line, wrapped: `plain` is the line without colours (its hanging indent is read from it), or the indent. */
+  const emit = (text: string, plain: string | number) =>
+    write(`${wrapLine(text, options.columns, typeof plain === 'number' ? plain : hangOf(plain))}\n`);
   let transient = false;
 
   const clearTransient = () => {
@@ -72,7 +114,8 @@ export function createOutput(options: OutputOptions): Output {
     redact: (text) => redact(text),
     line(text = '') {
       clearTransient();
-      write(`${inert(text)}\n`);
+      const safe = inert(text);
+      emit(safe, safe);
     },
     heading(text) {
       clearTransient();
@@ -83,11 +126,11 @@ export function createOutput(options: OutputOptions): Output {
       const m = MARK[r.status];
       const time =
         options.verbose && r.durationMs !== undefined ? paint('dim', ` (${Math.round(r.durationMs)} ms)`) : '';
-      write(`${paint(m.style, m.glyph)} ${inert(r.title)}: ${inert(r.summary)}${time}\n`);
+      emit(`${paint(m.style, m.glyph)} ${inert(r.title)}: ${inert(r.summary)}${time}`, 2);
       const details = r.status === 'ok' && !options.verbose ? [] : (r.details ?? []);
-      for (const d of details) write(`    ${paint('dim', inert(d))}\n`);
+      for (const d of details) emit(`    ${paint('dim', inert(d))}`, `    ${inert(d)}`);
       if (r.fix && (r.status === 'warning' || r.status === 'failed'))
-        write(`    ${paint('cyan', '→')} ${inert(r.fix)}\n`);
+        emit(`    ${paint('cyan', '→')} ${inert(r.fix)}`, '    → ');
     },
     finding(f, index) {
       clearTransient();
@@ -97,10 +140,11 @@ export function createOutput(options: OutputOptions): Output {
           : f.severity === 'warning'
             ? paint('yellow', 'WARNING')
             : paint('blue', 'info');
-      write(`${index + 1}. ${sev} ${paint('bold', inert(f.title))} ${paint('dim', `[${inert(f.id)}]`)}\n`);
-      for (const e of f.evidence) write(`   ${paint('dim', '·')} ${inert(e)}\n`);
-      write(`   cause: ${inert(f.cause)}\n`);
-      write(`   ${paint('cyan', 'fix:')} ${inert(f.fix)}\n`);
+      const n = `${index + 1}. `;
+      emit(`${n}${sev} ${paint('bold', inert(f.title))} ${paint('dim', `[${inert(f.id)}]`)}`, n);
+      for (const e of f.evidence) emit(`   ${paint('dim', '·')} ${inert(e)}`, '   · ');
+      emit(`   cause: ${inert(f.cause)}`, '   cause: ');
+      emit(`   ${paint('cyan', 'fix:')} ${inert(f.fix)}`, '   fix: ');
     },
     progress(title) {
       if (!options.spinner) return () => {};

@@ -71,7 +71,8 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     // The fix, then the same hand-over (every hand-over is the same command): the jobs are retried, and finish.
     await sb.worker('fix');
     const late = await handOver();
-    expect(late).toContain('this same command requeued before, and the worker failed again since');
+    expect(late).toContain('requeued before, and failed again since');
+    expect(late).toMatch(/failed again since the requeue at 20\d\d-/);
     expect(late).not.toContain('nothing to do');
     expect(await statuses()).toEqual(failed.map(() => 'done'));
     const history = await sb.sql<{ n: number }>(

@@ -405,9 +405,7 @@ describe('requeue against the sandbox', () => {
     expect(second.code, second.stderr).toBe(EXIT.ok);
     // The canary job failed again after the first run requeued it: the same command retries it too, now.
     expect(r2.plan?.excluded).toEqual([]);
-    expect(second.stderr + second.stdout).toContain(
-      'this same command requeued before, and the worker failed again since',
-    );
+    expect(second.stderr + second.stdout).toContain('requeued before, and failed again since');
     expect(r2.canary).toMatchObject({ verdict: { verdict: 'pass' }, heldBack: 0 });
     expect(r2.receipt).toMatchObject({ ended: 'settled', counts: { done: 5, failedAgain: 0 } });
     expect(await untouched('import_assets_jsonl')).toEqual({ failed: 0, withHistory: 5 });

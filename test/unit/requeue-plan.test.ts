@@ -73,8 +73,8 @@ describe('buildPlan', () => {
       'write',
     ],
     [
-      // It is failed again, after this command requeued it: a new state, eligible again (see requeuedBefore).
-      'a job this command requeued before that failed again since',
+      // It is failed again, after a requeue: a new state, eligible again (see requeuedBefore).
+      'a job requeued before that failed again since',
       job(7, { debug: { requeue_history: [{ op_id: 'op-1', run_id: 'run-0', at: '2026-03-10T11:00:00Z' }] } }),
       'write',
     ],
@@ -90,7 +90,7 @@ describe('buildPlan', () => {
     }
   });
 
-  it('names a job this command requeued before as such', () => {
+  it('names a job requeued before (by any command or hand-over) as such', () => {
     const j = job(7, { debug: { requeue_history: [{ op_id: 'op-1', run_id: 'run-0', at: '2026-03-10T11:00:00Z' }] } });
     expect(buildPlan(input([j], ids)).writes[0].requeuedBefore).toBe('2026-03-10T11:00:00Z');
   });

@@ -108,6 +108,11 @@ export function entryOfOp(debug: unknown, opId: string): RequeueHistoryEntry | u
   return entries(debug).findLast((e) => e.op_id === opId) as RequeueHistoryEntry | undefined;
 }
 
+/** The job's latest requeue, by any command or hand-over, if any. */
+export function lastRequeue(debug: unknown): RequeueHistoryEntry | undefined {
+  return entries(debug).at(-1) as RequeueHistoryEntry | undefined;
+}
+
 /** The state just before the requeue, as recorded in its history entry (exact, even when written server-side). */
 export function stateFromEntry(entry: RequeueHistoryEntry): JobState {
   return {

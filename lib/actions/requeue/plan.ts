@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { isStaleRunning, type StuckRules } from '../../core/stuck-rules.ts';
 import { errorSignature } from '../../findings/error-signature.ts';
 import type { Job, JobGuard, JobStatus } from '../../io/jobs-db.ts';
-import { entryOfOp, type JobState, jobState, requeuedState } from './history.ts';
+import { type JobState, jobState, lastRequeue, requeuedState } from './history.ts';
 import type { Selection, SelectionRead } from './select.ts';
 
 /** The Supabase project a requeue writes to, as the target guard names it. Never holds a key. */
@@ -38,7 +38,7 @@ export interface PlannedWrite {
   after: JobState;
   /** A running job (stale by the rule): the worker may still hold it, so it needs its own confirmation. */
   running: boolean;
-  /** When this same command requeued it before (it has been taken and failed, or hung, again since). */
+  /** When it was last requeued (by any command or hand-over): it has been taken and failed, or hung, again since. */
   requeuedBefore?: string;
 }
 
@@ -116,7 +116,7 @@ export function buildPlan(input: PlanInput): RequeuePlan {
   }));
   for (const job of input.read.jobs) {
     const base = { jobId: job.id, jobType: job.job_type, status: job.status };
-    const previous = entryOfOp(job.debug, input.opId);
+    const previous = lastRequeue(job.debug);
     if (job.status === 'queued' || job.status === 'pending') {
       excluded.push({
         ...base,
@@ -144,9 +144,9 @@ export function buildPlan(input: PlanInput): RequeuePlan {
       });
       continue;
     }
-    // Idempotence follows the job's state, not the command: a job this same command requeued is queued (left
-    // alone above) until the worker takes it; once it has failed again it is a new state, eligible again (after a
-    // fix, the same command or hand-over must be able to retry it), and named as such in the preview.
+    // Idempotence follows the job's state, not the command: a job requeued before is queued (left alone above)
+    // until the worker takes it; once it has failed again it is a new state, eligible again (after a fix, the same
+    // command or a hand-over must be able to retry it), and named as such in the preview.
     const write = plannedWrite(job, input.resetAttempts);
     writes.push(previous ? { ...write, requeuedBefore: previous.at } : write);
   }

@@ -52,9 +52,7 @@ export function writeLine(w: PlannedWrite, now: Date): string {
       ? `attempts ${w.before.attempts}`
       : `attempts ${w.before.attempts} → ${w.after.attempts}`;
   const error = w.before.error === null ? '' : ` · error ${firstLine(w.before.error, 70)} → null`;
-  const again = w.requeuedBefore
-    ? ` · ${w.before.status} again since this command requeued it at ${w.requeuedBefore}`
-    : '';
+  const again = w.requeuedBefore ? ` · ${w.before.status} again since the requeue at ${w.requeuedBefore}` : '';
   return `${w.jobId}  ${w.jobType}  ${w.before.status} → queued${age} · ${attempts}${error}${again}${w.running ? ' · RUNNING: needs its own confirmation' : ''}`;
 }
 
@@ -102,7 +100,7 @@ export function previewLines(plan: RequeuePlan, now: Date, verbose: boolean): st
     const again = plan.writes.filter((w) => w.requeuedBefore);
     if (again.length)
       lines.push(
-        `${plural(again.length, 'job')} of them this same command requeued before, and the worker failed again since (last at ${again
+        `${plural(again.length, 'job')} of them requeued before, and failed again since (last requeue at ${again
           .map((w) => w.requeuedBefore!)
           .sort()
           .at(-1)}): requeued again now`,
