@@ -177,8 +177,17 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
   };
 }
 
-export function createJobsDb(o: JobsDbOptions): JobsDb {
-  const client: SupabaseClient = createClient(o.url, o.key, {
+type PgAnswer = PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>;
+
+/** What every request goes through: the client, the clock that times it, and the URL failures name. */
+interface Conn {
+  client: SupabaseClient;
+  url: string;
+  now: () => number;
+}
+
+function createSupabase(o: JobsDbOptions): SupabaseClient {
+  return createClient(o.url, o.key, {
     auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
     // Node 20 has no global WebSocket; realtime is never used, but the client insists on a transport.
     realtime: { transport: ws as unknown as never },
@@ -192,135 +201,151 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
       }),
     },
   });
-  const table = () => client.from(JOBS_TABLE);
+}
 
-  async function run<T>(
-    query: PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>,
-    pick: (data: unknown, count: number | null) => T,
-  ): Promise<DbResult<T>> {
-    const started = o.now();
-    const r = await query;
-    const ms = o.now() - started;
-    if (r.error) return { ok: false, failure: classifyDbError(r.status, r.error, o.url), ms };
-    return { ok: true, value: pick(r.data, r.count ?? null), ms };
+const table = (c: Conn) => c.client.from(JOBS_TABLE);
+
+async function run<T>(
+  c: Conn,
+  query: PgAnswer,
+  pick: (data: unknown, count: number | null) => T,
+): Promise<DbResult<T>> {
+  const started = c.now();
+  const r = await query;
+  const ms = c.now() - started;
+  if (r.error) return { ok: false, failure: classifyDbError(r.status, r.error, c.url), ms };
+  return { ok: true, value: pick(r.data, r.count ?? null), ms };
+}
+
+/** Table reads and writes always answer a JSON array; an empty or non-array body is a broken proxy, not data. */
+function rows<T>(c: Conn, query: PgAnswer, pick: (data: Job[], count: number | null) => T): Promise<DbResult<T>> {
+  return run(
+    c,
+    Promise.resolve(query).then((r) =>
+      r.error || Array.isArray(r.data) ? r : { ...r, error: { message: 'not a JSON array' }, status: r.status || 200 },
+    ),
+    (d, count) => pick(d as Job[], count),
+  );
+}
+
+/** The queue in four parallel reads: queued (oldest first), running, failed since, and the latest done. */
+async function queueSnapshot(
+  c: Conn,
+  { failedSince, listLimit }: { failedSince: Date; listLimit: number },
+): Promise<DbResult<QueueSnapshot>> {
+  const started = c.now();
+  const [queued, running, failed, done] = await Promise.all([
+    rows(
+      c,
+      table(c)
+        .select(JOB_COLUMNS, { count: 'exact' })
+        .in('status', ['queued', 'pending'])
+        .order('created_at', { ascending: true })
+        .limit(listLimit)
+        .retry(false),
+      (d, n) => ({ count: n ?? 0, oldest: d as Job[] }),
+    ),
+    rows(
+      c,
+      table(c)
+        .select(JOB_COLUMNS, { count: 'exact' })
+        .eq('status', 'running')
+        .order('started_at', { ascending: true, nullsFirst: true })
+        .limit(listLimit)
+        .retry(false),
+      (d, n) => ({ count: n ?? 0, jobs: d as Job[] }),
+    ),
+    rows(
+      c,
+      table(c)
+        .select(JOB_COLUMNS, { count: 'exact' })
+        .eq('status', 'failed')
+        .gte('finished_at', failedSince.toISOString())
+        .order('finished_at', { ascending: false })
+        .limit(listLimit)
+        .retry(false),
+      (d, n) => ({ count: n ?? 0, recent: d as Job[], since: failedSince.toISOString() }),
+    ),
+    rows(
+      c,
+      table(c)
+        .select(JOB_COLUMNS, { count: 'exact' })
+        .eq('status', 'done')
+        .order('finished_at', { ascending: false, nullsFirst: false })
+        .limit(1)
+        .retry(false),
+      (d, n) => ({ count: n ?? 0, latest: ((d as Job[])[0] ?? null) as Job | null }),
+    ),
+  ]);
+  const ms = c.now() - started;
+  for (const r of [queued, running, failed, done]) if (!r.ok) return { ok: false, failure: r.failure, ms };
+  return {
+    ok: true,
+    ms,
+    value: {
+      queued: (queued as { value: QueueSnapshot['queued'] }).value,
+      running: (running as { value: QueueSnapshot['running'] }).value,
+      failed: (failed as { value: QueueSnapshot['failed'] }).value,
+      done: (done as { value: QueueSnapshot['done'] }).value,
+    },
+  };
+}
+
+function queuedSummary(c: Conn): Promise<DbResult<{ count: number; oldest: Job | null }>> {
+  return rows(
+    c,
+    table(c)
+      .select(JOB_COLUMNS, { count: 'exact' })
+      .in('status', ['queued', 'pending'])
+      .order('created_at', { ascending: true })
+      .limit(1)
+      .retry(false),
+    (d, n) => ({ count: n ?? 0, oldest: ((d as Job[])[0] ?? null) as Job | null }),
+  );
+}
+
+function findJobs(c: Conn, f: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>> {
+  let q = table(c).select(JOB_COLUMNS, { count: 'exact' });
+  if (f.ids?.length) q = q.in('id', f.ids);
+  if (f.statuses?.length) q = q.in('status', f.statuses);
+  if (f.jobType) q = q.eq('job_type', f.jobType);
+  if (f.accountId) q = q.eq('account_id', f.accountId);
+  if (f.createdBefore) q = q.lt('created_at', f.createdBefore.toISOString());
+  if (f.createdAfter) q = q.gte('created_at', f.createdAfter.toISOString());
+  if (f.errorContains) q = q.ilike('error', `%${escapeLike(f.errorContains)}%`);
+  return rows(c, q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false), (d, n) => ({
+    jobs: d as Job[],
+    total: n ?? (d as Job[]).length,
+  }));
+}
+
+function compareAndSet(
+  c: Conn,
+  guard: JobGuard,
+  patch: Partial<Omit<Job, 'id'>>,
+  also?: { debug: unknown },
+): Promise<DbResult<Job | null>> {
+  let q = table(c).update(patch).eq('id', guard.id).eq('status', guard.status).eq('attempts', guard.attempts);
+  q = guard.started_at === null ? q.is('started_at', null) : q.eq('started_at', guard.started_at);
+  if (also) {
+    // jsonb equality on the server (key order does not matter); debug=eq.{…} rides in the URL, so a debug too
+    // large for a URL is guarded by the fields above alone.
+    const text = JSON.stringify(also.debug);
+    if (also.debug === null || also.debug === undefined) q = q.is('debug', null);
+    else if (text.length <= MAX_DEBUG_GUARD_CHARS) q = q.eq('debug', text);
   }
+  return rows(c, q.select(JOB_COLUMNS), (d) => d[0] ?? null);
+}
 
-  /** Table reads and writes always answer a JSON array; an empty or non-array body is a broken proxy, not data. */
-  function rows<T>(
-    query: PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>,
-    pick: (data: Job[], count: number | null) => T,
-  ): Promise<DbResult<T>> {
-    return run(
-      Promise.resolve(query).then((r) =>
-        r.error || Array.isArray(r.data)
-          ? r
-          : { ...r, error: { message: 'not a JSON array' }, status: r.status || 200 },
-      ),
-      (d, c) => pick(d as Job[], c),
-    );
-  }
-
+export function createJobsDb(o: JobsDbOptions): JobsDb {
+  const c: Conn = { client: createSupabase(o), url: o.url, now: () => o.now() };
   return {
     url: o.url,
-
-    async queueSnapshot({ failedSince, listLimit }) {
-      const started = o.now();
-      const [queued, running, failed, done] = await Promise.all([
-        rows(
-          table()
-            .select(JOB_COLUMNS, { count: 'exact' })
-            .in('status', ['queued', 'pending'])
-            .order('created_at', { ascending: true })
-            .limit(listLimit)
-            .retry(false),
-          (d, c) => ({ count: c ?? 0, oldest: d as Job[] }),
-        ),
-        rows(
-          table()
-            .select(JOB_COLUMNS, { count: 'exact' })
-            .eq('status', 'running')
-            .order('started_at', { ascending: true, nullsFirst: true })
-            .limit(listLimit)
-            .retry(false),
-          (d, c) => ({ count: c ?? 0, jobs: d as Job[] }),
-        ),
-        rows(
-          table()
-            .select(JOB_COLUMNS, { count: 'exact' })
-            .eq('status', 'failed')
-            .gte('finished_at', failedSince.toISOString())
-            .order('finished_at', { ascending: false })
-            .limit(listLimit)
-            .retry(false),
-          (d, c) => ({ count: c ?? 0, recent: d as Job[], since: failedSince.toISOString() }),
-        ),
-        rows(
-          table()
-            .select(JOB_COLUMNS, { count: 'exact' })
-            .eq('status', 'done')
-            .order('finished_at', { ascending: false, nullsFirst: false })
-            .limit(1)
-            .retry(false),
-          (d, c) => ({ count: c ?? 0, latest: ((d as Job[])[0] ?? null) as Job | null }),
-        ),
-      ]);
-      const ms = o.now() - started;
-      for (const r of [queued, running, failed, done]) if (!r.ok) return { ok: false, failure: r.failure, ms };
-      return {
-        ok: true,
-        ms,
-        value: {
-          queued: (queued as { value: QueueSnapshot['queued'] }).value,
-          running: (running as { value: QueueSnapshot['running'] }).value,
-          failed: (failed as { value: QueueSnapshot['failed'] }).value,
-          done: (done as { value: QueueSnapshot['done'] }).value,
-        },
-      };
-    },
-
-    queuedSummary() {
-      return rows(
-        table()
-          .select(JOB_COLUMNS, { count: 'exact' })
-          .in('status', ['queued', 'pending'])
-          .order('created_at', { ascending: true })
-          .limit(1)
-          .retry(false),
-        (d, c) => ({ count: c ?? 0, oldest: ((d as Job[])[0] ?? null) as Job | null }),
-      );
-    },
-
-    findJobs(f) {
-      let q = table().select(JOB_COLUMNS, { count: 'exact' });
-      if (f.ids?.length) q = q.in('id', f.ids);
-      if (f.statuses?.length) q = q.in('status', f.statuses);
-      if (f.jobType) q = q.eq('job_type', f.jobType);
-      if (f.accountId) q = q.eq('account_id', f.accountId);
-      if (f.createdBefore) q = q.lt('created_at', f.createdBefore.toISOString());
-      if (f.createdAfter) q = q.gte('created_at', f.createdAfter.toISOString());
-      if (f.errorContains) q = q.ilike('error', `%${escapeLike(f.errorContains)}%`);
-      return rows(q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false), (d, c) => ({
-        jobs: d as Job[],
-        total: c ?? (d as Job[]).length,
-      }));
-    },
-
-    compareAndSet(guard, patch, also) {
-      let q = table().update(patch).eq('id', guard.id).eq('status', guard.status).eq('attempts', guard.attempts);
-      q = guard.started_at === null ? q.is('started_at', null) : q.eq('started_at', guard.started_at);
-      if (also) {
-        // jsonb equality on the server (key order does not matter); debug=eq.{…} rides in the URL, so a debug too
-        // large for a URL is guarded by the fields above alone.
-        const text = JSON.stringify(also.debug);
-        if (also.debug === null || also.debug === undefined) q = q.is('debug', null);
-        else if (text.length <= MAX_DEBUG_GUARD_CHARS) q = q.eq('debug', text);
-      }
-      return rows(q.select(JOB_COLUMNS), (d) => d[0] ?? null);
-    },
-
-    rpc<T>(fn: string, args: Record<string, unknown>) {
-      return run(client.rpc(fn, args), (d) => d as T);
-    },
+    queueSnapshot: (q) => queueSnapshot(c, q),
+    queuedSummary: () => queuedSummary(c),
+    findJobs: (f) => findJobs(c, f),
+    compareAndSet: (guard, patch, also) => compareAndSet(c, guard, patch, also),
+    rpc: <T>(fn: string, args: Record<string, unknown>) => run(c, c.client.rpc(fn, args), (d) => d as T),
   };
 }
 

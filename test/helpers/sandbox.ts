@@ -1,18 +1,14 @@
 /**
  * Starts and stops a real sandbox for integration tests, through the same CLI an operator uses
- * (`npm run sandbox -- up|down|scenario|...`), and runs runbooks against it as child processes.
+ * (`npm run sandbox -- up|down|scenario|...`, with the shared client of sandbox/client.ts), and runs runbooks
+ * against it as child processes.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
-import { callSandboxControl, readSandboxInfo, type SandboxInfo } from '../../sandbox/layout.ts';
-import type { StatsSnapshot } from '../../sandbox/stats.ts';
+import { ROOT, type SandboxClient, sandboxClient, sandboxDown, sandboxUp, TSX } from '../../sandbox/client.ts';
 import { BUNDLE_DIR_ENV, holdUntilFileEnd, ownerPid, released, tempDir } from './run.ts';
 
-const run = promisify(execFile);
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
-const TSX = import.meta.resolve('tsx');
+export { ROOT } from '../../sandbox/client.ts';
 
 /**
  * An environment for child processes: no inherited config, no CI leakage unless asked, no loader. The run's own
@@ -31,30 +27,11 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
   return env;
 }
 
-async function sandboxCli(args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, ['--import', TSX, path.join(ROOT, 'sandbox/cli.mts'), ...args], {
-    cwd: ROOT,
-    env: cleanEnv(),
-    timeout: 150_000,
-  });
-  return stdout;
-}
-
-export interface Sandbox {
-  dir: string;
-  info: SandboxInfo;
-  envFile: string;
-  scenario(name: string): Promise<void>;
-  stats(): Promise<StatsSnapshot>;
-  resetStats(): Promise<void>;
-  worker(action: 'stop' | 'start' | 'restart' | 'fix'): Promise<void>;
-  controls(body: Record<string, unknown>): Promise<void>;
+/** A test's sandbox: the shared client, with SQL answering its rows, and `down` for a test that stops it itself. */
+export interface Sandbox extends Omit<SandboxClient, 'sql'> {
   sql<T = Record<string, unknown>>(sql: string, params?: unknown[], db?: 'cloud' | 'local'): Promise<T[]>;
   down(): Promise<void>;
 }
-
-const control = (info: SandboxInfo, method: string, route: string, body?: unknown) =>
-  callSandboxControl(info, method, route, body);
 
 /**
  * Starts a sandbox in a fresh folder, owned by the test run (it stops by itself if the run is killed) and held
@@ -63,47 +40,22 @@ const control = (info: SandboxInfo, method: string, route: string, body?: unknow
  */
 export async function startSandbox(opts: { scenario?: string; latencyMs?: number } = {}): Promise<Sandbox> {
   const dir = tempDir('hd-sandbox-');
-  const hold = holdUntilFileEnd(async () => {
-    await sandboxCli(['down', '--dir', dir]);
-  });
+  const hold = holdUntilFileEnd(() => sandboxDown(dir, cleanEnv()));
   try {
-    await sandboxCli([
-      'up',
-      '--dir',
-      dir,
-      '--owner-pid',
-      String(ownerPid()),
-      ...(opts.scenario ? ['--scenario', opts.scenario] : []),
-      ...(opts.latencyMs ? ['--latency', String(opts.latencyMs)] : []),
-    ]);
+    await sandboxUp(dir, { ...opts, ownerPid: ownerPid() }, cleanEnv());
   } catch (e) {
     const err = e as Error & { stderr?: string };
     throw new Error(`the sandbox did not start: ${(err.stderr ?? '').trim() || err.message}`);
   }
-  const info = readSandboxInfo(dir);
+  const client = sandboxClient(dir);
   return {
-    dir,
-    info,
-    envFile: path.join(dir, '.env'),
-    async scenario(name) {
-      await control(info, 'POST', '/scenario', { name });
-    },
-    stats: async () => (await control(info, 'GET', '/stats')) as StatsSnapshot,
-    async resetStats() {
-      await control(info, 'POST', '/stats/reset');
-    },
-    async worker(action) {
-      await control(info, 'POST', '/worker', { action });
-    },
-    async controls(body) {
-      await control(info, 'POST', '/controls', body);
-    },
+    ...client,
     async sql<T>(sql: string, params: unknown[] = [], db: 'cloud' | 'local' = 'cloud') {
-      return ((await control(info, 'POST', '/sql', { sql, params, db })) as { rows: T[] }).rows;
+      return (await client.sql<T>(sql, params, db)).rows;
     },
     async down() {
       released(hold);
-      await sandboxCli(['down', '--dir', dir]);
+      await sandboxDown(dir, cleanEnv());
     },
   };
 }

@@ -1,0 +1,170 @@
+/**
+ * The per-job path: re-read the batch, then one compare-and-set PATCH per job (bounded concurrency), conditioned on
+ * the status, attempts and started_at the preview saw, with the history entry built from the row as it is now.
+ */
+import type { Job, JobsDb } from '../../io/jobs-db.ts';
+import { appendHistory, historyEntry, type JobState, jobState, requeuedState } from './history.ts';
+import {
+  announce,
+  auditLine,
+  type BatchContext,
+  describeChange,
+  eachBounded,
+  matchesGuard,
+  notWritten,
+  outcomeUnknown,
+  readBack,
+  refused,
+  type Stopped,
+  settleFromRow,
+  type WriteResult,
+} from './outcome.ts';
+import type { PlannedWrite } from './plan.ts';
+
+/** How often a job whose debug another writer changed meanwhile is read again and written again. */
+const MAX_DEBUG_REPLANS = 3;
+
+/** Records one settled write; `stop`, when given, stops the batch from taking further jobs. */
+type Settle = (w: PlannedWrite, r: WriteResult, stop?: Stopped) => void;
+
+type CasAnswer = Awaited<ReturnType<JobsDb['compareAndSet']>>;
+
+/** Writes one batch job by job; returns why the run stops, if it does. */
+export async function casBatch(
+  ctx: BatchContext,
+  batch: PlannedWrite[],
+  results: WriteResult[],
+  tick: () => void,
+): Promise<Stopped> {
+  announce(ctx, batch, ctx.clock.now().toISOString());
+  const fresh = await readBack(
+    ctx,
+    batch.map((w) => w.jobId),
+  );
+  if (!fresh) return unreadBatch(ctx, batch, results);
+  let stopped: Stopped;
+  const settle: Settle = (w, r, stop) => {
+    if (r.outcome !== 'unknown') auditLine(ctx, w, r, ctx.clock.now().toISOString());
+    results.push(r);
+    tick();
+    if (stop) stopped ??= stop;
+  };
+  const started = await eachBounded(
+    batch,
+    ctx.concurrency,
+    (w) => casOne(ctx, w, fresh.get(w.jobId), settle),
+    () => stopped !== undefined || ctx.aborted(),
+  );
+  notAttempted(ctx, batch, started, results);
+  return stopped;
+}
+
+/** The batch could not be read before writing: nothing of it is written. */
+function unreadBatch(ctx: BatchContext, batch: readonly PlannedWrite[], results: WriteResult[]): Stopped {
+  const at = ctx.clock.now().toISOString();
+  for (const w of batch) {
+    const r = notWritten(w, 'failed', 'could not read it back before writing; not written', 'cas');
+    auditLine(ctx, w, r, at);
+    results.push(r);
+  }
+  return {
+    kind: 'write-failed',
+    message: 'could not read the jobs before writing them',
+    fix: 'check the connection to Supabase and rerun the same command',
+  };
+}
+
+/** Announced but never attempted: say so, so the intent is settled. */
+function notAttempted(
+  ctx: BatchContext,
+  batch: readonly PlannedWrite[],
+  started: ReadonlySet<number>,
+  results: WriteResult[],
+): void {
+  const at = ctx.clock.now().toISOString();
+  batch.forEach((w, i) => {
+    if (started.has(i)) return;
+    const detail = ctx.aborted() ? 'interrupted before this write' : 'the run stopped before this write';
+    const r = notWritten(w, 'not-attempted', detail, 'cas');
+    auditLine(ctx, w, r, at);
+    results.push(r);
+  });
+}
+
+/** One job: skipped when gone or changed since the preview, else written and settled. */
+async function casOne(ctx: BatchContext, w: PlannedWrite, row: Job | undefined, settle: Settle): Promise<void> {
+  if (!row) {
+    settle(w, notWritten(w, 'skipped', 'the job no longer exists', 'cas'));
+    return;
+  }
+  if (!matchesGuard(row, w.guard)) {
+    settle(w, notWritten(w, 'skipped', describeChange(w.guard, row), 'cas', w.before, jobState(row)));
+    return;
+  }
+  const before = jobState(row);
+  const r = await writeOnTopOfDebug(ctx, w, row, before);
+  await settleAnswer(ctx, w, before, r, settle);
+}
+
+/**
+ * The history is appended to the debug read just now, and the write holds only while debug is still that: a note
+ * another writer adds meanwhile makes it miss, and the job is read again and written again on top of the note (a
+ * few times at most), never overwritten.
+ */
+async function writeOnTopOfDebug(ctx: BatchContext, w: PlannedWrite, row: Job, before: JobState): Promise<CasAnswer> {
+  const { plan } = ctx;
+  const after = requeuedState(before, plan.resetAttempts);
+  let current = row;
+  let r: CasAnswer;
+  for (let attempt = 1; ; attempt++) {
+    const entry = historyEntry(before, {
+      at: ctx.clock.now().toISOString(),
+      by: plan.by,
+      reason: plan.reason,
+      run_id: plan.runId,
+      op_id: plan.opId,
+    });
+    r = await ctx.db.compareAndSet(
+      w.guard,
+      { ...after, debug: appendHistory(current.debug, entry) },
+      { debug: current.debug },
+    );
+    if (!(r.ok && r.value === null) || attempt === MAX_DEBUG_REPLANS) break;
+    const again = (await readBack(ctx, [w.jobId]))?.get(w.jobId);
+    if (!again || !matchesGuard(again, w.guard)) break;
+    current = again;
+  }
+  return r;
+}
+
+/** Settles one compare-and-set by its answer: written, missed, refused, or unknown (then read back). */
+async function settleAnswer(
+  ctx: BatchContext,
+  w: PlannedWrite,
+  before: JobState,
+  r: CasAnswer,
+  settle: Settle,
+): Promise<void> {
+  if (r.ok && r.value) {
+    settle(w, { jobId: w.jobId, outcome: 'requeued', before, after: jobState(r.value), via: 'cas' });
+  } else if (r.ok) {
+    // The guard matched no row: someone changed it between the re-read and the write. Say what changed.
+    const now = (await readBack(ctx, [w.jobId]))?.get(w.jobId);
+    const detail = now
+      ? matchesGuard(now, w.guard)
+        ? `its debug kept changing while it was written (${MAX_DEBUG_REPLANS} tries); not overwritten`
+        : describeChange(w.guard, now)
+      : 'changed just before the write (the compare-and-set matched no row); not overwritten';
+    settle(w, notWritten(w, 'skipped', detail, 'cas', before, now ? jobState(now) : null));
+  } else if (refused(r.failure)) {
+    settle(w, notWritten(w, 'failed', `${r.failure.message}; not written`, 'cas', before), {
+      kind: 'write-failed',
+      message: r.failure.message,
+      fix: r.failure.fix,
+    });
+  } else {
+    const back = await readBack(ctx, [w.jobId]);
+    const settled = settleFromRow(ctx, w, back?.get(w.jobId), 'cas', r.failure.message);
+    settle(w, settled, settled.outcome === 'unknown' ? outcomeUnknown(r.failure.message) : undefined);
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The one client of a sandbox for the code that drives it from outside (the tests, the bench): started and stopped
+ * through the operator's CLI (`sandbox/cli.mts up|down`), reached through the supervisor's control API. Each caller
+ * adds what it alone needs (the tests' ownership of a sandbox, the bench's quiet worker and clean-up on exit).
+ */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { callSandboxControl, readSandboxInfo, type SandboxInfo, sandboxPaths } from './layout.ts';
+import type { StatsSnapshot } from './stats.ts';
+
+const run = promisify(execFile);
+/** The repository's root folder. */
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
+/** The loader a child process runs TypeScript sources with (`node --import TSX file.mts`). */
+export const TSX = import.meta.resolve('tsx');
+const CLI_TIMEOUT_MS = 150_000;
+
+/** What `worker` does to the worker on Spark ("fix" deploys the healthy config). */
+export type WorkerAction = 'stop' | 'start' | 'restart' | 'fix';
+
+/** How to start a sandbox: its scenario, its added latency, and the process whose end stops it. */
+export interface SandboxStartOptions {
+  scenario?: string;
+  latencyMs?: number;
+  ownerPid?: number;
+}
+
+/** Runs `sandbox/cli.mts ARGS` as a child with `env`; resolves to its stdout, rejects with the child's error. */
+export async function sandboxCli(args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', TSX, path.join(ROOT, 'sandbox/cli.mts'), ...args], {
+    cwd: ROOT,
+    env,
+    timeout: CLI_TIMEOUT_MS,
+  });
+  return stdout;
+}
+
+/** `up`: starts a sandbox in `dir` and returns once every part answers. */
+export async function sandboxUp(dir: string, opts: SandboxStartOptions, env: NodeJS.ProcessEnv): Promise<void> {
+  await sandboxCli(
+    [
+      'up',
+      '--dir',
+      dir,
+      ...(opts.ownerPid !== undefined ? ['--owner-pid', String(opts.ownerPid)] : []),
+      ...(opts.scenario ? ['--scenario', opts.scenario] : []),
+      ...(opts.latencyMs ? ['--latency', String(opts.latencyMs)] : []),
+    ],
+    env,
+  );
+}
+
+/** `down`: stops every process the sandbox in `dir` started. */
+export async function sandboxDown(dir: string, env: NodeJS.ProcessEnv): Promise<void> {
+  await sandboxCli(['down', '--dir', dir], env);
+}
+
+/** A running sandbox, through its control API. */
+export interface SandboxClient {
+  dir: string;
+  info: SandboxInfo;
+  /** The laptop's `.env` the sandbox wrote for the runbooks. */
+  envFile: string;
+  /** The worker's folder on the sandbox's Spark. */
+  workerDir: string;
+  control<T = unknown>(method: string, route: string, body?: unknown): Promise<T>;
+  scenario(name: string): Promise<void>;
+  stats(): Promise<StatsSnapshot>;
+  resetStats(): Promise<void>;
+  worker(action: WorkerAction): Promise<void>;
+  /** Latency and faults: `{ latencyMs }`, `{ fault, ... }` (see `npm run sandbox -- --help`). */
+  controls(body: Record<string, unknown>): Promise<void>;
+  /** SQL on the cloud database, or on the local one when `db` says so. */
+  sql<T = Record<string, unknown>>(
+    sql: string,
+    params?: unknown[],
+    db?: 'cloud' | 'local',
+  ): Promise<{ rows: T[]; rowCount: number | null }>;
+}
+
+/** The client of the sandbox running in `dir` (read from its sandbox.json). */
+export function sandboxClient(dir: string): SandboxClient {
+  const info = readSandboxInfo(dir);
+  const control = <T>(method: string, route: string, body?: unknown) =>
+    callSandboxControl<T>(info, method, route, body);
+  return {
+    dir,
+    info,
+    envFile: path.join(dir, '.env'),
+    workerDir: sandboxPaths(dir).workerDir,
+    control,
+    stats: () => control<StatsSnapshot>('GET', '/stats'),
+    async scenario(name) {
+      await control('POST', '/scenario', { name });
+    },
+    async resetStats() {
+      await control('POST', '/stats/reset');
+    },
+    async worker(action) {
+      await control('POST', '/worker', { action });
+    },
+    async controls(body) {
+      await control('POST', '/controls', body);
+    },
+    sql: (sql, params = [], db) => control('POST', '/sql', db === undefined ? { sql, params } : { sql, params, db }),
+  };
+}
