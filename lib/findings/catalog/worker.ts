@@ -14,8 +14,9 @@ const GPU_OOM: readonly RegExp[] = [
 const DISK_FULL: readonly RegExp[] = [/No space left on device/i, /\[Errno 28\]/, /\bENOSPC\b/];
 
 const IMPORT_ERROR: readonly RegExp[] = [
-  /ModuleNotFoundError: No module named /,
-  /ImportError: cannot import name /,
+  // ModuleNotFoundError / ImportError, with or without the class name (a job row often holds str(e) only).
+  /\bNo module named '/,
+  /\bcannot import name '/,
   // Node: require() "Cannot find module 'x'", import "Cannot find package 'x' imported from …".
   /Cannot find (?:module|package) '[^'\n]+'/,
   /\bERR_MODULE_NOT_FOUND\b/,
@@ -44,6 +45,8 @@ const NETWORK: readonly RegExp[] = [
   /httpx\.(?:ConnectError|ConnectTimeout|ReadTimeout|WriteTimeout|PoolTimeout|ReadError|RemoteProtocolError)\b/,
   /HTTPS?ConnectionPool\([^)\n]*\): (?:Max retries exceeded|Read timed out)/,
   /Failed to establish a new connection/,
+  // httpx.ConnectError's str(): the socket's own errno text.
+  /\[Errno 111\] Connection refused/,
   // Node: net/http "connect ECONNREFUSED 127.0.0.1:443", "read ECONNRESET", "connect ETIMEDOUT".
   /\b(?:connect|read|write) (?:ECONNREFUSED|ECONNRESET|ETIMEDOUT)\b/,
 ];
@@ -53,7 +56,9 @@ const DECODE: readonly RegExp[] = [
   /\bJSONDecodeError\b/,
   // The decoders' str(): "Expecting value: line 1 column 49 (char 48)", orjson "unexpected character: line … (char …)".
   /\bline \d+ column \d+ \(char \d+\)/,
-  /UnicodeDecodeError: '[\w-]+' codec can't decode/,
+  /'[\w-]+' codec can't decode byte/,
+  // ujson's decoder.
+  /\bExpected object or value\b/,
 ];
 
 /** A JSONDecodeError raised on an HTTP response body (requests/httpx `.json()`) is a server's answer, not the JSONL. */
@@ -128,7 +133,7 @@ export const WORKER_PATTERNS: readonly ErrorPattern[] = [
     fix: 'find the line from the error (line, column, char), fix or drop it in the source file and upload it again; requeueing the same input fails again',
     requeueSafe: false,
     error: [...DECODE],
-    log: [/\bJSONDecodeError\b/, /UnicodeDecodeError: '[\w-]+' codec can't decode/],
+    log: [/\bJSONDecodeError\b/, /UnicodeDecodeError: '[\w-]+' codec can't decode byte/],
     unless: [...RESPONSE_BODY],
   },
   {
