@@ -1,6 +1,6 @@
 /**
  * What GPU ingestion workers die of besides failure B. Each regex is the wording of the real library (torch, json,
- * requests, httpx, PostgREST, Supabase Storage, the kernel, Node); test/unit/catalog.test.ts cites where each was seen.
+ * requests, httpx, PostgREST, Supabase Storage, the kernel, Node); test/unit/catalog-genuine.test.ts tests each with genuine output and cites where each was seen.
  */
 import type { ErrorPattern } from './pattern.ts';
 
