@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { BUILTIN_ERROR_PATTERNS, compilePatternFile } from '../../lib/findings/error-patterns.ts';
+import {
+  BUILTIN_ERROR_PATTERNS,
+  compilePatternFile,
+  type ErrorPattern,
+  logLinesMatching,
+  matchPattern,
+} from '../../lib/findings/error-patterns.ts';
 
 const FILE = 'patterns.json';
 
@@ -52,6 +58,25 @@ describe('compilePatternFile', () => {
   it('treats only a literal true as requeueSafe', () => {
     const r = compile([{ ...GOOD, requeueSafe: 'yes' }]);
     expect(r.ok && r.patterns[0].requeueSafe).toBe(false);
+  });
+
+  it('compiles a list of job types, the fields read and the exclusions', () => {
+    const r = compile([
+      { ...GOOD, match: { error: 'boom', jobType: ['embed', 'thumbnail'], fields: ['debug'], unless: 'harmless' } },
+    ]);
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    const [p] = r.patterns;
+    expect(p.jobType).toEqual(['embed', 'thumbnail']);
+    expect(p.fields).toEqual(['debug']);
+    expect(p.unless?.map((re) => re.test('HARMLESS boom'))).toEqual([true]);
+  });
+
+  it('leaves fields, unless and jobType unset when the file does not name them (the old format)', () => {
+    const r = compile([{ ...GOOD, match: { error: 'boom' } }]);
+    expect(r.ok && r.patterns[0]).not.toHaveProperty('fields');
+    expect(r.ok && r.patterns[0]).not.toHaveProperty('unless');
+    expect(r.ok && r.patterns[0]).not.toHaveProperty('jobType');
   });
 
   it('accepts a pattern that matches only the log', () => {
@@ -123,6 +148,31 @@ describe('compilePatternFile', () => {
       JSON.stringify([{ ...GOOD, match: { error: 'x', jobType: 3 } }]),
       /match\.jobType must be a string/,
     ],
+    [
+      'an empty jobType list',
+      JSON.stringify([{ ...GOOD, match: { error: 'x', jobType: [] } }]),
+      /match\.jobType must be a string or a list of strings/,
+    ],
+    [
+      'a jobType list with a number',
+      JSON.stringify([{ ...GOOD, match: { error: 'x', jobType: ['embed', 3] } }]),
+      /match\.jobType must be a string or a list of strings/,
+    ],
+    [
+      'an unknown field',
+      JSON.stringify([{ ...GOOD, match: { error: 'x', fields: ['error', 'payload'] } }]),
+      /match\.fields must be a list of error, debug, log/,
+    ],
+    [
+      'fields that is not a list',
+      JSON.stringify([{ ...GOOD, match: { error: 'x', fields: 'error' } }]),
+      /match\.fields must be a list/,
+    ],
+    [
+      'a bad unless regex',
+      JSON.stringify([{ ...GOOD, match: { error: 'x', unless: ['(x'] } }]),
+      /match\.unless "\(x" is not a valid regular expression/,
+    ],
     ['a bad second pattern', JSON.stringify([GOOD, { ...GOOD, id: 'Bad' }]), /pattern 2 \(Bad\)/],
   ];
   it.each(bad)('rejects %s, naming the file, the pattern and the field', (_name, text, error) => {
@@ -152,6 +202,130 @@ describe('BUILTIN_ERROR_PATTERNS', () => {
   });
 
   it('have no global flag, so a regex used twice gives the same answer', () => {
-    for (const p of BUILTIN_ERROR_PATTERNS) for (const re of [...p.error, ...p.log]) expect(re.global).toBe(false);
+    for (const p of BUILTIN_ERROR_PATTERNS)
+      for (const re of [...p.error, ...p.log, ...(p.unless ?? [])]) expect(re.global).toBe(false);
+  });
+
+  it('have unique ids, each with a title, a cause and a fix', () => {
+    const ids = BUILTIN_ERROR_PATTERNS.map((p) => p.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    for (const p of BUILTIN_ERROR_PATTERNS) {
+      const compiled = compilePatternFile(
+        JSON.stringify([{ ...p, match: { error: p.error.map((re) => re.source) } }]),
+        'builtin.json',
+      );
+      expect(compiled.ok, p.id).toBe(true);
+    }
+  });
+
+  it('name import_assets_jsonl in the title of the pattern scoped to it', () => {
+    expect(circular.jobType).toBe('import_assets_jsonl');
+    expect(circular.title).toMatch(/^import_assets_jsonl /);
+  });
+});
+
+const job = (job_type: string, error: string | null, debug: Record<string, unknown> | null = null) => ({
+  job_type,
+  error,
+  debug,
+});
+
+const pattern = (id: string, over: Partial<ErrorPattern> = {}): ErrorPattern => ({
+  id,
+  title: id,
+  severity: 'warning',
+  cause: 'c',
+  fix: 'f',
+  requeueSafe: false,
+  error: [/boom/i],
+  log: [],
+  ...over,
+});
+
+describe('matchPattern', () => {
+  const CIRCULAR = 'ValueError: Circular reference detected';
+
+  it('gives a circular error of import_assets_jsonl to circular-metadata, safe to requeue', () => {
+    const p = matchPattern(BUILTIN_ERROR_PATTERNS, job('import_assets_jsonl', CIRCULAR), []);
+    expect(p?.id).toBe('circular-metadata');
+    expect(p?.requeueSafe).toBe(true);
+  });
+
+  it('never gives a circular error of another job type to circular-metadata: the generic entry, not safe', () => {
+    const p = matchPattern(BUILTIN_ERROR_PATTERNS, job('thumbnail', CIRCULAR), []);
+    expect(p?.id).toBe('unstorable-structure');
+    expect(p?.requeueSafe).toBe(false);
+  });
+
+  it('lets a message outside every scope fall to unknown (undefined)', () => {
+    const only = BUILTIN_ERROR_PATTERNS.filter((p) => p.id === 'circular-metadata');
+    expect(matchPattern(only, job('thumbnail', CIRCULAR), [])).toBeUndefined();
+    expect(matchPattern(BUILTIN_ERROR_PATTERNS, job('import_assets_jsonl', 'KeyError: asset_url'), [])).toBeUndefined();
+  });
+
+  it('falls to the next pattern when the first is out of scope', () => {
+    const first = pattern('first', { jobType: 'embed' });
+    const second = pattern('second');
+    expect(matchPattern([first, second], job('thumbnail', 'boom'), [])?.id).toBe('second');
+    expect(matchPattern([first, second], job('embed', 'boom'), [])?.id).toBe('first');
+  });
+
+  it('takes a list of job types', () => {
+    const p = pattern('listed', { jobType: ['embed', 'thumbnail'] });
+    expect(matchPattern([p], job('thumbnail', 'boom'), [])?.id).toBe('listed');
+    expect(matchPattern([p], job('embed', 'boom'), [])?.id).toBe('listed');
+    expect(matchPattern([p], job('import_assets_jsonl', 'boom'), [])).toBeUndefined();
+  });
+
+  it("reads the job's error and its log lines by default, not its debug", () => {
+    const p = pattern('default');
+    expect(matchPattern([p], job('x', null), ['  File "w.py", line 3', 'RuntimeError: boom'])?.id).toBe('default');
+    expect(matchPattern([p], job('x', 'fine', { note: 'boom' }), [])).toBeUndefined();
+  });
+
+  it('reads only the fields it names', () => {
+    const debugOnly = pattern('debug-only', { fields: ['debug'] });
+    expect(matchPattern([debugOnly], job('x', null, { step: 'boom' }), [])?.id).toBe('debug-only');
+    expect(matchPattern([debugOnly], job('x', 'boom'), ['boom'])).toBeUndefined();
+    const errorOnly = pattern('error-only', { fields: ['error'] });
+    expect(matchPattern([errorOnly], job('x', null), ['boom'])).toBeUndefined();
+  });
+
+  it('does not claim a job whose text matches an unless, and the next pattern may', () => {
+    const picky = pattern('picky', { unless: [/harmless/] });
+    const any = pattern('any');
+    expect(matchPattern([picky, any], job('x', 'boom'), ['harmless retry'])?.id).toBe('any');
+    expect(matchPattern([picky, any], job('x', 'boom'), [])?.id).toBe('picky');
+  });
+
+  it('takes requeue-safety from the matched pattern only', () => {
+    const safe = pattern('safe', { requeueSafe: true, jobType: 'embed' });
+    const unsafe = pattern('unsafe');
+    expect(matchPattern([safe, unsafe], job('embed', 'boom'), [])?.requeueSafe).toBe(true);
+    expect(matchPattern([safe, unsafe], job('thumbnail', 'boom'), [])?.requeueSafe).toBe(false);
+  });
+
+  it('lets a user pattern compiled from a file scope itself the same way', () => {
+    const r = compilePatternFile(
+      JSON.stringify([{ id: 'mine', title: 't', cause: 'c', fix: 'f', match: { error: 'boom', jobType: ['embed'] } }]),
+      'p.json',
+    );
+    expect(r.ok).toBe(true);
+    if (!r.ok) return;
+    expect(matchPattern([...BUILTIN_ERROR_PATTERNS, ...r.patterns], job('embed', 'boom'), [])?.id).toBe('mine');
+    expect(matchPattern([...BUILTIN_ERROR_PATTERNS, ...r.patterns], job('thumbnail', 'boom'), [])).toBeUndefined();
+  });
+});
+
+describe('logLinesMatching', () => {
+  it("returns the tail's lines that match the pattern's log regexes and none of its unless", () => {
+    const p = pattern('p', { log: [/boom/], unless: [/storage\/v1/] });
+    expect(logLinesMatching(p, ['ok', 'boom at /rest/v1', 'boom at /storage/v1/object/x'])).toEqual([
+      'boom at /rest/v1',
+    ]);
+  });
+
+  it('finds nothing for a pattern without log regexes', () => {
+    expect(logLinesMatching(pattern('p'), ['boom'])).toEqual([]);
   });
 });
