@@ -11,14 +11,13 @@ import { type Evidence, formatAge, minutesBetween } from '../evidence/evidence.t
 import { appStep, closeSession, configStep, queueStep, sparkStep } from '../evidence/gather.ts';
 import { diagnose, logContextFor } from '../findings/diagnosis.ts';
 import { errorSignature } from '../findings/error-signature.ts';
-import { fixGate } from '../findings/fix-gate.ts';
-import { configFileFlag } from '../io/cli.ts';
+import { storyLines } from '../findings/log-story.ts';
 import { stuckRulesFrom } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
 import type { Job } from '../io/jobs-db.ts';
 import type { Report } from '../io/report.ts';
-import { shellQuote } from '../io/shell-quote.ts';
 import { type CheckResult, type Plan, runPlan } from '../io/steps.ts';
+import { nextSteps, requeueOffers } from './next-steps.ts';
 import { type ExecuteOptions, requeueJobs } from './requeue.ts';
 import type { RunState } from './run.ts';
 import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './run.ts';
@@ -94,31 +93,71 @@ function stuckJobs(ev: Evidence): Job[] {
   ];
 }
 
-function showLogLinks(ports: Ports, ev: Evidence): Record<string, string[]> {
+/** Each stuck job's lines in the worker log (its own lines and the traceback that follows), for the report. */
+function logLinks(ev: Evidence): Record<string, string[]> {
   const probe = ev.spark?.ok ? ev.spark.probe : undefined;
   const links: Record<string, string[]> = {};
   if (probe?.log.status !== 'ok') return links;
   for (const j of stuckJobs(ev)) {
     const lines = logContextFor(j.id, probe.log.tail);
-    if (lines.length) links[j.id] = lines.slice(0, 6);
-  }
-  const ids = Object.keys(links);
-  ports.out.heading('Worker log');
-  ports.out.line(
-    `${probe.log.tail.length} lines of the last ${Math.round(Math.min(probe.log.size, 65_536) / 1024)} KB read (log is ${Math.round(probe.log.size / 1024)} KB)`,
-  );
-  for (const l of probe.log.tail.slice(-5)) ports.out.line(`  ${clip(l, 200)}`);
-  if (ids.length) {
-    ports.out.line('lines naming stuck jobs:');
-    for (const id of ids.slice(0, 10)) {
-      ports.out.line(`  ${id}:`);
-      for (const l of links[id]) ports.out.line(`    ${clip(l, 200)}`);
-    }
+    if (lines.length) links[j.id] = lines.slice(0, MAX_LINES_PER_JOB);
   }
   return links;
 }
 
-/** Offers the requeue where it is safe, behind the fix gate; only interactive runs get here with a handover. */
+const MAX_LINES_PER_JOB = 40;
+/** Jobs whose story is shown without --verbose: enough to recognise the failure, short enough to see the fix. */
+const STORIES_SHOWN = 2;
+
+/**
+ * The worker log, cut to the lines behind the findings: for the first jobs a finding names, the failure line, the
+ * frame of the worker's own code that raised and the exception line. --verbose shows the log's last lines and every
+ * line of every stuck job.
+ */
+function showLogLines(ports: Ports, ev: Evidence, findings: readonly Finding[], links: Record<string, string[]>): void {
+  const probe = ev.spark?.ok ? ev.spark.probe : undefined;
+  if (probe?.log.status !== 'ok') return;
+  const { out } = ports;
+  const read = `${probe.log.tail.length} lines of the last ${Math.round(Math.min(probe.log.size, 65_536) / 1024)} KB read (log is ${Math.round(probe.log.size / 1024)} KB)`;
+  const claimed = [...new Set(findings.filter(atLeastWarning).flatMap((f) => f.jobIds ?? []))].filter(
+    (id) => links[id],
+  );
+  if (!out.verbose) {
+    if (!claimed.length) return;
+    out.heading('Worker log: the lines behind the findings');
+    out.line(`${read}; all of them with --verbose`);
+    for (const id of claimed.slice(0, STORIES_SHOWN)) {
+      out.line(`  ${id}:`);
+      for (const l of storyLines(links[id])) out.line(`    ${clip(l, 200)}`);
+    }
+    if (claimed.length > STORIES_SHOWN) out.line(`  (${claimed.length - STORIES_SHOWN} more jobs: --verbose)`);
+    return;
+  }
+  out.heading('Worker log');
+  out.line(read);
+  for (const l of probe.log.tail.slice(-5)) out.line(`  ${clip(l, 200)}`);
+  const ids = Object.keys(links);
+  if (ids.length) {
+    out.line('lines naming stuck jobs:');
+    for (const id of ids.slice(0, 10)) {
+      out.line(`  ${id}:`);
+      for (const l of links[id]) out.line(`    ${clip(l, 200)}`);
+    }
+  }
+}
+
+/** The numbered "Next steps" block. */
+function showNextSteps(state: RunState, findings: readonly Finding[], flags: CommonFlags): void {
+  const { ports, evidence } = state;
+  const offers = requeueOffers(evidence, findings, flags);
+  const restartCmd = state.config.values.WORKER_RESTART_CMD;
+  const lines = nextSteps(evidence, findings, offers, { flags, restartCmd, runbook: 'debug-stuck-jobs' });
+  if (!lines.length) return;
+  ports.out.heading('Next steps');
+  for (const l of lines) ports.out.line(l);
+}
+
+/** Offers the requeue where it is safe, behind the fix gate; only interactive runs are asked. */
 async function offerRequeue(
   state: RunState,
   findings: readonly Finding[],
@@ -127,23 +166,13 @@ async function offerRequeue(
 ): Promise<{ actions: Report['actions']; aborted: boolean; code?: ExitCode }> {
   const { ports, evidence } = state;
   const actions: Report['actions'] = [];
-  const offers = findings.filter((f) => f.requeueSafe && f.jobIds?.length);
+  const offers = requeueOffers(evidence, findings, flags);
   if (!offers.length) return { actions, aborted: false };
   ports.out.heading('Recommendation');
-  const jobsById = new Map<string, Job>(
-    [...(evidence.queue?.failed.recent ?? []), ...(evidence.queue?.running.jobs ?? [])].map((j) => [j.id, j]),
-  );
   let code: ExitCode | undefined;
-  for (const f of offers) {
-    const jobs = f.jobIds!.map((id) => jobsById.get(id)).filter((j): j is Job => Boolean(j));
-    const gate = fixGate(evidence, jobs);
+  for (const { finding: f, gate, command } of offers) {
     ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
     ports.out.line(`  fix gate: ${gate.line}`);
-    const configFile = configFileFlag(flags);
-    const envFile = configFile ? `--config ${shellQuote(configFile)} ` : '';
-    // Pasteable as printed: every id (--id takes a comma list), the same config, and what running jobs need.
-    const running = f.jobIds!.some((id) => jobsById.get(id)?.status === 'running') ? ' --include-running' : '';
-    const command = `npx zx runbooks/requeue.mts ${envFile}--id ${f.jobIds!.join(',')}${running} --reason ${shellQuote(`${f.id} fixed`)}`;
     if (!ports.prompt.interactive) {
       ports.out.line(`  when fixed: ${command}`);
       continue;
@@ -217,9 +246,11 @@ export async function runDebugStuckJobs(
   try {
     const checks = await runPlan(state, options.gather ?? DEBUG_GATHER, ports.out);
     showQueue(ports, evidence);
-    const logLinks = showLogLinks(ports, evidence);
+    const links = logLinks(evidence);
     const findings = diagnose(evidence, state.patterns, 'all');
     showFindings(ports, findings);
+    showLogLines(ports, evidence, findings, links);
+    if (!signal?.aborted) showNextSteps(state, findings, flags);
     const couldNotRun = exitCodeFor(findings) === EXIT.couldNotRun;
     const offer =
       couldNotRun || signal?.aborted
@@ -227,6 +258,7 @@ export async function runDebugStuckJobs(
         : await offerRequeue(state, findings, flags, options);
     // The end line describes the world after the action: when a hand-over wrote, read the queue again and judge again.
     const after = offer.actions.length && !offer.aborted ? await judgeAgain(state, findings, checks) : undefined;
+    if (after) showNextSteps(state, after.findings, flags);
     const q = evidence.queue;
     const extra = {
       rules: evidence.rules,
@@ -239,7 +271,7 @@ export async function runDebugStuckJobs(
             oldestQueued: q.queued.oldest[0]?.created_at ?? null,
           }
         : null,
-      logLinks,
+      logLinks: links,
       ...(after ? { resolved: after.resolved.map((f) => f.id) } : {}),
     };
     return finishRun(

@@ -256,6 +256,19 @@ const projectRef: Validator = (value, all) => {
   return undefined;
 };
 
+const restartCommand: Validator = (value) => {
+  if (/[\u0000-\u001f\u007f]/.test(value)) {
+    return problem('WORKER_RESTART_CMD contains control characters', 'set it to one command line');
+  }
+  if (value.trim() === '' || value.length > 300) {
+    return problem(
+      'WORKER_RESTART_CMD must be 1-300 characters',
+      'set it to one command line, e.g. sudo systemctl restart hd-worker',
+    );
+  }
+  return undefined;
+};
+
 const operator: Validator = (value) => {
   if (/[\u0000-\u001f\u007f]/.test(value)) {
     return problem('RUNBOOK_OPERATOR contains control characters', 'set it to your name or handle on one line');
@@ -318,5 +331,10 @@ export const LAPTOP_ENV_SCHEMA: EnvSchema = Object.fromEntries(
     spec('RUNBOOK_OPERATOR', 'who is running the runbook, for the audit trail', operator),
     spec('REQUEUE_AUDIT_FILE', 'where requeue actions are appended', path('REQUEUE_AUDIT_FILE')),
     spec('HD_RUNBOOKS_PATTERNS_FILE', 'extra error patterns for triage', path('HD_RUNBOOKS_PATTERNS_FILE')),
+    spec(
+      'WORKER_RESTART_CMD',
+      'how the worker is restarted on Spark, e.g. sudo systemctl restart hd-worker: shown in Next steps, never run',
+      restartCommand,
+    ),
   ].map((s) => [s.name, s]),
 );

@@ -28,7 +28,7 @@ afterAll(async () => {
  */
 function stable(text: string): string {
   return text
-    .replace(/\nWorker log\n[\s\S]*?\n\n/, '\nWorker log\n(excerpt)\n\n')
+    .replace(/\nWorker log[^\n]*\n[\s\S]*?\n\n/, '\nWorker log\n(excerpt)\n\n')
     .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, 'UUID')
     .replace(/\d+/g, 'N');
 }

@@ -85,9 +85,23 @@ describe('debug-stuck-jobs in CI mode', () => {
     await sb.scenario('circular-metadata');
     const r = await runRunbook('debug-stuck-jobs', ['--env-file', sb.envFile, '--ci']);
     const failed = await sb.sql<{ id: string }>("select id from hd_ingestion_jobs where status = 'failed'");
-    expect(r.stdout).toContain('lines naming stuck jobs:');
-    for (const { id } of failed) {
+    // Without --verbose: the story of the first jobs the finding names, after the findings, ending on the exception.
+    expect(r.stdout).toContain('Worker log: the lines behind the findings');
+    expect(r.stdout.indexOf('Worker log: the lines behind')).toBeGreaterThan(r.stdout.indexOf('[circular-metadata]'));
+    const shown = failed.filter(({ id }) => r.stdout.includes(`  ${id}:`));
+    expect(shown.length).toBe(Math.min(2, failed.length));
+    for (const { id } of shown) {
       expect(r.stdout).toMatch(
+        new RegExp(
+          `\\n {2}${id}:\\n {4}\\S+ ERROR job ${id} failed: ValueError.*\\n(?: {4}.*\\n)*? {4}ValueError: Circular reference detected\\n`,
+        ),
+      );
+    }
+    // --verbose: every line of every linked job, and the JSON report keeps them all.
+    const verbose = await runRunbook('debug-stuck-jobs', ['--env-file', sb.envFile, '--ci', '--verbose']);
+    expect(verbose.stdout).toContain('lines naming stuck jobs:');
+    for (const { id } of failed) {
+      expect(verbose.stdout).toMatch(
         new RegExp(`\\n {2}${id}:\\n(?: {4}.*\\n)*? {4}\\S+ ERROR job ${id} failed: ValueError`),
       );
     }

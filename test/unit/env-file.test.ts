@@ -88,6 +88,7 @@ describe('LAPTOP_ENV_SCHEMA', () => {
         'RUNBOOK_OPERATOR',
         'REQUEUE_AUDIT_FILE',
         'HD_RUNBOOKS_PATTERNS_FILE',
+        'WORKER_RESTART_CMD',
       ].sort(),
     );
     for (const [name, spec] of Object.entries(LAPTOP_ENV_SCHEMA)) {

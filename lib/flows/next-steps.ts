@@ -1,0 +1,79 @@
+/**
+ * What to do next, in order, with the exact commands: shown as a numbered block above the first question and at the
+ * end. Pure: built from the evidence and the findings; nothing here runs a command (a restart is shown, never run).
+ */
+import { atLeastWarning, type Finding } from '../core/finding.ts';
+import { clip } from '../core/text.ts';
+import type { Evidence } from '../evidence/evidence.ts';
+import { fixGate } from '../findings/fix-gate.ts';
+import { configFileFlag } from '../io/cli.ts';
+import type { Job } from '../io/jobs-db.ts';
+import { shellQuote } from '../io/shell-quote.ts';
+import type { CommonFlags } from './run.ts';
+
+/** A requeue the runbook can offer: a finding's jobs, the fix gate's verdict on them, the pasteable command. */
+export interface RequeueOffer {
+  finding: Finding;
+  gate: { deployed: boolean | undefined; line: string };
+  command: string;
+}
+
+/** The same config flag the operator gave, so a printed command runs against the same project. */
+export function configArg(flags: CommonFlags): string {
+  const file = configFileFlag(flags);
+  return file ? `--config ${shellQuote(file)} ` : '';
+}
+
+/** Every finding whose jobs are safe to requeue once fixed, with the fix gate's verdict and the command. */
+export function requeueOffers(ev: Evidence, findings: readonly Finding[], flags: CommonFlags): RequeueOffer[] {
+  const jobsById = new Map<string, Job>(
+    [...(ev.queue?.failed.recent ?? []), ...(ev.queue?.running.jobs ?? [])].map((j) => [j.id, j]),
+  );
+  return findings
+    .filter((f) => f.requeueSafe && f.jobIds?.length)
+    .map((f) => {
+      const jobs = f.jobIds!.map((id) => jobsById.get(id)).filter((j): j is Job => Boolean(j));
+      // Pasteable as printed: every id (--id takes a comma list), the same config, and what running jobs need.
+      const running = jobs.some((j) => j.status === 'running') ? ' --include-running' : '';
+      const command = `npx zx runbooks/requeue.mts ${configArg(flags)}--id ${f.jobIds!.join(',')}${running} --reason ${shellQuote(`${f.id} fixed`)}`;
+      return { finding: f, gate: fixGate(ev, jobs), command };
+    });
+}
+
+/** How to restart the worker, as a command for the laptop: WORKER_RESTART_CMD run on Spark over SSH. */
+export function restartCommand(ev: Evidence, restartCmd: string | undefined): string | undefined {
+  const t = ev.spark?.target;
+  if (!restartCmd) return undefined;
+  return t ? `ssh -p ${t.port} ${t.user}@${t.host} ${shellQuote(restartCmd)}` : restartCmd;
+}
+
+/**
+ * The numbered steps: fix what the first finding names; restart the worker when the fix gate says the fix is not
+ * live yet; requeue each finding's jobs; then check the queue drains. Empty when nothing is at warning or above.
+ */
+export function nextSteps(
+  ev: Evidence,
+  findings: readonly Finding[],
+  offers: readonly RequeueOffer[],
+  options: { flags: CommonFlags; restartCmd?: string; runbook: string },
+): string[] {
+  const serious = findings.filter(atLeastWarning);
+  if (!serious.length) return [];
+  const steps: string[] = [];
+  const top = serious[0];
+  const notLive = offers.some((o) => o.gate.deployed !== true);
+  if (!offers.length || notLive) steps.push(`Fix: ${clip(top.fix, 400)} [${top.id}]`);
+  if (offers.length && notLive) {
+    const restart = restartCommand(ev, options.restartCmd);
+    steps.push(
+      restart
+        ? `Restart the worker so the fix is live (WORKER_RESTART_CMD): ${restart}`
+        : 'Restart the worker on Spark so the fix is live (set WORKER_RESTART_CMD to see the command here)',
+    );
+  }
+  for (const o of offers) {
+    steps.push(`Requeue the ${o.finding.jobIds!.length} job(s) of [${o.finding.id}]: ${o.command}`);
+  }
+  steps.push(`Check the queue drains: npx zx runbooks/${options.runbook}.mts ${configArg(options.flags)}`.trimEnd());
+  return steps.map((s, i) => `${i + 1}. ${s}`);
+}
