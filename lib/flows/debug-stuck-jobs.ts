@@ -107,7 +107,7 @@ function logLinks(ev: Evidence): Record<string, string[]> {
 
 const MAX_LINES_PER_JOB = 40;
 /** Jobs whose story is shown without --verbose: enough to recognise the failure, short enough to see the fix. */
-const STORIES_SHOWN = 2;
+const STORIES_SHOWN = 1;
 
 /**
  * The worker log, cut to the lines behind the findings: for the first jobs a finding names, the failure line, the
@@ -130,7 +130,7 @@ function showLogLines(ports: Ports, ev: Evidence, findings: readonly Finding[], 
       out.line(`  ${id}:`);
       for (const l of storyLines(links[id])) out.line(`    ${clip(l, 200)}`);
     }
-    if (claimed.length > STORIES_SHOWN) out.line(`  (${claimed.length - STORIES_SHOWN} more jobs: --verbose)`);
+    if (claimed.length > STORIES_SHOWN) out.line(`  (and ${claimed.length - STORIES_SHOWN} more jobs: --verbose)`);
     return;
   }
   out.heading('Worker log');

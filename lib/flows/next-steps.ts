@@ -40,6 +40,12 @@ export function requeueOffers(ev: Evidence, findings: readonly Finding[], flags:
     });
 }
 
+/** A fix's first clause: enough to recognise it (the whole fix is shown with its finding). */
+function firstClause(fix: string): string {
+  const cut = fix.search(/[;:(]|, (?:then|and|or) /);
+  return cut > 20 ? fix.slice(0, cut).trim() : fix;
+}
+
 /** How to restart the worker, as a command for the laptop: WORKER_RESTART_CMD run on Spark over SSH. */
 export function restartCommand(ev: Evidence, restartCmd: string | undefined): string | undefined {
   const t = ev.spark?.target;
@@ -60,9 +66,13 @@ export function nextSteps(
   const serious = findings.filter(atLeastWarning);
   if (!serious.length) return [];
   const steps: string[] = [];
-  const top = serious[0];
   const notLive = offers.some((o) => o.gate.deployed !== true);
-  if (!offers.length || notLive) steps.push(`Fix: ${clip(top.fix, 400)} [${top.id}]`);
+  const offered = new Set(offers.map((o) => o.finding.id));
+  // Each serious finding's fix is printed in full with the finding: here it is named, in order, by its number.
+  for (const [i, f] of findings.entries()) {
+    if (!atLeastWarning(f) || (offered.has(f.id) && !notLive)) continue;
+    steps.push(`Fix finding ${i + 1} [${f.id}]: ${clip(firstClause(f.fix), 90)}`);
+  }
   if (offers.length && notLive) {
     const restart = restartCommand(ev, options.restartCmd);
     steps.push(

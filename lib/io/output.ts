@@ -57,8 +57,13 @@ export function wrapLine(text: string, columns: number | undefined, hang: number
   const at = text.search(COMMAND_START);
   const prose = at > 0 ? text.slice(0, at) : at === 0 ? '' : text;
   const command = at >= 0 ? text.slice(at).trimStart() : '';
-  const lines = prose ? wrapAnsi(prose, width, { hard: false, trim: false, wordWrap: true }).split('\n') : [];
-  const fitted = lines.map((l, i) => (i === 0 ? l.trimEnd() : `${indent}${l.trim()}`));
+  // The line's own indent is kept; wrap-ansi trims the spaces at each break (also after a colour it re-opens).
+  const lead = /^ */.exec(prose)?.[0] ?? '';
+  const body = prose.slice(lead.length);
+  const lines = body
+    ? wrapAnsi(body, width - lead.length, { hard: false, trim: true, wordWrap: true }).split('\n')
+    : [];
+  const fitted = lines.map((l, i) => (i === 0 ? `${lead}${l}` : `${indent}${l}`));
   if (command) {
     const last = fitted.length ? fitted[fitted.length - 1] : '';
     const visible = last.replace(/\x1b\[[0-9;]*m/g, '').length;
@@ -119,7 +124,8 @@ export function createOutput(options: OutputOptions): Output {
     },
     heading(text) {
       clearTransient();
-      write(`\n${paint('bold', inert(text))}\n`);
+      write('\n');
+      emit(paint('bold', inert(text)), 0);
     },
     check(r) {
       clearTransient();
