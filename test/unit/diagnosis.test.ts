@@ -1071,7 +1071,7 @@ describe('ranking by cause (the order findings come in, and which one a stalled 
       `no folder at ${WORKER_DIR}`,
       'probably because of SPARK_WORKR_DIR: SPARK_WORKER_DIR is not set, so its default was used',
       '1 queued/pending job; 1 waiting longer than the rule, oldest 50 min',
-      'no worker activity in the table (no job started or finished recently)',
+      'last worker activity in the table 5 min ago',
     ]);
     expect(findings[0].cause).toBe(
       'SPARK_WORKR_DIR is not a variable the runbooks read, so SPARK_WORKER_DIR kept its default: worker-dir-missing follow from it',
