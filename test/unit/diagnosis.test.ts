@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { atLeastWarning, byCause, type Finding, type Severity, sortFindings } from '../../lib/core/finding.ts';
+import { atLeastWarning, type Finding, type Severity, sortFindings } from '../../lib/core/finding.ts';
 import type { SshFailure } from '../../lib/core/ports.ts';
 import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
 import type { Evidence, SupabaseSide } from '../../lib/evidence/evidence.ts';
@@ -7,6 +7,7 @@ import type { SparkEvidence } from '../../lib/evidence/spark-probe.ts';
 import { diagnose, environmentFindings, logContextFor, queueFindings } from '../../lib/findings/diagnosis.ts';
 import { BUILTIN_ERROR_PATTERNS } from '../../lib/findings/error-patterns.ts';
 import { fixGate } from '../../lib/findings/fix-gate.ts';
+import { byCause } from '../../lib/findings/rank.ts';
 import type { DbFailure, Job, JobStatus, QueueSnapshot } from '../../lib/io/jobs-db.ts';
 import { inspectKey } from '../../lib/io/keys.ts';
 import { classifySupabaseUrl, type SupabaseUrlInfo } from '../../lib/io/supabase-url.ts';
