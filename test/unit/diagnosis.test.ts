@@ -1079,3 +1079,51 @@ describe('ranking by cause (the order findings come in, and which one a stalled 
     );
   });
 });
+
+describe('rules are pure', () => {
+  const deepFreeze = <T>(v: T): T => {
+    if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+      Object.freeze(v);
+      for (const x of Object.values(v)) deepFreeze(x);
+    }
+    return v;
+  };
+
+  it('change neither the evidence nor the findings they are given, while a root cause carries the stall', () => {
+    const queued = [job('queued', { created_at: isoAgo(50) })];
+    const ev = deepFreeze(
+      evidence({
+        laptop: {
+          ...laptopSide(),
+          issues: [
+            { name: 'SPARK_WORKR_DIR', severity: 'warning', message: 'no', fix: 'did you mean SPARK_WORKER_DIR?' },
+          ],
+        },
+        probe: probe({ workerDir: { path: WORKER_DIR, exists: false } }),
+        queue: queue({ queued, done: null, failed: [job('failed', { error: 'boom', finished_at: isoAgo(3) })] }),
+      }),
+    );
+    const findings = all(ev);
+    expect(only(findings, 'worker-dir-missing').jobIds).toEqual([queued[0].id]);
+    const env = deepFreeze(environmentFindings(ev));
+    expect(ids(queueFindings(ev, BUILTIN_ERROR_PATTERNS, env))).toEqual(['unknown-failure']);
+    expect(only(env, 'worker-dir-missing').evidence).toEqual([`no folder at ${WORKER_DIR}`]);
+  });
+});
+
+describe('worker-log-stale', () => {
+  const quietFor = (minutes: number) =>
+    probe({ log: { status: 'ok', size: 1, modifiedAt: ago(minutes), tail: [], truncated: false } });
+  it('allows the log five quiet minutes even when the queued rule is shorter', () => {
+    const rules = { ...DEFAULT_RULES, queuedMinutes: 2 };
+    expect(ids(all(evidence({ rules, probe: quietFor(4) })))).toEqual([]);
+    expect(only(all(evidence({ rules, probe: quietFor(6) })), 'worker-log-stale').title).toBe(
+      'the worker runs but has not written its log for 6 min',
+    );
+  });
+
+  it("allows the queued rule's minutes when they are longer", () => {
+    expect(ids(all(evidence({ probe: quietFor(DEFAULT_RULES.queuedMinutes - 1) })))).toEqual([]);
+    expect(ids(all(evidence({ probe: quietFor(DEFAULT_RULES.queuedMinutes + 1) })))).toEqual(['worker-log-stale']);
+  });
+});
