@@ -8,13 +8,15 @@ import { type Finding, sortFindings } from '../core/finding.ts';
 import type { Evidence } from '../evidence/evidence.ts';
 import type { ErrorPattern } from './error-patterns.ts';
 import { blameStall, byCause } from './rank.ts';
+import type { TableEntry } from './rule.ts';
 import { REACH_RULES } from './rules/reach.ts';
 import { SETUP_RULES } from './rules/setup.ts';
 import { FINDING_TABLE, ruleFor, runEntries } from './table.ts';
 
 export { logContextFor } from './rules/failures.ts';
 
-const ENVIRONMENT: readonly unknown[] = [...REACH_RULES, ...SETUP_RULES];
+/** What environmentFindings makes: reach and setup (the worker's process and log are queueFindings', as before). */
+const ENVIRONMENT: readonly TableEntry[] = [...REACH_RULES, ...SETUP_RULES];
 
 /** Findings about configuration and reachability, as their rules make them (not ranked, not linked). */
 export function environmentFindings(ev: Evidence): Finding[] {

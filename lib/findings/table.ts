@@ -2,6 +2,13 @@
  * The finding table: every finding the runbooks make, one entry per id, in catalog order (among findings of equal
  * severity, the order they are shown in). Each area's rules live in rules/*.ts; adding a finding is one entry there
  * (and its tests). What the run makes of an id (exit 2, the scope, the root-cause rank) is read from here only.
+ *
+ * Adding a finding: one entry in the area's list (rules/reach.ts: could the runbook look; setup.ts: config, keys,
+ * projects, Spark's host; worker.ts: the worker's process and log; queue.ts; failures.ts: failed jobs and the log),
+ * placed where it should come among findings of its severity, e.g. in SETUP_RULES:
+ *   { id: 'worker-env-world-readable', severity: 'warning', scope: 'env',
+ *     detect: ({ ev }) => (probeOf(ev)?.env.mode === '644' ? [{ title, evidence, cause, fix }] : []) },
+ * then its line in README.md's findings list (test/unit/finding-table.test.ts checks both ways).
  */
 
 import type { Finding } from '../core/finding.ts';
