@@ -1,4 +1,7 @@
-/** Findings: what the evidence means, as plain data made by pure functions. */
+/**
+ * Findings: what the evidence means, as plain data made by pure functions (lib/findings: the rule table, the ranking
+ * by cause). Here: the shape, the severity order and the verdict line.
+ */
 
 export type Severity = 'info' | 'warning' | 'critical';
 
@@ -38,41 +41,4 @@ export function verdictLine(findings: readonly Finding[]): string {
   const top = sortFindings(serious)[0];
   const more = serious.length > 1 ? ` (+${serious.length - 1} more)` : '';
   return `${top.severity === 'critical' ? 'CRITICAL' : 'WARNING'}: ${top.title} [${top.id}]${more}`;
-}
-
-/** What a connection failure may be the symptom of: the variables that shape each connection. */
-const SHAPED_BY: Array<{ vars: RegExp; symptoms: readonly string[] }> = [
-  {
-    vars: /^SPARK_(HOST|PORT|USER|SSH_KEY|SSH_KEY_PATH|KNOWN_HOSTS|HOST_KEY_SHA256|WORKER_DIR)$/,
-    symptoms: ['spark-unreachable', 'host-key-mismatch', 'host-key-unknown', 'worker-dir-missing'],
-  },
-  {
-    vars: /^SUPABASE_(URL|SERVICE_ROLE_KEY|SECRET_KEY|PROJECT_REF)$/,
-    symptoms: ['supabase-unreachable', 'supabase-key-rejected', 'jobs-table-missing', 'wrong-key-role'],
-  },
-];
-
-/**
- * Findings ranked by cause, not by symptom. A misspelled variable (`SPARK_PROT`) leaves the one meant at its
- * default (port 2222), and the connection then fails or meets another host's key: the typo is the cause. It goes
- * first, as severe as what it explains, and the symptom says what it is probably because of.
- */
-export function byCause(findings: readonly Finding[]): Finding[] {
-  const out = findings.map((f) => ({ ...f, evidence: [...f.evidence] }));
-  const causes: Finding[] = [];
-  for (const f of out) {
-    if (f.id !== 'config-warning') continue;
-    const meant = /did you mean (\w+)\?/.exec(f.fix)?.[1];
-    const shaped = meant ? SHAPED_BY.find((s) => s.vars.test(meant)) : undefined;
-    const symptoms = shaped ? out.filter((g) => shaped.symptoms.includes(g.id)) : [];
-    if (!symptoms.length) continue;
-    const name = f.title.split(':')[0];
-    for (const g of symptoms)
-      g.evidence.push(`probably because of ${name}: ${meant} is not set, so its default was used`);
-    const worst = sortFindings(symptoms)[0]!;
-    f.severity = worst.severity;
-    f.cause = `${name} is not a variable the runbooks read, so ${meant} kept its default: ${symptoms.map((g) => g.id).join(', ')} follow from it`;
-    causes.push(f);
-  }
-  return [...causes, ...out.filter((f) => !causes.includes(f))];
 }

@@ -15,3 +15,6 @@ export const DISK_WARN_KB = 1_048_576;
 export function diskLow(disk: { usedPercent: number; availableKb: number }): boolean {
   return disk.usedPercent >= DISK_WARN_PERCENT || disk.availableKb < DISK_WARN_KB;
 }
+
+/** The worker's log may be quiet this long (or the queued rule's minutes, when longer) before it is called stale. */
+export const LOG_QUIET_MINUTES = 5;

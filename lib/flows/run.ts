@@ -6,6 +6,7 @@ import type { StuckRules } from '../core/stuck-rules.ts';
 import type { Evidence } from '../evidence/evidence.ts';
 import type { GatherState } from '../evidence/gather.ts';
 import { BUILTIN_ERROR_PATTERNS, compilePatternFile, type ErrorPattern } from '../findings/error-patterns.ts';
+import { BLOCKS_RUN_IDS } from '../findings/table.ts';
 import { configFileFlag } from '../io/cli.ts';
 import { loadConfig } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
@@ -14,15 +15,7 @@ import { expandTilde } from '../io/ssh/target.ts';
 import type { CheckResult } from '../io/steps.ts';
 
 /** Findings that mean the runbook could not look where it had to: exit 2, not 1. */
-export const COULD_NOT_RUN_IDS = new Set([
-  'supabase-unreachable',
-  'supabase-key-rejected',
-  'jobs-table-missing',
-  'spark-unreachable',
-  'host-key-mismatch',
-  'host-key-unknown',
-  'spark-probe-incomplete',
-]);
+export const COULD_NOT_RUN_IDS: ReadonlySet<string> = BLOCKS_RUN_IDS;
 
 export function exitCodeFor(findings: readonly Finding[]): ExitCode {
   if (findings.some((f) => COULD_NOT_RUN_IDS.has(f.id))) return EXIT.couldNotRun;

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { atLeastWarning, byCause, type Finding, type Severity, sortFindings } from '../../lib/core/finding.ts';
+import { atLeastWarning, type Finding, type Severity, sortFindings } from '../../lib/core/finding.ts';
 import type { SshFailure } from '../../lib/core/ports.ts';
 import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
 import type { Evidence, SupabaseSide } from '../../lib/evidence/evidence.ts';
@@ -7,6 +7,7 @@ import type { SparkEvidence } from '../../lib/evidence/spark-probe.ts';
 import { diagnose, environmentFindings, logContextFor, queueFindings } from '../../lib/findings/diagnosis.ts';
 import { BUILTIN_ERROR_PATTERNS } from '../../lib/findings/error-patterns.ts';
 import { fixGate } from '../../lib/findings/fix-gate.ts';
+import { byCause } from '../../lib/findings/rank.ts';
 import type { DbFailure, Job, JobStatus, QueueSnapshot } from '../../lib/io/jobs-db.ts';
 import { inspectKey } from '../../lib/io/keys.ts';
 import { classifySupabaseUrl, type SupabaseUrlInfo } from '../../lib/io/supabase-url.ts';
@@ -946,5 +947,183 @@ describe('byCause: a misspelled variable that explains a connection failure come
     const ranked = sortFindings(byCause([hostKey, unrelated]));
     expect(ranked.map((f) => f.id)).toEqual(['host-key-mismatch', 'config-warning']);
     expect(ranked[1].severity).toBe('warning');
+  });
+});
+
+describe('ranking by cause (the order findings come in, and which one a stalled queue is blamed on)', () => {
+  const waiting = () => [job('queued', { created_at: isoAgo(50) })];
+  const carrier = (findings: readonly Finding[]) =>
+    ids(findings.filter((f) => f.evidence.some((l) => l.includes('waiting longer than the rule'))));
+
+  // Each step removes the cause that carried the stall before it: the next one down the ranking carries it.
+  const chain: [carries: string, over: () => EvidenceOver][] = [
+    [
+      'wrong-key-role',
+      () => ({
+        laptop: { ...laptopSide(CLOUD, keys.anon), issues: [] },
+        worker: { ...workerSide(OTHER_CLOUD), key: undefined, keyVar: undefined },
+        probe: probe({ processes: [], reach: { status: 'http-error', httpStatus: 401, seconds: 0.1 } }),
+      }),
+    ],
+    [
+      'worker-key-missing',
+      () => ({
+        worker: { ...workerSide(OTHER_CLOUD), key: undefined, keyVar: undefined },
+        probe: probe({ processes: [], reach: { status: 'http-error', httpStatus: 401, seconds: 0.1 } }),
+      }),
+    ],
+    [
+      'project-mismatch',
+      () => ({
+        worker: workerSide(OTHER_CLOUD, keys.otherProjectService),
+        app: undefined,
+        probe: probe({ processes: [], reach: { status: 'failed', message: 'Could not resolve host' } }),
+      }),
+    ],
+    [
+      'spark-supabase-unreachable',
+      () => ({ probe: probe({ processes: [], reach: { status: 'failed', message: 'no route' } }) }),
+    ],
+    [
+      'worker-key-rejected',
+      () => ({ probe: probe({ processes: [], reach: { status: 'http-error', httpStatus: 403, seconds: 0.1 } }) }),
+    ],
+    ['worker-down', () => ({ probe: probe({ processes: [] }) })],
+    [
+      'worker-env-unreadable',
+      () => ({
+        laptop: { ...laptopSide(CLOUD, keys.anon), issues: [] },
+        probe: probe({ processes: [], env: { status: 'missing' } }),
+      }),
+    ],
+    [
+      'worker-dir-missing',
+      () => ({
+        laptop: { ...laptopSide(CLOUD, keys.anon), issues: [] },
+        probe: probe({ workerDir: { path: WORKER_DIR, exists: false } }),
+      }),
+    ],
+  ];
+  it.each(chain)('blames the stalled queue on %s when it is the highest-ranked cause present', (carries, over) => {
+    const queued = waiting();
+    const findings = all(evidence({ ...over(), queue: queue({ queued, done: null }) }));
+    expect(carrier(findings)).toEqual([carries]);
+    expect(only(findings, carries).jobIds).toEqual([queued[0].id]);
+    expect(ids(findings)).not.toContain('queue-stalled');
+    expect(ids(findings)).not.toContain('queue-backlog');
+  });
+
+  it('blames the first of several findings of the same id, and the env scope shows the same evidence', () => {
+    const queued = waiting();
+    const ev = evidence({
+      worker: workerSide(OTHER_CLOUD, keys.laptopService),
+      queue: queue({ queued, done: null }),
+    });
+    const mismatches = all(ev).filter((f) => f.id === 'project-mismatch');
+    expect(mismatches.map((f) => f.jobIds)).toEqual([[queued[0].id], undefined, undefined]);
+    expect(diagnose(ev, BUILTIN_ERROR_PATTERNS, 'env')).toEqual(all(ev));
+  });
+
+  it('orders findings by severity, then by the catalog, with the typo that explains them first', () => {
+    const failed = job('failed', { error: 'Circular reference detected', attempts: 3, finished_at: isoAgo(5) });
+    const ev = evidence({
+      laptop: {
+        ...laptopSide(),
+        issues: [
+          {
+            name: 'STUCK_QUEUD_MINUTES',
+            severity: 'warning',
+            message: 'no',
+            fix: 'did you mean STUCK_QUEUED_MINUTES?',
+          },
+          { name: 'SPARK_WORKR_DIR', severity: 'warning', message: 'no', fix: 'did you mean SPARK_WORKER_DIR?' },
+        ],
+      },
+      worker: workerSide(CLOUD, keys.expiredService),
+      app: appSide(OTHER_CLOUD, keys.anon),
+      probe: probe({
+        workerDir: { path: WORKER_DIR, exists: false },
+        clockSkewMs: 300_000,
+        disk: { availableKb: 10, usedPercent: 99, mount: '/' },
+      }),
+      queue: queue({
+        queued: waiting(),
+        done: null,
+        running: [job('running', { started_at: isoAgo(300) })],
+        failed: [failed, job('failed', { error: 'boom 12', finished_at: isoAgo(6) })],
+      }),
+    });
+    const findings = all(ev);
+    expect(findings.map((f) => `${f.severity} ${f.id}`)).toEqual([
+      'critical config-warning',
+      'critical worker-dir-missing',
+      'critical key-expired',
+      'critical project-mismatch',
+      'critical project-mismatch',
+      'critical circular-metadata',
+      'warning clock-skew',
+      'warning disk-low',
+      'warning config-warning',
+      'warning stale-running',
+      'warning attempts-exhausted',
+      'warning unknown-failure',
+    ]);
+    expect(only(findings, 'worker-dir-missing').evidence).toEqual([
+      `no folder at ${WORKER_DIR}`,
+      'probably because of SPARK_WORKR_DIR: SPARK_WORKER_DIR is not set, so its default was used',
+      '1 queued/pending job; 1 waiting longer than the rule, oldest 50 min',
+      'last worker activity in the table 5 min ago',
+    ]);
+    expect(findings[0].cause).toBe(
+      'SPARK_WORKR_DIR is not a variable the runbooks read, so SPARK_WORKER_DIR kept its default: worker-dir-missing follow from it',
+    );
+  });
+});
+
+describe('rules are pure', () => {
+  const deepFreeze = <T>(v: T): T => {
+    if (v && typeof v === 'object' && !Object.isFrozen(v)) {
+      Object.freeze(v);
+      for (const x of Object.values(v)) deepFreeze(x);
+    }
+    return v;
+  };
+
+  it('change neither the evidence nor the findings they are given, while a root cause carries the stall', () => {
+    const queued = [job('queued', { created_at: isoAgo(50) })];
+    const ev = deepFreeze(
+      evidence({
+        laptop: {
+          ...laptopSide(),
+          issues: [
+            { name: 'SPARK_WORKR_DIR', severity: 'warning', message: 'no', fix: 'did you mean SPARK_WORKER_DIR?' },
+          ],
+        },
+        probe: probe({ workerDir: { path: WORKER_DIR, exists: false } }),
+        queue: queue({ queued, done: null, failed: [job('failed', { error: 'boom', finished_at: isoAgo(3) })] }),
+      }),
+    );
+    const findings = all(ev);
+    expect(only(findings, 'worker-dir-missing').jobIds).toEqual([queued[0].id]);
+    const env = deepFreeze(environmentFindings(ev));
+    expect(ids(queueFindings(ev, BUILTIN_ERROR_PATTERNS, env))).toEqual(['unknown-failure']);
+    expect(only(env, 'worker-dir-missing').evidence).toEqual([`no folder at ${WORKER_DIR}`]);
+  });
+});
+
+describe('worker-log-stale', () => {
+  const quietFor = (minutes: number) =>
+    probe({ log: { status: 'ok', size: 1, modifiedAt: ago(minutes), tail: [], truncated: false } });
+  it('allows the log five quiet minutes even when the queued rule is shorter', () => {
+    const rules = { ...DEFAULT_RULES, queuedMinutes: 2 };
+    expect(ids(all(evidence({ rules, probe: quietFor(4) })))).toEqual([]);
+    expect(only(all(evidence({ rules, probe: quietFor(6) })), 'worker-log-stale').title).toBe(
+      'the worker runs but has not written its log for 6 min',
+    );
+  });
+
+  it("allows the queued rule's minutes when they are longer", () => {
+    expect(ids(all(evidence({ probe: quietFor(DEFAULT_RULES.queuedMinutes - 1) })))).toEqual([]);
+    expect(ids(all(evidence({ probe: quietFor(DEFAULT_RULES.queuedMinutes + 1) })))).toEqual(['worker-log-stale']);
   });
 });

@@ -1,0 +1,140 @@
+/**
+ * Failed jobs and the worker log: each failed job goes to the first failure pattern that matches its error or its
+ * lines in the log (a finding per pattern, its id and severity the pattern's); the others are grouped by error
+ * signature as unknown-failure. Jobs that used all their attempts are named apart.
+ */
+
+import type { Finding } from '../../core/finding.ts';
+import { isAttemptsExhausted } from '../../core/stuck-rules.ts';
+import { clip } from '../../core/text.ts';
+import { type Evidence, formatAge, minutesBetween } from '../../evidence/evidence.ts';
+import type { Job } from '../../io/jobs-db.ts';
+import type { ErrorPattern } from '../error-patterns.ts';
+import { errorSignature } from '../error-signature.ts';
+import type { Draft, FindingFamily, FindingRule, RuleContext } from '../rule.ts';
+
+/** The log lines that belong to a job: those naming its id, plus the traceback lines that follow them. */
+export function logContextFor(jobId: string, tail: readonly string[]): string[] {
+  const out: string[] = [];
+  let inJob = false;
+  for (const line of tail) {
+    const startsEntry = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(line);
+    if (line.includes(jobId)) {
+      inJob = true;
+      out.push(line);
+    } else if (inJob && !startsEntry) out.push(line);
+    else inJob = false;
+  }
+  return out;
+}
+
+function jobLine(job: Job, now: Date): string {
+  const age = formatAge(minutesBetween(now, job.finished_at ?? job.started_at ?? job.created_at));
+  return `${job.id} ${job.job_type} ${job.status} attempts=${job.attempts} (${age} ago)`;
+}
+
+const errorLine = (j: Job, now: Date) => `${jobLine(j, now)}: ${clip((j.error ?? '').split('\n')[0], 160)}`;
+
+function logTail(ev: Evidence): readonly string[] {
+  return (ev.spark?.ok ? ev.spark.probe : undefined)?.log.tail ?? [];
+}
+
+/** Each pattern that matched: the failed jobs it claims (none claimed twice) and the log lines it matched. */
+function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
+  const failed = ev.queue?.failed.recent ?? [];
+  const tail = logTail(ev);
+  const claimed = new Set<string>();
+  const matches: { pattern: ErrorPattern; hits: Job[]; logHits: string[] }[] = [];
+  for (const p of patterns) {
+    const hits = failed.filter((j) => {
+      if (claimed.has(j.id) || (p.jobType && j.job_type !== p.jobType)) return false;
+      const text = [j.error ?? '', ...logContextFor(j.id, tail)].join('\n');
+      return p.error.some((re) => re.test(text));
+    });
+    const logHits = tail.filter((l) => p.log.some((re) => re.test(l)));
+    if (!hits.length && !logHits.length) continue;
+    for (const j of hits) claimed.add(j.id);
+    matches.push({ pattern: p, hits, logHits });
+  }
+  return { matches, claimed };
+}
+
+function patternFindings({ ev, patterns }: RuleContext): Finding[] {
+  const queue = ev.queue;
+  if (!queue) return [];
+  return matchPatterns(ev, patterns).matches.map(({ pattern: p, hits, logHits }): Finding => {
+    // Seen only in the log (no failed job in the window): history, or a failure that never reached the table.
+    // Worth knowing, not worth waking anyone for.
+    const logOnly = hits.length === 0;
+    return {
+      id: p.id,
+      severity: logOnly ? 'info' : p.severity,
+      title: logOnly ? `${p.title} (seen in the worker log only)` : p.title,
+      evidence: [
+        ...(hits.length
+          ? [`${hits.length} failed job${hits.length === 1 ? '' : 's'} since ${queue.failed.since}`]
+          : []),
+        ...hits.slice(0, 5).map((j) => errorLine(j, ev.now)),
+        ...(logHits.length ? [`log: ${clip(logHits[logHits.length - 1], 200)}`] : []),
+      ],
+      cause: p.cause,
+      fix: p.fix,
+      jobIds: hits.map((j) => j.id),
+      requeueSafe: p.requeueSafe,
+    };
+  });
+}
+
+/** The failure patterns: a family of findings whose ids and severities are the patterns' own. */
+export const PATTERN_FAMILY: FindingFamily = { family: 'failure-pattern', scope: 'all', detect: patternFindings };
+
+function unknownFailures({ ev, patterns }: RuleContext): Draft[] {
+  const failed = ev.queue?.failed.recent ?? [];
+  const { claimed } = matchPatterns(ev, patterns);
+  const tail = logTail(ev);
+  const bySignature = new Map<string, Job[]>();
+  for (const j of failed) {
+    if (claimed.has(j.id)) continue;
+    const sig = `${j.job_type}: ${errorSignature(j.error)}`;
+    bySignature.set(sig, [...(bySignature.get(sig) ?? []), j]);
+  }
+  return [...bySignature.entries()]
+    .sort((a, b) => b[1].length - a[1].length)
+    .map(([sig, jobs]) => ({
+      title: `${jobs.length} job${jobs.length === 1 ? '' : 's'} failed with an error no pattern knows: ${sig}`,
+      evidence: [
+        ...jobs.slice(0, 3).map((j) => errorLine(j, ev.now)),
+        ...jobs
+          .slice(0, 1)
+          .flatMap((j) => logContextFor(j.id, tail).slice(0, 4))
+          .map((l) => `log: ${clip(l, 200)}`),
+      ],
+      cause: 'not in the failure-pattern catalog',
+      fix: 'read the error and the log lines above; once understood, add a pattern to your patterns file (see README) so the next on-call sees the fix',
+      jobIds: jobs.map((j) => j.id),
+      requeueSafe: false,
+    }));
+}
+
+export const FAILURE_RULES: readonly FindingRule[] = [
+  {
+    id: 'attempts-exhausted',
+    severity: 'warning',
+    scope: 'all',
+    detect: ({ ev }) => {
+      const exhausted = ev.queue?.failed.recent.filter((j) => isAttemptsExhausted(j, ev.rules)) ?? [];
+      if (!exhausted.length) return [];
+      return [
+        {
+          title: `${exhausted.length} failed job${exhausted.length === 1 ? ' has' : 's have'} used all attempts`,
+          evidence: exhausted.slice(0, 5).map((j) => jobLine(j, ev.now)),
+          cause: `the worker gives up after ${ev.rules.maxAttempts} attempts; these will not be retried by themselves`,
+          fix: 'fix the cause first (see the other findings), then requeue with --reset-attempts',
+          jobIds: exhausted.map((j) => j.id),
+          requeueSafe: false,
+        },
+      ];
+    },
+  },
+  { id: 'unknown-failure', severity: 'warning', scope: 'all', detect: unknownFailures },
+];

@@ -1,0 +1,168 @@
+/**
+ * Reach: whether the runbook could look at all. Supabase did not answer the laptop, SSH to Spark did not connect, or
+ * the probe of Spark came back incomplete. Each of these means the run could not do its job (exit 2).
+ */
+
+import type { SshFailure } from '../../core/ports.ts';
+import type { Evidence } from '../../evidence/evidence.ts';
+import type { Draft, FindingRule } from '../rule.ts';
+
+function supabaseFailure(ev: Evidence) {
+  return ev.supabase && !ev.supabase.ok ? ev.supabase.failure : undefined;
+}
+
+function supabaseDraft(ev: Evidence, title: string, cause?: string): Draft[] {
+  const f = supabaseFailure(ev);
+  if (!f) return [];
+  return [
+    {
+      title,
+      evidence: [`${ev.laptop.url?.origin ?? ev.laptop.source}: ${f.message}`],
+      cause: cause ?? f.message,
+      fix: f.fix,
+    },
+  ];
+}
+
+const isKeyProblem = (kind: string) => kind === 'unauthorized' || kind === 'forbidden';
+
+function sshFailure(ev: Evidence) {
+  if (!ev.spark || ev.spark.ok) return undefined;
+  const t = ev.spark.target;
+  return { failure: ev.spark.failure, target: t ? `${t.user}@${t.host}:${t.port}` : 'Spark' };
+}
+
+const isHostKeyChange = (kind: string) => kind === 'host-key-mismatch' || kind === 'host-key-revoked';
+
+const SSH_CAUSES: Partial<Record<SshFailure['kind'], string>> = {
+  timeout: 'Spark is down, Tailscale is down on this machine or on Spark, or a firewall drops the connection',
+  refused: 'nothing listens on that port: wrong SPARK_PORT, or sshd is down on Spark',
+  'auth-failed': 'the key is not authorised for that user on Spark',
+};
+
+export const REACH_RULES: readonly FindingRule[] = [
+  {
+    id: 'supabase-key-rejected',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    shapedBy: 'supabase',
+    detect: ({ ev }) =>
+      isKeyProblem(supabaseFailure(ev)?.kind ?? '')
+        ? supabaseDraft(
+            ev,
+            "Supabase rejects the runbook's key",
+            'the key is for another project, revoked, or lacks the role',
+          )
+        : [],
+  },
+  {
+    id: 'jobs-table-missing',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    shapedBy: 'supabase',
+    detect: ({ ev }) =>
+      supabaseFailure(ev)?.kind === 'missing-table' ? supabaseDraft(ev, 'the jobs table is not there') : [],
+  },
+  {
+    id: 'supabase-unreachable',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    shapedBy: 'supabase',
+    detect: ({ ev }) => {
+      const kind = supabaseFailure(ev)?.kind;
+      if (!kind || isKeyProblem(kind) || kind === 'missing-table') return [];
+      return supabaseDraft(ev, 'Supabase does not answer from this machine');
+    },
+  },
+  {
+    id: 'host-key-mismatch',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    shapedBy: 'spark',
+    detect: ({ ev }) => {
+      const ssh = sshFailure(ev);
+      if (!ssh || !isHostKeyChange(ssh.failure.kind)) return [];
+      const f = ssh.failure;
+      return [
+        {
+          title: `Spark's host key changed: nothing was run on ${ssh.target}`,
+          evidence: [f.message, ...(f.presentedFingerprint ? [`presented ${f.presentedFingerprint}`] : [])],
+          cause: 'the host was reinstalled or re-keyed, or something is intercepting the connection',
+          fix: f.fix,
+        },
+      ];
+    },
+  },
+  {
+    id: 'host-key-unknown',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    shapedBy: 'spark',
+    detect: ({ ev }) => {
+      const ssh = sshFailure(ev);
+      if (ssh?.failure.kind !== 'host-key-unknown') return [];
+      return [
+        {
+          title: `Spark's host key is not known: nothing was run on ${ssh.target}`,
+          evidence: [ssh.failure.message],
+          cause: 'no known_hosts entry and no pinned fingerprint for this host and port',
+          fix: ssh.failure.fix,
+        },
+      ];
+    },
+  },
+  {
+    id: 'spark-unreachable',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    shapedBy: 'spark',
+    detect: ({ ev }) => {
+      const ssh = sshFailure(ev);
+      if (!ssh || isHostKeyChange(ssh.failure.kind) || ssh.failure.kind === 'host-key-unknown') return [];
+      const f = ssh.failure;
+      return [
+        {
+          title: `cannot reach Spark over SSH (${ssh.target})`,
+          evidence: [f.message],
+          cause: SSH_CAUSES[f.kind] ?? f.message,
+          fix: f.fix,
+        },
+      ];
+    },
+  },
+  {
+    // Half a probe must not read as "no worker" or "no folder": say that the worker's side is unknown.
+    id: 'spark-probe-incomplete',
+    severity: 'critical',
+    scope: 'env',
+    blocksRun: true,
+    detect: ({ ev }) => {
+      const probe = ev.spark?.ok ? ev.spark.probe : undefined;
+      if (!probe?.missingSections.length) return [];
+      const tools = probe.missingTools?.length ? probe.missingTools.join(', ') : undefined;
+      return [
+        {
+          title: tools
+            ? `Spark lacks ${tools}: the worker's side is partly unknown`
+            : "the probe of Spark was cut short: the worker's side is unknown",
+          evidence: [
+            `sections not received: ${probe.missingSections.join(', ')}`,
+            ...(tools ? [`not installed on Spark: ${tools}`] : []),
+          ],
+          cause: tools
+            ? `the probe needs ${tools}, which Spark does not have`
+            : 'the SSH connection dropped, or a command timed out or is missing on Spark',
+          fix: tools
+            ? `install ${tools} on Spark (ps, pgrep: procps; find: findutils; the others: coreutils), then run again`
+            : 'run again; if it persists, run with --verbose and check the link (`tailscale ping`) and the load on Spark (`uptime`)',
+        },
+      ];
+    },
+  },
+];
