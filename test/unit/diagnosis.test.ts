@@ -582,11 +582,11 @@ describe('logContextFor', () => {
 describe('unknown-failure', () => {
   it('groups errors that differ only by ids and numbers into one finding', () => {
     const a = job('failed', {
-      error: 'CUDA out of memory. Tried to allocate 2.00 GiB for job 3fa85f64-5717-4562-b3fc-2c963f66afa6',
+      error: 'ValueError: asset manifest 3fa85f64-5717-4562-b3fc-2c963f66afa6 has 12 columns, expected 9',
       finished_at: isoAgo(10),
     });
     const b = job('failed', {
-      error: 'CUDA out of memory. Tried to allocate 4.50 GiB for job 7c9e6679-7425-40de-944b-e07fc1f90ae7',
+      error: 'ValueError: asset manifest 7c9e6679-7425-40de-944b-e07fc1f90ae7 has 14 columns, expected 9',
       finished_at: isoAgo(5),
     });
     const c = job('failed', { error: 'KeyError: asset_url', finished_at: isoAgo(3) });
@@ -595,7 +595,7 @@ describe('unknown-failure', () => {
     // The bigger group first.
     expect(findings[0].jobIds).toEqual([a.id, b.id]);
     expect(findings[0].title).toBe(
-      '2 jobs failed with an error no pattern knows: import_assets_jsonl: CUDA out of memory. Tried to allocate <n> GiB for job <uuid>',
+      '2 jobs failed with an error no pattern knows: import_assets_jsonl: ValueError: asset manifest <uuid> has <n> columns, expected <n>',
     );
     expect(findings[0].severity).toBe('warning');
     expect(findings[0].requeueSafe).toBe(false);

@@ -9,7 +9,7 @@ import { isAttemptsExhausted } from '../../core/stuck-rules.ts';
 import { clip } from '../../core/text.ts';
 import { type Evidence, formatAge, minutesBetween } from '../../evidence/evidence.ts';
 import type { Job } from '../../io/jobs-db.ts';
-import type { ErrorPattern } from '../error-patterns.ts';
+import { type ErrorPattern, logLinesMatching, matchPattern } from '../error-patterns.ts';
 import { errorSignature } from '../error-signature.ts';
 import type { Draft, FindingFamily, FindingRule, RuleContext } from '../rule.ts';
 
@@ -39,21 +39,30 @@ function logTail(ev: Evidence): readonly string[] {
   return (ev.spark?.ok ? ev.spark.probe : undefined)?.log.tail ?? [];
 }
 
-/** Each pattern that matched: the failed jobs it claims (none claimed twice) and the log lines it matched. */
+/**
+ * Each pattern that matched: the failed jobs it claims and the log lines it matched. A job goes to the first pattern
+ * whose scope holds it and which claims the fields it reads (matchPattern); a log line counts for the first pattern
+ * that matches it. Nothing is claimed twice.
+ */
 function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
   const failed = ev.queue?.failed.recent ?? [];
   const tail = logTail(ev);
+  const hitsOf = new Map<ErrorPattern, Job[]>();
   const claimed = new Set<string>();
+  for (const j of failed) {
+    const p = matchPattern(patterns, j, logContextFor(j.id, tail));
+    if (!p) continue;
+    hitsOf.set(p, [...(hitsOf.get(p) ?? []), j]);
+    claimed.add(j.id);
+  }
+  const seenLines = new Set<number>();
   const matches: { pattern: ErrorPattern; hits: Job[]; logHits: string[] }[] = [];
   for (const p of patterns) {
-    const hits = failed.filter((j) => {
-      if (claimed.has(j.id) || (p.jobType && j.job_type !== p.jobType)) return false;
-      const text = [j.error ?? '', ...logContextFor(j.id, tail)].join('\n');
-      return p.error.some((re) => re.test(text));
-    });
-    const logHits = tail.filter((l) => p.log.some((re) => re.test(l)));
+    const hits = hitsOf.get(p) ?? [];
+    const matching = new Set(logLinesMatching(p, tail));
+    const logHits = tail.filter((l, i) => matching.has(l) && !seenLines.has(i));
+    tail.forEach((l, i) => matching.has(l) && seenLines.add(i));
     if (!hits.length && !logHits.length) continue;
-    for (const j of hits) claimed.add(j.id);
     matches.push({ pattern: p, hits, logHits });
   }
   return { matches, claimed };
