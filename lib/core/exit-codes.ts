@@ -32,9 +32,13 @@ export class RunbookError extends Error {
 }
 
 /** The operator said no, or pressed Ctrl-C at a prompt. */
+/**
+ * The operator stopped the run (a No, Ctrl-C or Esc). Every such end reads "stopped: …" (one wording); the message
+ * says what was and was not written when the stop came after a write.
+ */
 export class AbortedError extends RunbookError {
-  constructor(message = 'aborted by the operator') {
-    super(message, 'nothing was written; run the runbook again when ready', EXIT.aborted);
+  constructor(message = 'at your request (Ctrl-C or Esc at a question)') {
+    super(message, 'run the runbook again when ready', EXIT.aborted);
     this.name = 'AbortedError';
   }
 }

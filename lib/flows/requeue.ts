@@ -89,7 +89,7 @@ export async function executeRequeue(
   } catch (e) {
     if (!(e instanceof RunbookError)) throw e;
     run.actionLines.push(`stopped: ${e.message}`);
-    const verdict = e instanceof AbortedError ? `aborted: ${e.message}` : `could not requeue: ${e.message}`;
+    const verdict = e instanceof AbortedError ? `stopped: ${e.message}` : `could not requeue: ${e.message}`;
     run.end = { exitCode: e.code, verdict, error: e };
   }
   return outcomeOf(run);

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ParseArgsConfig, parseArgs } from 'node:util';
-import { EXIT, type ExitCode, RunbookError } from '../core/exit-codes.ts';
+import { AbortedError, EXIT, type ExitCode, RunbookError } from '../core/exit-codes.ts';
 import { editDistance } from '../core/text.ts';
 import { inert } from './inert.ts';
 
@@ -115,7 +115,10 @@ export async function runMain(
     // An error message can carry a server's or a file's text: inert, then redacted, like every other line.
     const redacted = io.redact();
     const redact = (text: string) => redacted(inert(text));
-    if (e instanceof RunbookError) {
+    if (e instanceof AbortedError) {
+      io.stderr(redact(`stopped: ${e.message}\n  next: ${e.fix}\n`));
+      code = e.code;
+    } else if (e instanceof RunbookError) {
       io.stderr(redact(`error: ${e.message}\n  fix: ${e.fix}\n`));
       if (verbose && e.cause) io.stderr(redact(`${(e.cause as Error).stack ?? String(e.cause)}\n`));
       code = e.code;

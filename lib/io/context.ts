@@ -150,7 +150,7 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
   return {
     out,
     prompt: interactive
-      ? terminalPrompter(process.stdin, human, (t) => out.redact(inert(t)))
+      ? terminalPrompter(process.stdin, human, (t) => out.redact(inert(t)), color)
       : nonInteractivePrompter(),
     clock: realClock,
     files: realFiles,

@@ -31,7 +31,7 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
   const interrupted = new AbortController();
   process.on('SIGINT', () => {
     if (interrupted.signal.aborted) process.exit(EXIT.aborted);
-    process.stderr.write('\ninterrupted: finishing what is in flight (Ctrl-C again to quit now)\n');
+    process.stderr.write('\nstopping: finishing what is in flight (Ctrl-C again to quit now)\n');
     interrupted.abort();
   });
 

@@ -1,5 +1,5 @@
 /** The prompt port. Interactive runs ask through `prompts`; non-interactive runs never ask (and never hang). */
-import type { Readable, Writable } from 'node:stream';
+import { type Readable, Writable } from 'node:stream';
 import prompts from 'prompts';
 import { AbortedError, RunbookError } from '../core/exit-codes.ts';
 import { inert } from './inert.ts';
@@ -45,15 +45,37 @@ export function nonInteractivePrompter(): Prompter {
   };
 }
 
+const SGR = /\x1b\[[0-9;]*m/g;
+
+/** The stream as prompts sees it, minus colour codes (its cursor moves stay); its width and TTY-ness are the real one's. */
+function withoutColour(out: Writable): Writable {
+  const plain = new Writable({
+    write(chunk, _encoding, done) {
+      out.write(String(chunk).replace(SGR, ''), done);
+    },
+  });
+  for (const key of ['columns', 'rows', 'isTTY'] as const)
+    Object.defineProperty(plain, key, { get: () => (out as unknown as Record<string, unknown>)[key] });
+  return plain;
+}
+
 /**
  * Terminal prompts. Ctrl-C (or Esc) at any prompt aborts the run with exit 3. `clean` is applied to every text the
- * prompt shows (the output port's inert + redact): a question can name a job type or a host.
+ * prompt shows (the output port's inert + redact): a question can name a job type or a host. `color` is the output's
+ * decision (NO_COLOR, a dumb terminal): prompts colours through kleur, which reads no NO_COLOR and fixes some colours
+ * when it loads, so without colour its output passes through a stream that drops colour codes.
  */
-export function terminalPrompter(stdin: Readable, stdout: Writable, clean: (text: string) => string = inert): Prompter {
+export function terminalPrompter(
+  stdin: Readable,
+  stdout: Writable,
+  clean: (text: string) => string = inert,
+  color = true,
+): Prompter {
+  const shown = color ? stdout : withoutColour(stdout);
   const ask = async <T>(question: prompts.PromptObject): Promise<T> => {
     let cancelled = false;
     const answers = await prompts(
-      { ...question, stdin, stdout },
+      { ...question, stdin, stdout: shown },
       {
         onCancel: () => {
           cancelled = true;

@@ -385,7 +385,7 @@ describe('an interactive run in a pseudo-terminal', () => {
       ['runbooks/debug-stuck-jobs.mts', '--env-file', sb.envFile],
       [{ when: /over to requeue/, send: '\x03' }],
     );
-    expect(screen).toContain('aborted by the operator');
+    expect(screen).toContain('stopped: at your request (Ctrl-C or Esc at a question)');
     expect(code).toBe(3);
     expect((await sb.stats()).httpWrites).toBe(0);
   });

@@ -171,7 +171,9 @@ describe('runMain', () => {
       throw new AbortedError();
     }, t.io);
     expect(t.exits).toEqual([EXIT.aborted]);
-    expect(t.err.join('')).toMatch(/^error: aborted by the operator\n {2}fix: nothing was written/);
+    expect(t.err.join('')).toMatch(
+      /^stopped: at your request \(Ctrl-C or Esc at a question\)\n {2}next: run the runbook again/,
+    );
   });
 
   it('shows the cause of a RunbookError only with --verbose', async () => {

@@ -50,12 +50,27 @@ describe('nonInteractivePrompter', () => {
 });
 
 describe('terminalPrompter', () => {
-  function terminal() {
+  function terminal(color = true) {
     const stdin = new PassThrough();
     const stdout = new PassThrough();
-    stdout.resume();
-    return { stdin, stdout, prompter: terminalPrompter(stdin, stdout) };
+    const shown: string[] = [];
+    stdout.on('data', (d: Buffer) => shown.push(d.toString()));
+    return { stdin, stdout, shown, prompter: terminalPrompter(stdin, stdout, undefined, color) };
   }
+
+  it('asks without colour when the output has none (NO_COLOR), and with it otherwise', async () => {
+    for (const color of [false, true]) {
+      const t = terminal(color);
+      const answer = t.prompter.confirm('apply', 'Requeue?');
+      t.stdin.write('\r');
+      await answer;
+      await new Promise((r) => setImmediate(r));
+      const sgr = t.shown.join('').match(/\x1b\[\d+(?:;\d+)*m/g) ?? [];
+      if (color) expect(sgr.length).toBeGreaterThan(0);
+      else expect(sgr).toEqual([]);
+      expect(t.shown.join('')).toContain('Requeue?');
+    }
+  });
 
   it('answers No to a confirm when the operator just presses Enter', async () => {
     const t = terminal();

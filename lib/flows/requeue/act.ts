@@ -175,7 +175,7 @@ function verdictOf(run: RequeueRun): string {
   const c = countResults(run.results);
   const receipt = run.receipt!;
   if (run.stoppedKind === 'aborted')
-    return `interrupted: requeued ${c.requeued} of ${n} jobs; rerun the same command for the rest`;
+    return `stopped (Ctrl-C): requeued ${c.requeued} of ${n} jobs; rerun the same command for the rest`;
   if (run.canary?.heldBack) {
     const what = run.canary.verdict.verdict === 'fail' ? 'canary failed' : 'canary inconclusive';
     return `${what}: requeued ${c.requeued} of ${n} jobs, ${run.canary.heldBack} held back`;
