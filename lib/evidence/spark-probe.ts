@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock, SshSession } from '../core/ports.ts';
 import { shellQuote } from '../io/shell-quote.ts';
+import { type CheckResult, check } from '../io/steps.ts';
 import type {
   ParseContext,
   ProbeOptions,
@@ -106,6 +107,37 @@ export function parseProbeOutput(stdout: string, marker: string, ctx: ParseConte
     missingSections: missingSections(output, missingTools),
     ...(missingTools.length ? { missingTools } : {}),
   };
+}
+
+/** The probe failed when a section did not arrive or cannot be read: which, and why if known. */
+function incompleteCheck(probe: SparkEvidence): CheckResult[] {
+  if (!probe.missingSections.length) return [];
+  const tools = probe.missingTools ?? [];
+  const cut = probe.missingSections.includes('end') ? 'was cut short' : 'is incomplete';
+  return [
+    check(
+      'spark-probe',
+      'Probe the worker',
+      'failed',
+      `${tools.length ? `${tools.join(', ')} not installed on Spark; ` : ''}the probe's output ${cut} (missing: ${probe.missingSections.join(', ')})`,
+      {
+        fix: tools.length
+          ? `install ${tools.join(', ')} on Spark (ps, pgrep: procps; find: findutils; the others: coreutils)`
+          : 'the connection dropped or a command is missing on Spark; run again, or with --verbose',
+      },
+    ),
+  ];
+}
+
+/** The Spark step's lines for the probe: what it missed, then each section's, in table order. */
+export function probeChecks(probe: SparkEvidence, now: Date): CheckResult[] {
+  const view = { probe, now, unseen: (name: string) => probe.missingSections.includes(name) };
+  const lines = incompleteCheck(probe);
+  for (const section of PROBE_SECTIONS) {
+    lines.push(...section.show(view));
+    if (section.endsChecks?.(probe)) break;
+  }
+  return lines;
 }
 
 /** Runs the probe over an open session: one exec channel. */
