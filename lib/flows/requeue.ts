@@ -48,6 +48,7 @@ import type { JobsDb } from '../io/jobs-db.ts';
 import { describeKey } from '../io/keys.ts';
 import { buildReport, type Report, writeReports } from '../io/report.ts';
 import { shellQuote } from '../io/shell-quote.ts';
+import { sshTargetLabel } from '../io/ssh/target.ts';
 import { type CheckResult, check, runPlan, type Step } from '../io/steps.ts';
 import {
   parseOneLine,
@@ -734,7 +735,7 @@ export async function runRequeue(
         );
       }
       const t = evidence.spark?.ok ? evidence.spark.target : undefined;
-      credentials = `${w.source}${w.keyVar ? `, key ${w.keyVar}` : ''} on Spark (${t ? `${t.user}@${t.host}:${t.port}` : 'ssh'}), read over SSH`;
+      credentials = `${w.source}${w.keyVar ? `, key ${w.keyVar}` : ''} on Spark (${t ? sshTargetLabel(t) : 'ssh'}), read over SSH`;
       side = w;
       db = ports.openDb(w.url.origin, key);
       if (evidence.laptop.url && evidence.laptop.url.origin !== w.url.origin) {
@@ -760,7 +761,7 @@ export async function runRequeue(
     const report = requeueReport(outcome, {
       generatedAt: evidence.now.toISOString(),
       operator: outcome.plan?.by ?? ports.operator(options.by ?? state.config.values.RUNBOOK_OPERATOR),
-      spark: t ? `${t.user}@${t.host}:${t.port}` : undefined,
+      spark: t ? sshTargetLabel(t) : undefined,
     });
     writeReports(ports, report as Report, flags);
     // A run that ended on an error says so once, through runMain (with its fix).
