@@ -5,7 +5,7 @@ import type { StuckRules } from '../core/stuck-rules.ts';
 import type { SupabaseSide } from '../io/config.ts';
 import type { EnvIssue } from '../io/env-file.ts';
 import type { DbFailure, Job, QueueSnapshot } from '../io/jobs-db.ts';
-import type { SparkEvidence } from './spark-probe.ts';
+import type { SparkEvidence } from './probe/spark-evidence.ts';
 
 export type { SupabaseSide };
 

@@ -14,6 +14,7 @@ import { stuckRulesFrom } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
 import { buildReport, type Report, writeReports } from '../io/report.ts';
 import { shellQuote } from '../io/shell-quote.ts';
+import { sshTargetLabel } from '../io/ssh/target.ts';
 import { type Plan, runPlan, type Step } from '../io/steps.ts';
 import { applyWrites, canary, conclude, openAudit, showResult, verify } from './requeue/act.ts';
 import { confirm, confirmRunning, endOfPreview, guardTarget, preview, selectJobs } from './requeue/decide.ts';
@@ -164,7 +165,7 @@ function workerSide(
     );
   }
   const t = evidence.spark?.ok ? evidence.spark.target : undefined;
-  const credentials = `${w.source}${w.keyVar ? `, key ${w.keyVar}` : ''} on Spark (${t ? `${t.user}@${t.host}:${t.port}` : 'ssh'}), read over SSH`;
+  const credentials = `${w.source}${w.keyVar ? `, key ${w.keyVar}` : ''} on Spark (${t ? sshTargetLabel(t) : 'ssh'}), read over SSH`;
   if (evidence.laptop.url && evidence.laptop.url.origin !== w.url.origin) {
     ports.out.line(
       `note: the laptop's SUPABASE_URL (${evidence.laptop.url.origin}) is not the worker's; using the worker's`,
@@ -212,7 +213,7 @@ export async function runRequeue(
     const report = requeueReport(outcome, {
       generatedAt: evidence.now.toISOString(),
       operator: outcome.plan?.by ?? ports.operator(options.by ?? state.config.values.RUNBOOK_OPERATOR),
-      spark: t ? `${t.user}@${t.host}:${t.port}` : undefined,
+      spark: t ? sshTargetLabel(t) : undefined,
     });
     writeReports(ports, report as Report, flags);
     // A run that ended on an error says so once, through runMain (with its fix).

@@ -11,7 +11,7 @@ import { configFileFlag } from '../io/cli.ts';
 import { loadConfig } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
 import { buildReport, type Report, writeReports } from '../io/report.ts';
-import { expandTilde } from '../io/ssh/target.ts';
+import { expandTilde, sshTargetLabel } from '../io/ssh/target.ts';
 import type { CheckResult } from '../io/steps.ts';
 
 /** Findings that mean the runbook could not look where it had to: exit 2, not 1. */
@@ -116,7 +116,7 @@ export function finishRun(
     target: {
       supabase: evidence.laptop.url?.origin,
       projectRef: evidence.laptop.url?.projectRef ?? evidence.laptop.declaredRef ?? evidence.laptop.key?.ref,
-      spark: spark ? `${spark.user}@${spark.host}:${spark.port}` : undefined,
+      spark: spark ? sshTargetLabel(spark) : undefined,
     },
     findings,
     checks,

@@ -5,6 +5,7 @@
 
 import type { SshFailure } from '../../core/ports.ts';
 import type { Evidence } from '../../evidence/evidence.ts';
+import { sshTargetLabel } from '../../io/ssh/target.ts';
 import type { Draft, FindingRule } from '../rule.ts';
 
 function supabaseFailure(ev: Evidence) {
@@ -29,7 +30,7 @@ const isKeyProblem = (kind: string) => kind === 'unauthorized' || kind === 'forb
 function sshFailure(ev: Evidence) {
   if (!ev.spark || ev.spark.ok) return undefined;
   const t = ev.spark.target;
-  return { failure: ev.spark.failure, target: t ? `${t.user}@${t.host}:${t.port}` : 'Spark' };
+  return { failure: ev.spark.failure, target: t ? sshTargetLabel(t) : 'Spark' };
 }
 
 const isHostKeyChange = (kind: string) => kind === 'host-key-mismatch' || kind === 'host-key-revoked';

@@ -1,40 +1,35 @@
 /**
  * Where and how to connect to Spark: host, port, user, the key to offer, the known_hosts file and an optional pinned
- * host key, resolved from flags, the environment (or .env) and ~/.ssh/config.
+ * host key, resolved from the SPARK_* variables (the environment or .env) and ~/.ssh/config.
  *
- * Precedence, per setting: command-line flag, then the SPARK_* variable, then ~/.ssh/config (for the Host alias
- * that SPARK_HOST names), then the default. Explicit settings win so that a `.env` written for this project is never
- * silently overridden by a personal ssh config; the ssh config still fills whatever the project leaves open.
+ * Precedence, per setting: the SPARK_* variable, then ~/.ssh/config (for the Host alias that SPARK_HOST names), then
+ * the default. Explicit settings win so that a `.env` written for this project is never silently overridden by a
+ * personal ssh config; the ssh config still fills whatever the project leaves open.
  *
- * Pure: the environment, the ssh config text, the home folder and (optionally) a file-existence check come in as
- * parameters. Problems come back as values (an {@link SshFailure} of kind `config`), never as exceptions.
+ * The SPARK_* values arrive checked by the config schema (lib/io/env-file.ts), which names the variable; what only
+ * this module reads (~/.ssh/config's HostName, Port and User) is checked here. Pure: the environment, the ssh config
+ * text, the home folder and (optionally) a file-existence check are parameters. Problems come back as values (an
+ * {@link SshFailure} of kind `config`), never as exceptions.
  */
 
-import SSHConfig, { type Line } from 'ssh-config';
 import type { SshFailure, SshTarget } from '../../core/ports.ts';
-import { hostKeyFingerprintCommand, matchPatternList, normalizeFingerprint } from './known-hosts.ts';
+import { resolveAuth, type SshAuthSpec } from './auth.ts';
+import { hostKeyFingerprintCommand, normalizeFingerprint } from './known-hosts.ts';
+import { expandTilde, configFailure as fail, nonEmpty } from './setting.ts';
+import { emptyConfigValues, evaluateSshConfig, expandTokens, type SshConfigValues } from './ssh-config.ts';
+
+export type { SshAuthSpec } from './auth.ts';
+export { expandTilde } from './setting.ts';
 
 /** Spark's sshd port when nothing else says otherwise (the host's own sshd keeps 22). */
 export const DEFAULT_SPARK_PORT = 2222;
 /** The account the worker runs under on Spark. */
 export const DEFAULT_SPARK_USER = 'sparkuser';
 
-/**
- * The private key material to offer. An inline key is only reachable through `read()`, so that printing or
- * JSON-serialising a resolved config never shows the key.
- */
-export type SshAuthSpec =
-  | {
-      kind: 'file';
-      /** Absolute or as-given path, `~` expanded. */
-      path: string;
-      /** Which setting named it, e.g. `SPARK_SSH_KEY_PATH` or `IdentityFile in ~/.ssh/config`. */
-      source: string;
-      /** Also offer the agent's keys after this one (as ssh does), unless the key was set explicitly. */
-      agentSocket?: string;
-    }
-  | { kind: 'inline'; source: string; read: () => string }
-  | { kind: 'agent'; socket: string; source: string };
+/** The target as every line shows it: `user@host:port`. */
+export function sshTargetLabel(target: Pick<SshTarget, 'user' | 'host' | 'port'>): string {
+  return `${target.user}@${target.host}:${target.port}`;
+}
 
 /** Everything {@link resolveSshTarget} works out. */
 export interface SparkSshSettings {
@@ -52,20 +47,10 @@ export interface SparkSshSettings {
   notes: string[];
 }
 
-/** Command-line overrides; a runbook's flag parser fills what the operator typed. */
-export interface SshTargetFlags {
-  host?: string;
-  port?: string | number;
-  user?: string;
-  identityFile?: string;
-  knownHosts?: string;
-  hostKeySha256?: string;
-}
-
 /** Inputs of {@link resolveSshTarget}; every piece of I/O is a parameter so tests pass fakes. */
 export interface ResolveSshTargetInput {
+  /** The SPARK_* settings (as the config schema validated them), SSH_AUTH_SOCK, USER and LOGNAME. */
   env: Readonly<Record<string, string | undefined>>;
-  flags?: SshTargetFlags;
   /** The text of ~/.ssh/config, when it exists. */
   sshConfigText?: string;
   homeDir: string;
@@ -80,8 +65,7 @@ export interface ResolveSshTargetInput {
 /** The outcome of {@link resolveSshTarget}. */
 export type SshTargetResolution = { ok: true; settings: SparkSshSettings } | { ok: false; failure: SshFailure };
 
-/** OpenSSH's default identity files, in the order ssh tries them (DSA and security keys left out). */
-const DEFAULT_IDENTITY_FILES = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/id_rsa'];
+type Failed = { ok: false; failure: SshFailure };
 
 /**
  * Characters that make a host or user name unsafe to hand on: they would change meaning in the `ssh -p ... user@host`
@@ -90,8 +74,8 @@ const DEFAULT_IDENTITY_FILES = ['~/.ssh/id_ed25519', '~/.ssh/id_ecdsa', '~/.ssh/
 const UNSAFE_NAME = /[\s;$`'"\\|&<>(){}*?!#]/;
 
 /**
- * Checks a host name or address. Returns a one-line reason when it is unusable, undefined when it is fine.
- * Rejects whitespace, shell metacharacters, quotes and a leading `-` (it would read as an ssh option).
+ * Checks a host or user name from ~/.ssh/config. Returns a one-line reason when it is unusable, undefined when it
+ * is fine. Rejects whitespace, shell metacharacters, quotes and a leading `-` (it would read as an ssh option).
  */
 export function checkHostName(host: string): string | undefined {
   if (host === '') return 'it is empty';
@@ -109,388 +93,149 @@ export function parsePort(value: string | number): number | undefined {
   return port >= 1 && port <= 65535 ? port : undefined;
 }
 
-/** Expands a leading `~` or `~/` to the home folder; `~user` forms are left alone (we do not look users up). */
-export function expandTilde(path: string, homeDir: string): string {
-  if (path === '~') return homeDir;
-  if (path.startsWith('~/')) return homeDir.replace(/\/+$/, '') + path.slice(1);
-  return path;
+interface Context {
+  env: ResolveSshTargetInput['env'];
+  envLabel: string;
+  configLabel: string;
+  fromConfig: SshConfigValues;
+}
+
+/** ~/.ssh/config, evaluated for the host as given (OpenSSH matches `Host` against what was typed). */
+function readSshConfig(input: ResolveSshTargetInput, host: string, configLabel: string, notes: string[]) {
+  if (input.sshConfigText === undefined || input.sshConfigText.trim() === '') return emptyConfigValues();
+  let values = emptyConfigValues();
+  try {
+    values = evaluateSshConfig(input.sshConfigText, host);
+  } catch (error) {
+    notes.push(`${configLabel} could not be parsed and was ignored (${errorText(error)})`);
+  }
+  notes.push(...values.notes.map((note) => `${configLabel}: ${note}`));
+  return values;
+}
+
+/** The host: SPARK_HOST, or the HostName its ~/.ssh/config Host block gives. */
+function resolveHost(requested: string, c: Context): { host: string; source: string; alias?: string } | Failed {
+  const hostName = c.fromConfig.hostName;
+  if (hostName === undefined) return { host: requested, source: `SPARK_HOST in ${c.envLabel}` };
+  const host = hostName.value.replaceAll('%h', requested).replaceAll('%%', '%');
+  const problem = checkHostName(host);
+  if (problem !== undefined) {
+    return fail(
+      `HostName ${JSON.stringify(host)} (${hostName.section} in ${c.configLabel}) is not a usable host: ${problem}`,
+      `Fix the HostName line in ${c.configLabel}, or set SPARK_HOST to Spark's Tailscale IP directly`,
+    );
+  }
+  return {
+    host,
+    source: `SPARK_HOST=${requested} in ${c.envLabel}, ${hostName.section} in ${c.configLabel}`,
+    ...(host.toLowerCase() !== requested.toLowerCase() ? { alias: requested } : {}),
+  };
+}
+
+/** The port: SPARK_PORT, else Port from ~/.ssh/config, else the default. */
+function resolvePort(c: Context): { port: number } | Failed {
+  const fromEnv = nonEmpty(c.env.SPARK_PORT);
+  const fromConfig = c.fromConfig.port;
+  const given = fromEnv ?? fromConfig?.value;
+  if (given === undefined) return { port: DEFAULT_SPARK_PORT };
+  const port = parsePort(given);
+  if (port !== undefined) return { port };
+  if (fromEnv !== undefined) {
+    return fail(
+      `SPARK_PORT ${JSON.stringify(given)} is not a port number (an integer from 1 to 65535)`,
+      `Set SPARK_PORT to Spark's sshd port (default ${DEFAULT_SPARK_PORT})`,
+    );
+  }
+  return fail(
+    `Port ${JSON.stringify(given)} (${fromConfig?.section} in ${c.configLabel}) is not a port number`,
+    `Fix the Port line in ${c.configLabel}, or set SPARK_PORT (default ${DEFAULT_SPARK_PORT})`,
+  );
+}
+
+/** The user: SPARK_USER, else User from ~/.ssh/config, else the default. */
+function resolveUser(c: Context): { user: string } | Failed {
+  const fromEnv = nonEmpty(c.env.SPARK_USER);
+  if (fromEnv !== undefined) return { user: fromEnv };
+  const fromConfig = c.fromConfig.user;
+  if (fromConfig === undefined) return { user: DEFAULT_SPARK_USER };
+  const problem = checkHostName(fromConfig.value);
+  if (problem === undefined) return { user: fromConfig.value };
+  return fail(
+    `User ${JSON.stringify(fromConfig.value)} (${fromConfig.section} in ${c.configLabel}) is not a usable user name: ${problem}`,
+    `Set SPARK_USER to the account the worker runs under on Spark (default ${DEFAULT_SPARK_USER})`,
+  );
+}
+
+/** known_hosts: SPARK_KNOWN_HOSTS, else UserKnownHostsFile, else ~/.ssh/known_hosts. */
+function resolveKnownHosts(c: Context, expand: (path: string) => string) {
+  const fromEnv = nonEmpty(c.env.SPARK_KNOWN_HOSTS);
+  if (fromEnv !== undefined) return { knownHostsPath: expand(fromEnv), knownHostsSource: 'SPARK_KNOWN_HOSTS' };
+  const fromConfig = c.fromConfig.userKnownHostsFile;
+  if (fromConfig !== undefined) {
+    return {
+      knownHostsPath: expand(fromConfig.value),
+      knownHostsSource: `UserKnownHostsFile (${fromConfig.section} in ${c.configLabel})`,
+    };
+  }
+  return { knownHostsPath: expand('~/.ssh/known_hosts'), knownHostsSource: 'the default ~/.ssh/known_hosts' };
+}
+
+/** The pinned host key, normalised. */
+function resolvePin(c: Context): { pinnedFingerprint?: string } | Failed {
+  const given = nonEmpty(c.env.SPARK_HOST_KEY_SHA256);
+  if (given === undefined) return {};
+  const pinnedFingerprint = normalizeFingerprint(given);
+  if (pinnedFingerprint !== undefined) return { pinnedFingerprint };
+  return fail(
+    'SPARK_HOST_KEY_SHA256 is not a SHA256 host key fingerprint (expected SHA256: and 43 base64 characters)',
+    `Set SPARK_HOST_KEY_SHA256 to the SHA256:... value of \`${hostKeyFingerprintCommand()}\` run on Spark`,
+  );
 }
 
 /**
  * Resolves the SSH settings for Spark. See the module comment for the precedence; the `source` of the target says
- * where the host came from, e.g. "SPARK_HOST in .env" or "SPARK_HOST=spark, Host spark in ~/.ssh/config".
+ * where the host came from, e.g. "SPARK_HOST in .env" or "SPARK_HOST=spark in .env, Host spark in ~/.ssh/config".
  */
 export function resolveSshTarget(input: ResolveSshTargetInput): SshTargetResolution {
   const { env, homeDir } = input;
-  const flags = input.flags ?? {};
-  const envLabel = input.envLabel ?? 'the environment';
   const configLabel = input.sshConfigLabel ?? '~/.ssh/config';
-  const notes: string[] = [];
-  const setting = (name: string) => nonEmpty(env[name]);
-
-  // Host.
-  const hostFromFlag = nonEmpty(flags.host);
-  const requestedHost = hostFromFlag ?? setting('SPARK_HOST');
-  const hostSetting = hostFromFlag !== undefined ? '--host' : 'SPARK_HOST';
-  if (requestedHost === undefined) {
+  const requested = nonEmpty(env.SPARK_HOST);
+  if (requested === undefined) {
     return fail(
       'SPARK_HOST is not set: there is no Spark host to connect to',
       `Set SPARK_HOST in .env to Spark's Tailscale IP (\`tailscale ip -4\` on Spark) or a Host alias from ${configLabel}`,
     );
   }
-  const hostProblem = checkHostName(requestedHost);
-  if (hostProblem !== undefined) {
-    return fail(
-      `${hostSetting} ${JSON.stringify(requestedHost)} is not a usable host: ${hostProblem}`,
-      `Set ${hostSetting} to Spark's Tailscale IP (e.g. 100.x.y.z), MagicDNS name or ${configLabel} Host alias`,
-    );
-  }
-
-  // ~/.ssh/config, evaluated for the host as given (OpenSSH matches `Host` against what was typed).
-  let fromConfig: SshConfigValues = emptyConfigValues();
-  if (input.sshConfigText !== undefined && input.sshConfigText.trim() !== '') {
-    try {
-      fromConfig = evaluateSshConfig(input.sshConfigText, requestedHost);
-    } catch (error) {
-      notes.push(`${configLabel} could not be parsed and was ignored (${errorText(error)})`);
-    }
-    notes.push(...fromConfig.notes.map((note) => `${configLabel}: ${note}`));
-  }
-
-  let host = requestedHost;
-  let source = `${hostSetting} in ${hostFromFlag !== undefined ? 'the command line' : envLabel}`;
-  let alias: string | undefined;
-  if (fromConfig.hostName !== undefined) {
-    const hostName = fromConfig.hostName.value.replaceAll('%h', requestedHost).replaceAll('%%', '%');
-    const problem = checkHostName(hostName);
-    if (problem !== undefined) {
-      return fail(
-        `HostName ${JSON.stringify(hostName)} (${fromConfig.hostName.section} in ${configLabel}) is not a usable host: ${problem}`,
-        `Fix the HostName line in ${configLabel}, or set ${hostSetting} to Spark's Tailscale IP directly`,
-      );
-    }
-    if (hostName.toLowerCase() !== requestedHost.toLowerCase()) alias = requestedHost;
-    host = hostName;
-    source = `${hostSetting}=${requestedHost} in ${hostFromFlag !== undefined ? 'the command line' : envLabel}, ${fromConfig.hostName.section} in ${configLabel}`;
-  }
-
-  // Port.
-  let port: number;
-  const portFlag = flags.port !== undefined && String(flags.port).trim() !== '' ? flags.port : undefined;
-  const portInput = portFlag ?? setting('SPARK_PORT');
-  if (portInput !== undefined) {
-    const parsed = parsePort(portInput);
-    const name = portFlag !== undefined ? '--port' : 'SPARK_PORT';
-    if (parsed === undefined) {
-      return fail(
-        `${name} ${JSON.stringify(String(portInput))} is not a port number (an integer from 1 to 65535)`,
-        `Set ${name} to Spark's sshd port (default ${DEFAULT_SPARK_PORT})`,
-      );
-    }
-    port = parsed;
-  } else if (fromConfig.port !== undefined) {
-    const parsed = parsePort(fromConfig.port.value);
-    if (parsed === undefined) {
-      return fail(
-        `Port ${JSON.stringify(fromConfig.port.value)} (${fromConfig.port.section} in ${configLabel}) is not a port number`,
-        `Fix the Port line in ${configLabel}, or set SPARK_PORT (default ${DEFAULT_SPARK_PORT})`,
-      );
-    }
-    port = parsed;
-  } else {
-    port = DEFAULT_SPARK_PORT;
-  }
-
-  // User.
-  const userFromFlag = nonEmpty(flags.user);
-  const userInput = userFromFlag ?? setting('SPARK_USER');
-  const user = userInput ?? fromConfig.user?.value ?? DEFAULT_SPARK_USER;
-  const userProblem = checkHostName(user);
-  if (userProblem !== undefined) {
-    const name =
-      userInput !== undefined
-        ? userFromFlag !== undefined
-          ? '--user'
-          : 'SPARK_USER'
-        : `User (${fromConfig.user?.section} in ${configLabel})`;
-    return fail(
-      `${name} ${JSON.stringify(user)} is not a usable user name: ${userProblem}`,
-      `Set SPARK_USER to the account the worker runs under on Spark (default ${DEFAULT_SPARK_USER})`,
-    );
-  }
-
-  const target: SshTarget = { host, port, user, source };
+  const notes: string[] = [];
+  const fromConfig = readSshConfig(input, requested, configLabel, notes);
+  const c: Context = { env, envLabel: input.envLabel ?? 'the environment', configLabel, fromConfig };
+  const host = resolveHost(requested, c);
+  if ('failure' in host) return host;
+  const port = resolvePort(c);
+  if ('failure' in port) return port;
+  const user = resolveUser(c);
+  if ('failure' in user) return user;
+  const target: SshTarget = { host: host.host, port: port.port, user: user.user, source: host.source };
   const expand = (path: string) =>
-    expandTilde(expandTokens(path, { homeDir, host, port, user, originalHost: requestedHost, env }), homeDir);
-
-  // Key.
-  const auth = resolveAuth({ flags, env, fromConfig, configLabel, expand, fileExists: input.fileExists });
+    expandTilde(
+      expandTokens(path, {
+        homeDir,
+        host: target.host,
+        port: target.port,
+        user: target.user,
+        originalHost: requested,
+        env,
+      }),
+      homeDir,
+    );
+  const auth = resolveAuth({ env, fromConfig, configLabel, expand, fileExists: input.fileExists });
   if ('failure' in auth) return auth;
-
-  // known_hosts.
-  const knownHostsFlag = nonEmpty(flags.knownHosts);
-  const knownHostsEnv = setting('SPARK_KNOWN_HOSTS');
-  let knownHostsPath: string;
-  let knownHostsSource: string;
-  if (knownHostsFlag !== undefined) {
-    knownHostsPath = expand(knownHostsFlag);
-    knownHostsSource = '--known-hosts';
-  } else if (knownHostsEnv !== undefined) {
-    knownHostsPath = expand(knownHostsEnv);
-    knownHostsSource = 'SPARK_KNOWN_HOSTS';
-  } else if (fromConfig.userKnownHostsFile !== undefined) {
-    knownHostsPath = expand(fromConfig.userKnownHostsFile.value);
-    knownHostsSource = `UserKnownHostsFile (${fromConfig.userKnownHostsFile.section} in ${configLabel})`;
-  } else {
-    knownHostsPath = expandTilde('~/.ssh/known_hosts', homeDir);
-    knownHostsSource = 'the default ~/.ssh/known_hosts';
-  }
-
-  // Pinned host key.
-  const pinFromFlag = nonEmpty(flags.hostKeySha256);
-  const pinInput = pinFromFlag ?? setting('SPARK_HOST_KEY_SHA256');
-  let pinnedFingerprint: string | undefined;
-  if (pinInput !== undefined) {
-    pinnedFingerprint = normalizeFingerprint(pinInput);
-    const name = pinFromFlag !== undefined ? '--host-key-sha256' : 'SPARK_HOST_KEY_SHA256';
-    if (pinnedFingerprint === undefined) {
-      return fail(
-        `${name} is not a SHA256 host key fingerprint (expected SHA256: and 43 base64 characters)`,
-        `Set ${name} to the SHA256:... value of \`${hostKeyFingerprintCommand()}\` run on Spark`,
-      );
-    }
-  }
-
+  const pin = resolvePin(c);
+  if ('failure' in pin) return pin;
   return {
     ok: true,
-    settings: {
-      target,
-      auth: auth.auth,
-      knownHostsPath,
-      knownHostsSource,
-      pinnedFingerprint,
-      alias,
-      notes,
-    },
+    settings: { target, auth: auth.auth, ...resolveKnownHosts(c, expand), ...pin, alias: host.alias, notes },
   };
-}
-
-interface AuthInputs {
-  flags: SshTargetFlags;
-  env: Readonly<Record<string, string | undefined>>;
-  fromConfig: SshConfigValues;
-  configLabel: string;
-  expand: (path: string) => string;
-  fileExists?: (path: string) => boolean;
-}
-
-function resolveAuth(inputs: AuthInputs): { auth: SshAuthSpec } | { ok: false; failure: SshFailure } {
-  const { flags, env, fromConfig, configLabel, expand, fileExists } = inputs;
-  const agentSocket = nonEmpty(env['SSH_AUTH_SOCK']);
-
-  // An explicitly named key is the only key offered: a CI job or an operator who names a key wants to know whether
-  // that key works, not to be let in by some other key in the agent.
-  const keyFlag = nonEmpty(flags.identityFile);
-  if (keyFlag !== undefined) return { auth: { kind: 'file', path: expand(keyFlag), source: '--identity-file' } };
-  const keyPath = nonEmpty(env['SPARK_SSH_KEY_PATH']);
-  const rawInlineKey = env['SPARK_SSH_KEY'];
-  const inlineKey = rawInlineKey !== undefined && rawInlineKey.trim() !== '' ? rawInlineKey : undefined;
-  if (keyPath !== undefined && inlineKey !== undefined) {
-    return fail(
-      'Both SPARK_SSH_KEY_PATH and SPARK_SSH_KEY are set: it is unclear which key to offer',
-      'Unset one of them: SPARK_SSH_KEY_PATH for a key file, SPARK_SSH_KEY for the key itself (CI)',
-    );
-  }
-  if (keyPath !== undefined) return { auth: { kind: 'file', path: expand(keyPath), source: 'SPARK_SSH_KEY_PATH' } };
-  if (inlineKey !== undefined) {
-    return { auth: { kind: 'inline', source: 'SPARK_SSH_KEY', read: () => normalizeInlineKey(inlineKey) } };
-  }
-
-  // Keys ssh itself would use: IdentityFile from the config, then the agent, then the default key files.
-  const identityFiles = fromConfig.identityFiles.filter((file) => file.value.toLowerCase() !== 'none');
-  if (identityFiles.length > 0) {
-    const candidates = identityFiles.map((file) => ({ path: expand(file.value), section: file.section }));
-    const chosen = (fileExists && candidates.find((candidate) => fileExists(candidate.path))) || candidates[0];
-    return {
-      auth: {
-        kind: 'file',
-        path: chosen.path,
-        source: `IdentityFile (${chosen.section} in ${configLabel})`,
-        agentSocket,
-      },
-    };
-  }
-  if (agentSocket !== undefined) return { auth: { kind: 'agent', socket: agentSocket, source: 'SSH_AUTH_SOCK' } };
-  if (fileExists) {
-    for (const file of DEFAULT_IDENTITY_FILES) {
-      const path = expand(file);
-      if (fileExists(path)) return { auth: { kind: 'file', path, source: `the default key ${file}` } };
-    }
-  }
-  return fail(
-    'No SSH key to offer: SPARK_SSH_KEY_PATH, SPARK_SSH_KEY and SSH_AUTH_SOCK are unset and no default key was found',
-    'Set SPARK_SSH_KEY_PATH to the private key authorised on Spark (e.g. ~/.ssh/id_ed25519), or `ssh-add` it to a running ssh-agent',
-  );
-}
-
-/**
- * CI secrets often arrive with their newlines written as `\n`, or base64-encoded to survive a single-line field.
- * Undo either, so the key parser sees a PEM / OpenSSH block.
- */
-function normalizeInlineKey(text: string): string {
-  let key = text.trim();
-  if (!key.includes('\n') && key.includes('\\n')) key = key.replaceAll('\\n', '\n');
-  if (!key.startsWith('-----') && /^[A-Za-z0-9+/=\s]+$/.test(key)) {
-    const decoded = Buffer.from(key.replace(/\s+/g, ''), 'base64').toString('utf8');
-    if (decoded.trimStart().startsWith('-----BEGIN')) key = decoded.trim();
-  }
-  return key.endsWith('\n') ? key : key + '\n';
-}
-
-interface TokenContext {
-  homeDir: string;
-  host: string;
-  port: number;
-  user: string;
-  originalHost: string;
-  env: Readonly<Record<string, string | undefined>>;
-}
-
-/** Expands the ssh_config tokens and `${VAR}` references that make sense for file paths. */
-function expandTokens(path: string, context: TokenContext): string {
-  const tokens: Record<string, string | undefined> = {
-    '%': '%',
-    d: context.homeDir,
-    h: context.host,
-    p: String(context.port),
-    r: context.user,
-    n: context.originalHost,
-    u: context.env['USER'] ?? context.env['LOGNAME'],
-  };
-  const withTokens = path.replace(/%(.)/g, (whole, token: string) => tokens[token] ?? whole);
-  return withTokens.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (whole, name: string) => context.env[name] ?? whole);
-}
-
-/** A value from the ssh config and the section that set it, for messages. */
-interface ConfigValue {
-  value: string;
-  section: string;
-}
-
-interface SshConfigValues {
-  hostName?: ConfigValue;
-  port?: ConfigValue;
-  user?: ConfigValue;
-  identityFiles: ConfigValue[];
-  userKnownHostsFile?: ConfigValue;
-  notes: string[];
-}
-
-function emptyConfigValues(): SshConfigValues {
-  return { identityFiles: [], notes: [] };
-}
-
-/**
- * Evaluates ~/.ssh/config for one host: parsed with the `ssh-config` package, evaluated here rather than with its
- * `compute()`, because `compute()` reads the local account (os.userInfo), may run `nslookup` (CanonicalizeHostName)
- * and shell commands (`Match exec`), and its glob treats `?` as optional. As in OpenSSH, the first value obtained
- * for a setting wins; IdentityFile accumulates. `Match` blocks are applied only for `all`, `host` and `originalhost`
- * criteria; others (exec, user, localuser, ...) are skipped with a note. `Include` is not followed (noted).
- */
-function evaluateSshConfig(text: string, originalHost: string): SshConfigValues {
-  const values = emptyConfigValues();
-  const lines = SSHConfig.parse(text);
-  const apply = (line: Line, section: string) => {
-    if (!('param' in line) || line.type !== SSHConfig.DIRECTIVE) return;
-    const param = line.param.toLowerCase();
-    const words = directiveWords(line.value);
-    const first = words[0];
-    if (first === undefined) return;
-    const value = { value: first, section };
-    switch (param) {
-      case 'hostname':
-        values.hostName ??= value;
-        break;
-      case 'port':
-        values.port ??= value;
-        break;
-      case 'user':
-        values.user ??= value;
-        break;
-      case 'identityfile':
-        values.identityFiles.push(value);
-        break;
-      case 'userknownhostsfile':
-        values.userKnownHostsFile ??= value;
-        break;
-      case 'include':
-        values.notes.push(`Include ${words.join(' ')} was not followed`);
-        break;
-      case 'proxyjump':
-      case 'proxycommand':
-        values.notes.push(`${line.param} (${section}) is not supported: the runbooks connect directly`);
-        break;
-    }
-  };
-
-  for (const line of lines) {
-    if (!('param' in line) || line.type !== SSHConfig.DIRECTIVE) continue;
-    const param = line.param.toLowerCase();
-    if ('config' in line && param === 'host') {
-      const patterns = directiveWords(line.value);
-      // Each Host word is one pattern; a negated one vetoes the block, as in OpenSSH.
-      if (!matchPatternList(patterns, originalHost)) continue;
-      const section = `Host ${patterns.join(' ')}`;
-      for (const inner of line.config) apply(inner, section);
-    } else if ('config' in line && param === 'match') {
-      const section = `Match ${directiveWords(line.value).join(' ')}`;
-      const verdict = matchBlockApplies(line, originalHost, values.hostName?.value ?? originalHost);
-      if (verdict === 'unsupported') {
-        values.notes.push(`${section} was skipped (only all, host and originalhost criteria are evaluated)`);
-        continue;
-      }
-      if (verdict) for (const inner of line.config) apply(inner, section);
-    } else {
-      apply(line, 'the top of the file');
-    }
-  }
-  return values;
-}
-
-function matchBlockApplies(line: Line, originalHost: string, hostName: string): boolean | 'unsupported' {
-  if (!('criteria' in line)) return 'unsupported';
-  for (const [key, criterion] of Object.entries(line.criteria)) {
-    const values = Array.isArray(criterion) ? criterion.map((part) => part.val) : [criterion ?? ''];
-    const patterns = values.flatMap((value) => value.split(',')).filter((value) => value !== '');
-    switch (key.toLowerCase()) {
-      case 'all':
-        break;
-      case 'host':
-        if (!matchPatternList(patterns, hostName)) return false;
-        break;
-      case 'originalhost':
-        if (!matchPatternList(patterns, originalHost)) return false;
-        break;
-      default:
-        return 'unsupported';
-    }
-  }
-  return true;
-}
-
-function directiveWords(value: string | { val: string }[]): string[] {
-  if (Array.isArray(value)) return value.map((part) => part.val).filter((word) => word !== '');
-  return value === '' ? [] : [value];
-}
-
-function nonEmpty(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  return trimmed === '' ? undefined : trimmed;
-}
-
-function fail(message: string, fix: string): { ok: false; failure: SshFailure } {
-  return { ok: false, failure: { kind: 'config', message, fix } };
 }
 
 function errorText(error: unknown): string {

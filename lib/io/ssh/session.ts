@@ -1,0 +1,297 @@
+/**
+ * The run's SSH session over a ready ssh2 client: `exec` bounded in time and in output, a lost connection told
+ * apart from a failed command, and `close` that gives the server a moment before dropping the socket.
+ */
+import { StringDecoder } from 'node:string_decoder';
+import type { Client, ClientChannel } from 'ssh2';
+import type { ExecOptions, RemoteResult, SshSession, SshTarget } from '../../core/ports.ts';
+import { errorMessage, scrub, seconds } from './failures.ts';
+
+/** stderr beyond this is dropped (with a marker): a runaway command must not exhaust the laptop's memory. */
+const STDERR_CAP_BYTES = 1024 * 1024;
+/** After asking a channel to close (timeout, truncation), how long to wait for the server before giving up on it. */
+const CHANNEL_CLOSE_GRACE_MS = 2_000;
+/** How long `close()` waits for a clean disconnect before destroying the socket. */
+const CLOSE_GRACE_MS = 2_000;
+
+/** A remote command's result with the two conditions a runbook must tell apart from "the command failed". */
+export interface SparkRemoteResult extends RemoteResult {
+  /** The command ran past its timeout; its channel was closed (and sent KILL) and `code` is null. */
+  timedOut: boolean;
+  /** The connection was gone before or during the command; `code` is null. Later commands fail the same way. */
+  connectionLost: boolean;
+}
+
+/** The session `connectSpark` returns: an {@link SshSession} whose results carry the extra flags. */
+export interface SparkSshSession extends SshSession {
+  exec(command: string, options?: ExecOptions): Promise<SparkRemoteResult>;
+  /** Why the connection is no longer usable (closed by us, dropped, keepalive timeout); undefined while it is. */
+  readonly closedReason: string | undefined;
+}
+
+/** What the session's commands share: whether the connection is gone, and who to tell when it goes. */
+interface Connection {
+  closedReason: string | undefined;
+  readonly onLost: Set<(reason: string) => void>;
+}
+
+function lostResult(stderr: string): SparkRemoteResult {
+  return { code: null, stdout: '', stderr, truncated: false, timedOut: false, connectionLost: true };
+}
+
+/** Decodes UTF-8; after a cut at `maxBytes`, drops the incomplete character the cut may have split. */
+function decodeUtf8(buffer: Buffer, cut = false): string {
+  const decoder = new StringDecoder('utf8');
+  const text = decoder.write(buffer);
+  return cut ? text : text + decoder.end();
+}
+
+/** A command's stdout (cut at `maxBytes`) and stderr (cut at {@link STDERR_CAP_BYTES}). */
+class Output {
+  private readonly stdoutChunks: Buffer[] = [];
+  private stdoutBytes = 0;
+  truncated = false;
+  private readonly stderrChunks: Buffer[] = [];
+  private stderrBytes = 0;
+  private stderrCut = false;
+
+  private readonly maxBytes: number | undefined;
+
+  constructor(maxBytes: number | undefined) {
+    this.maxBytes = maxBytes;
+  }
+
+  /** Keeps a stdout chunk; true when this one reached `maxBytes` (the channel should close). */
+  stdout(chunk: Buffer): boolean {
+    if (this.truncated) return false;
+    if (this.maxBytes !== undefined && this.stdoutBytes + chunk.length > this.maxBytes) {
+      const room = Math.max(0, this.maxBytes - this.stdoutBytes);
+      if (room > 0) this.stdoutChunks.push(chunk.subarray(0, room));
+      this.stdoutBytes += room;
+      this.truncated = true;
+      return true;
+    }
+    this.stdoutChunks.push(chunk);
+    this.stdoutBytes += chunk.length;
+    return false;
+  }
+
+  stderr(chunk: Buffer): void {
+    if (this.stderrBytes >= STDERR_CAP_BYTES) {
+      this.stderrCut = true;
+      return;
+    }
+    const room = STDERR_CAP_BYTES - this.stderrBytes;
+    if (chunk.length > room) this.stderrCut = true;
+    const kept = chunk.subarray(0, room);
+    this.stderrChunks.push(kept);
+    this.stderrBytes += kept.length;
+  }
+
+  stdoutText(): string {
+    return decodeUtf8(Buffer.concat(this.stdoutChunks), this.truncated);
+  }
+
+  stderrText(): string {
+    const text = decodeUtf8(Buffer.concat(this.stderrChunks), this.stderrCut);
+    return this.stderrCut ? `${text}\n[ssh: stderr cut at ${STDERR_CAP_BYTES} bytes]` : text;
+  }
+}
+
+/** One command on its own channel, from `client.exec` until its result. */
+class CommandRun {
+  private readonly output: Output;
+  private code: number | null = null;
+  private signal: string | undefined;
+  private timedOut = false;
+  private lost: string | undefined;
+  private channel: ClientChannel | undefined;
+  private finished = false;
+  private graceTimer: NodeJS.Timeout | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onLost = (reason: string) => {
+    if (this.code === null && this.signal === undefined) this.lost = `${reason} (during the command)`;
+    this.finish();
+  };
+
+  private readonly connection: Connection;
+  private readonly options: ExecOptions;
+  private readonly timeoutMs: number;
+  private readonly resolve: (result: SparkRemoteResult) => void;
+
+  constructor(
+    connection: Connection,
+    options: ExecOptions,
+    timeoutMs: number,
+    resolve: (result: SparkRemoteResult) => void,
+  ) {
+    this.connection = connection;
+    this.options = options;
+    this.timeoutMs = timeoutMs;
+    this.resolve = resolve;
+    this.output = new Output(options.maxBytes);
+  }
+
+  start(client: Client, command: string): void {
+    this.connection.onLost.add(this.onLost);
+    this.timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
+    try {
+      client.exec(command, (error, stream) => this.onChannel(error, stream));
+    } catch (error) {
+      this.lost = this.connection.closedReason ?? `connection not usable: ${scrub(errorMessage(error))}`;
+      this.finish();
+    }
+  }
+
+  private finish(extraStderr?: string): void {
+    if (this.finished) return;
+    this.finished = true;
+    clearTimeout(this.timer);
+    clearTimeout(this.graceTimer);
+    this.connection.onLost.delete(this.onLost);
+    let stderr = this.output.stderrText();
+    if (this.timedOut) stderr += `\n[ssh: command timed out after ${seconds(this.timeoutMs)}; channel closed]`;
+    if (this.lost !== undefined) stderr += `\n[ssh: ${this.lost}]`;
+    if (extraStderr !== undefined) stderr += `${stderr === '' ? '' : '\n'}${extraStderr}`;
+    const result: SparkRemoteResult = {
+      code: this.timedOut || this.lost !== undefined ? null : this.code,
+      stdout: this.output.stdoutText(),
+      stderr,
+      truncated: this.output.truncated,
+      timedOut: this.timedOut,
+      connectionLost: this.lost !== undefined,
+    };
+    if (this.signal !== undefined) result.signal = this.signal;
+    this.resolve(result);
+  }
+
+  /** Asks the channel to go away; if the server never confirms (dead link), stops waiting after a grace period. */
+  private closeChannel(): void {
+    try {
+      this.channel?.close();
+    } catch {
+      // Already closed.
+    }
+    this.graceTimer ??= setTimeout(() => this.finish(), CHANNEL_CLOSE_GRACE_MS);
+  }
+
+  private onTimeout(): void {
+    this.timedOut = true;
+    try {
+      // Most sshds ignore signal requests, so the channel close below is what actually ends it for us.
+      this.channel?.signal('KILL');
+    } catch {
+      // Channel already gone.
+    }
+    this.closeChannel();
+    if (this.channel === undefined) this.finish();
+  }
+
+  private onChannel(error: Error | undefined, stream: ClientChannel): void {
+    if (error) {
+      const { closedReason } = this.connection;
+      if (closedReason !== undefined) this.lost = `${closedReason} (before the command started)`;
+      this.finish(`ssh: could not start the command: ${scrub(error.message)}`);
+      return;
+    }
+    this.channel = stream;
+    if (this.finished) {
+      // Timed out while the channel was opening.
+      stream.close();
+      return;
+    }
+    this.listen(stream);
+    // Always send EOF, so a command that reads stdin does not wait forever.
+    if (this.options.stdin !== undefined) stream.end(this.options.stdin);
+    else stream.end();
+  }
+
+  private listen(stream: ClientChannel): void {
+    stream.on('data', (chunk: Buffer) => {
+      if (this.output.stdout(chunk)) this.closeChannel();
+    });
+    stream.stderr.on('data', (chunk: Buffer) => this.output.stderr(chunk));
+    stream.on('exit', (exitCode: number | null, exitSignal?: string) => {
+      this.code = typeof exitCode === 'number' ? exitCode : null;
+      if (typeof exitSignal === 'string') this.signal = exitSignal;
+    });
+    stream.on('close', () => {
+      // ssh2 emits the client's 'close' before closing its channels, but a dying socket can also close the
+      // channel first; wait a tick so a lost connection is reported as such.
+      setImmediate(() => {
+        const { closedReason } = this.connection;
+        if (!this.finished && closedReason !== undefined && this.code === null && this.signal === undefined) {
+          this.lost = `${closedReason} (during the command)`;
+        }
+        this.finish();
+      });
+    });
+    stream.on('error', () => {
+      // Channel errors end in 'close'; nothing to add.
+    });
+  }
+}
+
+/** Wraps a ready ssh2 client as the run's session. */
+export function createSession(
+  client: Client,
+  target: SshTarget,
+  hostKeyFingerprint: string,
+  defaultExecTimeoutMs: number,
+): SparkSshSession {
+  const connection: Connection = { closedReason: undefined, onLost: new Set() };
+  let lastError: string | undefined;
+  let closePromise: Promise<void> | undefined;
+  let socketClosed = false;
+  const lose = (reason: string) => {
+    for (const notify of [...connection.onLost]) notify(reason);
+  };
+
+  client.on('error', (error: Error) => {
+    lastError = scrub(error.message);
+  });
+  client.on('close', () => {
+    socketClosed = true;
+    connection.closedReason ??= lastError ? `connection lost: ${lastError}` : 'connection closed by Spark';
+    lose(connection.closedReason);
+  });
+
+  const exec = (command: string, options: ExecOptions = {}): Promise<SparkRemoteResult> => {
+    if (connection.closedReason !== undefined) {
+      return Promise.resolve(lostResult(`ssh: command not sent: ${connection.closedReason}`));
+    }
+    const timeoutMs = options.timeoutMs ?? defaultExecTimeoutMs;
+    return new Promise((resolve) => new CommandRun(connection, options, timeoutMs, resolve).start(client, command));
+  };
+
+  const close = (): Promise<void> => {
+    closePromise ??= new Promise<void>((resolve) => {
+      connection.closedReason ??= 'the session was closed by the runbook';
+      lose(connection.closedReason);
+      if (socketClosed) {
+        resolve();
+        return;
+      }
+      const force = setTimeout(() => {
+        client.destroy();
+        resolve();
+      }, CLOSE_GRACE_MS);
+      client.once('close', () => {
+        clearTimeout(force);
+        resolve();
+      });
+      client.end();
+    });
+    return closePromise;
+  };
+
+  return {
+    target,
+    hostKeyFingerprint,
+    exec,
+    close,
+    get closedReason() {
+      return connection.closedReason;
+    },
+  };
+}
