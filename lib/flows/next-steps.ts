@@ -6,6 +6,7 @@ import { atLeastWarning, type Finding } from '../core/finding.ts';
 import { clip } from '../core/text.ts';
 import type { Evidence } from '../evidence/evidence.ts';
 import { fixGate } from '../findings/fix-gate.ts';
+import { onSpark, restartHint } from '../findings/restart.ts';
 import { configFileFlag } from '../io/cli.ts';
 import type { Job } from '../io/jobs-db.ts';
 import { shellQuote } from '../io/shell-quote.ts';
@@ -46,11 +47,21 @@ function firstClause(fix: string): string {
   return cut > 20 ? fix.slice(0, cut).trim() : fix;
 }
 
-/** How to restart the worker, as a command for the laptop: WORKER_RESTART_CMD run on Spark over SSH. */
-export function restartCommand(ev: Evidence, restartCmd: string | undefined): string | undefined {
+/**
+ * The restart step: WORKER_RESTART_CMD when set, else what the probe saw of how the worker runs (a systemd unit
+ * gives a command; tmux, screen, a container or a hand-started process give advice). Shown, never run.
+ */
+export function restartStep(ev: Evidence, restartCmd: string | undefined): string {
   const t = ev.spark?.target;
-  if (!restartCmd) return undefined;
-  return t ? `ssh -p ${t.port} ${t.user}@${t.host} ${shellQuote(restartCmd)}` : restartCmd;
+  const probe = ev.spark?.ok ? ev.spark.probe : undefined;
+  if (restartCmd)
+    return `Restart the worker so the fix is live (WORKER_RESTART_CMD): ${t ? onSpark(t, restartCmd) : restartCmd}`;
+  const hint = restartHint(probe);
+  if (hint?.command)
+    return `Restart the worker so the fix is live (${hint.how}): ${t ? onSpark(t, hint.command) : hint.command}`;
+  if (hint?.advice) return `Restart the worker so the fix is live (${hint.how}): ${hint.advice}`;
+  const how = hint ? ` (${hint.how})` : '';
+  return `Restart the worker on Spark so the fix is live${how}; set WORKER_RESTART_CMD to see the command here`;
 }
 
 /**
@@ -74,12 +85,7 @@ export function nextSteps(
     steps.push(`Fix finding ${i + 1} [${f.id}]: ${clip(firstClause(f.fix), 90)}`);
   }
   if (offers.length && notLive) {
-    const restart = restartCommand(ev, options.restartCmd);
-    steps.push(
-      restart
-        ? `Restart the worker so the fix is live (WORKER_RESTART_CMD): ${restart}`
-        : 'Restart the worker on Spark so the fix is live (set WORKER_RESTART_CMD to see the command here)',
-    );
+    steps.push(restartStep(ev, options.restartCmd));
   }
   for (const o of offers) {
     steps.push(`Requeue the ${o.finding.jobIds!.length} job(s) of [${o.finding.id}]: ${o.command}`);

@@ -85,7 +85,7 @@ describe('nextSteps', () => {
       runbook: 'debug-stuck-jobs',
     });
     expect(steps[1]).toBe(
-      '2. Restart the worker on Spark so the fix is live (set WORKER_RESTART_CMD to see the command here)',
+      '2. Restart the worker on Spark so the fix is live; set WORKER_RESTART_CMD to see the command here',
     );
   });
 

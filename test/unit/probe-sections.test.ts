@@ -61,6 +61,7 @@ describe('the table of sections', () => {
       'env',
       'process',
       'procstart',
+      'supervisor',
       'logstat',
       'logtail',
       'disk',
@@ -74,6 +75,7 @@ describe('the table of sections', () => {
       'worker-dir',
       'worker-env',
       'worker-process',
+      'worker-supervisor',
       'worker-log',
       'disk',
       'reach',
@@ -94,7 +96,7 @@ describe('the table of sections', () => {
     expect(parse('pgrep\n').missingTools).toEqual(['pgrep']);
     expect(parse('find\npgrep\n').missingTools).toEqual(['find', 'pgrep']);
     const full = (tools: string) =>
-      ['now', 'tools', 'dir', 'env', 'process', 'procstart', 'logstat', 'logtail', 'disk', 'reach', 'end']
+      ['now', 'tools', 'dir', 'env', 'process', 'procstart', 'supervisor', 'logstat', 'logtail', 'disk', 'reach', 'end']
         .map((n) => `\n${MARKER} ${n}\n${n === 'tools' ? tools : ''}`)
         .join('');
     const parseFull = (tools: string) =>

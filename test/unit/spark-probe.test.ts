@@ -29,6 +29,8 @@ const HEALTHY: Record<string, string> = {
   env: `${b64('SUPABASE_URL=https://abcdefghijklmnopqrst.supabase.co\nWORKER_POLL_MS=2000\n')}\n`,
   process: ` 4242     1    3600 sparkuser                        node worker.mjs\n 4243  4242      60 sparkuser                        python -m hd_worker --dir /home/sparkuser/srv/hd-worker\n`,
   procstart: '',
+  // As the supervisor section prints it for a process under a systemd unit: pid, unit, user unit, container, parents.
+  supervisor: '4242\thd-worker.service\t0\t-\tsystemd\n',
   logstat: '500 1768478340\n',
   logtail: '2026-01-15T11:59:00Z INFO poll queued=0\n2026-01-15T11:59:02Z INFO poll queued=0\n',
   disk: '/dev/nvme0n1p2 960000000 480000000 480000000 50% /\n',
@@ -79,7 +81,7 @@ describe('parseProbeOutput', () => {
   it('lists the sections a cut-short output did not deliver, and assumes nothing from them', () => {
     const { now, dir, env, process } = HEALTHY;
     const ev = parseProbeOutput(probeOutput({ now, dir, env, process }), MARKER, OPTS);
-    expect(ev.missingSections).toEqual(['procstart', 'logstat', 'logtail', 'disk', 'reach', 'end']);
+    expect(ev.missingSections).toEqual(['procstart', 'supervisor', 'logstat', 'logtail', 'disk', 'reach', 'end']);
     expect(ev.log).toEqual({ status: 'missing', tail: [] });
     expect(ev.disk).toBeUndefined();
     expect(ev.reach).toEqual({ status: 'skipped', reason: 'not reached' });
@@ -88,7 +90,7 @@ describe('parseProbeOutput', () => {
 
   it('makes nothing of an empty output', () => {
     const ev = parseProbeOutput('', MARKER, OPTS);
-    expect(ev.missingSections).toHaveLength(10);
+    expect(ev.missingSections).toHaveLength(11);
     expect(ev.sparkNow).toBeUndefined();
     expect(ev.clockSkewMs).toBeUndefined();
     expect(ev.workerDir).toEqual({ path: '~/srv/hd-worker', exists: false });

@@ -11,12 +11,14 @@ import { workerDirSection } from './worker-dir.ts';
 import { workerEnvSection } from './worker-env.ts';
 import { workerLogSection } from './worker-log.ts';
 import { workerProcessSection } from './worker-process.ts';
+import { workerSupervisorSection } from './worker-supervisor.ts';
 
 export const PROBE_SECTIONS = [
   workerDirSection,
   workerEnvSection,
   reachSection,
   workerProcessSection,
+  workerSupervisorSection,
   workerLogSection,
   clockSection,
   diskSection,
