@@ -111,6 +111,9 @@ export function writeReports(ports: Ports, report: Report, flags: { json?: strin
     if (flags.json === '-') ports.stdout(json);
     else if (flags.json) ports.files.write(flags.json, json);
     if (flags.markdown) ports.files.write(flags.markdown, md);
+    // Every file written is named (a report someone will look for; the stdout report needs no line).
+    for (const file of [flags.json === '-' ? undefined : flags.json, flags.markdown])
+      if (file) ports.out.line(`wrote ${file}`);
     const summary = ports.env.GITHUB_STEP_SUMMARY;
     if (summary) ports.files.append(summary, md);
   } catch (e) {

@@ -27,12 +27,14 @@ afterAll(async () => {
  * excerpt (the worker keeps polling between the two runs). The rest must be the same, line for line.
  */
 function stable(text: string): string {
-  return text
-    .replace(/\nWorker log[^\n]*\n[\s\S]*?\n\n/, '\nWorker log\n(excerpt)\n\n')
-    .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, 'UUID')
-    // An age's unit too: on a busy machine the second run may come a minute later ("59 s" and then "1 min").
-    .replace(/\b\d+ (?:s|min|h|d)\b/g, 'AGE')
-    .replace(/\d+/g, 'N');
+  return (
+    text
+      .replace(/\nWorker log[^\n]*\n[\s\S]*?\n\n/, '\nWorker log\n(excerpt)\n\n')
+      .replace(/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g, 'UUID')
+      // An age's unit too: on a busy machine the second run may come a minute later ("59 s" and then "1 min").
+      .replace(/\b\d+ (?:s|min|h|d)\b/g, 'AGE')
+      .replace(/\d+/g, 'N')
+  );
 }
 
 describe.each(RUNBOOKS)('%s: bundle and source', (name) => {

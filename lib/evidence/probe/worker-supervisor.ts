@@ -20,6 +20,7 @@ const SCRIPT = [
   '  d=$(grep -qE "docker|containerd|libpod|kubepods" "/proc/$p/cgroup" 2>/dev/null && echo container)',
   '  c=""; q=$p; i=0',
   '  while [ "$i" -lt 12 ]; do q=$(sed "s/^.*) //" "/proc/$q/stat" 2>/dev/null | cut -d" " -f2); [ -n "$q" ] && [ "$q" -gt 0 ] || break; c="$c,$(cat "/proc/$q/comm" 2>/dev/null)"; [ "$q" -eq 1 ] && break; i=$((i+1)); done',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
   '  printf "%s\\t%s\\t%s\\t%s\\t%s\\n" "$p" "${u:--}" "${k:-0}" "${d:--}" "${c#,}"',
   'done',
 ];
