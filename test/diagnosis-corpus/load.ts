@@ -210,7 +210,7 @@ function flatten(records: readonly unknown[], offset = 0): Array<{ at: number }>
     const rec = r as { at?: number; repeat?: number; every?: number; records?: unknown[] };
     if (rec.repeat !== undefined)
       return Array.from({ length: rec.repeat }, (_, i) =>
-        flatten(rec.records ?? [], offset - i * (rec.every ?? 1)),
+        flatten(rec.records ?? [], offset + i * (rec.every ?? 1)),
       ).flat();
     return [{ at: (rec.at ?? 0) + offset }];
   });

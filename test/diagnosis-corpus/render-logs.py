@@ -18,7 +18,7 @@ A log spec:
       "records": [ { "at": 12, "level": "ERROR", "logger": "hd_worker", "msg": "job %s failed: %s",
                      "args": ["<id>", "timed out"], "job": "<id>", "exc": "<fixture>", "pid": 4242 },
                    { "at": 11, "stderr": "<fixture>" },
-                   { "repeat": 5, "every": 0.5, "records": [ ...records with `at` relative to the first repeat ] } ] }
+                   { "repeat": 5, "every": 0.5, "records": [ ...the latest repeat; each earlier one `every` minutes before ] } ] }
 """
 
 import calendar
@@ -101,8 +101,9 @@ def fixture(name):
 def flatten(records, offset=0.0):
     for r in records:
         if "repeat" in r:
-            for i in range(r["repeat"]):
-                yield from flatten(r["records"], offset - i * r.get("every", 1))
+            # The group again every `every` minutes before its own `at`, oldest first.
+            for i in reversed(range(r["repeat"])):
+                yield from flatten(r["records"], offset + i * r.get("every", 1))
         else:
             yield {**r, "at": r["at"] + offset}
 
