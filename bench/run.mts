@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { childEnv, hasGnuTime, runTimed } from './child.ts';
+import { type CorpusResult, corpusReport, corpusSection } from './corpus.ts';
 import { growLog, insertFailedJobsSql, insertJobsSql } from './data.ts';
 import { type LatencyProxy, startLatencyProxy } from './latency-proxy.ts';
 import { runOldProcedure, type SshTarget, sshArgs } from './old-procedure.ts';
@@ -30,7 +31,7 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --out FILE]
-                      [-- --only startup,diagnosis,link,scale,bulk]
+                      [-- --only corpus,startup,diagnosis,link,scale,bulk]
 
   --quick     under a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
               (debug-stuck-jobs only), bulk at 200 jobs with one run per mode
@@ -45,7 +46,9 @@ const QUICK = flags.quick;
 const RUNS = Math.max(1, Math.min(25, Number(flags.runs ?? (QUICK ? 3 : 5)) || 1));
 const L = Math.max(0, Math.min(1000, Number(flags.latency) || 0));
 const SECTIONS = new Set(
-  (flags.only ?? (QUICK ? 'startup,diagnosis,scale,bulk' : 'startup,diagnosis,link,scale,bulk')).split(','),
+  (flags.only ?? (QUICK ? 'corpus,startup,diagnosis,scale,bulk' : 'corpus,startup,diagnosis,link,scale,bulk')).split(
+    ',',
+  ),
 );
 const RUNBOOK_TIMEOUT_MS = 120_000;
 const SCALE = QUICK
@@ -191,6 +194,7 @@ interface Results {
     help: Record<string, { wallMs: Summary; ratio: number }>;
   };
   lowerBound: Record<string, unknown>;
+  corpus?: CorpusResult;
   diagnosis: Array<Record<string, unknown>>;
   oldProcedure: Array<Record<string, unknown>>;
   scale: Array<Record<string, unknown>>;
@@ -651,6 +655,7 @@ function printReport(): string {
     `runs per figure: ${RUNS} (median [min–max]) · latency ${L} ms${QUICK ? ' · QUICK (scaled down: see notes)' : ''}`,
     '',
   );
+  if (results.corpus) out.push(...corpusReport(results.corpus));
   if (results.startup) {
     out.push('Startup (npx zx <runbook> --help vs npx zx empty.mts)');
     out.push(
@@ -791,6 +796,7 @@ async function main(): Promise<void> {
       'requests made from Spark inside an exec lengthen that round and are not counted as rounds.',
     'Peak memory: GNU time %M of `npx zx …` (largest process of the tree: the runbook itself).',
   );
+  if (SECTIONS.has('corpus')) results.corpus = corpusSection();
   const startupMs =
     SECTIONS.has('startup') || SECTIONS.has('diagnosis') || SECTIONS.has('link') ? await emptyStartupMs() : 0;
   if (SECTIONS.has('diagnosis') || SECTIONS.has('link') || SECTIONS.has('scale') || SECTIONS.has('bulk')) {
