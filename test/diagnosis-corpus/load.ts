@@ -264,6 +264,8 @@ function probeStdout(name: string, inc: Incident, sparkNow: Date): string {
           .join('')}`
       : '',
   ]);
+  // What keeps each process running, as the supervisor section prints it: a worker under systemd, as on Spark.
+  sections.push(['supervisor', procs.map((p) => `${p.pid}\thd-worker.service\t0\t-\tsystemd\n`).join('')]);
   const log = renderedLog(name);
   if (inc.log && !log) throw new Error(`${name}: logs/${name}.log is missing; run render-logs.py`);
   if (!exists || w.logMissing || !log) sections.push(['logstat', 'missing\n'], ['logtail', '']);
