@@ -106,8 +106,6 @@ function logLinks(ev: Evidence): Record<string, string[]> {
 }
 
 const MAX_LINES_PER_JOB = 40;
-/** Jobs whose story is shown without --verbose: enough to recognise the failure, short enough to see the fix. */
-const STORIES_SHOWN = 1;
 
 /**
  * The worker log, cut to the lines behind the findings: for the first jobs a finding names, the failure line, the
@@ -124,13 +122,13 @@ function showLogLines(ports: Ports, ev: Evidence, findings: readonly Finding[], 
   );
   if (!out.verbose) {
     if (!claimed.length) return;
-    out.heading('Worker log: the lines behind the findings');
-    out.line(`${read}; all of them with --verbose`);
-    for (const id of claimed.slice(0, STORIES_SHOWN)) {
-      out.line(`  ${id}:`);
-      for (const l of storyLines(links[id])) out.line(`    ${clip(l, 200)}`);
-    }
-    if (claimed.length > STORIES_SHOWN) out.line(`  (and ${claimed.length - STORIES_SHOWN} more jobs: --verbose)`);
+    // The finding already shows the job's error: here the frame of the worker's own code that raised, and the
+    // exception the traceback ends on.
+    const [id] = claimed;
+    const story = storyLines(links[id]).slice(1);
+    if (!story.length) return;
+    out.heading(`Worker log, job ${id} (all lines: --verbose)`);
+    for (const l of story) out.line(`  ${clip(l, 200)}`);
     return;
   }
   out.heading('Worker log');
@@ -153,6 +151,9 @@ function showNextSteps(state: RunState, findings: readonly Finding[], flags: Com
   const restartCmd = state.config.values.WORKER_RESTART_CMD;
   const lines = nextSteps(evidence, findings, offers, { flags, restartCmd, runbook: 'debug-stuck-jobs' });
   if (!lines.length) return;
+  // Whether the fix is live decides whether to requeue now: the gate's verdict comes right before the steps.
+  if (offers.length) ports.out.line();
+  for (const { finding: f, gate } of offers) ports.out.line(`fix gate [${f.id}]: ${gate.line}`);
   ports.out.heading('Next steps');
   for (const l of lines) ports.out.line(l);
 }
@@ -168,20 +169,11 @@ async function offerRequeue(
   const actions: Report['actions'] = [];
   const offers = requeueOffers(evidence, findings, flags);
   if (!offers.length) return { actions, aborted: false };
-  ports.out.heading('Recommendation');
   let code: ExitCode | undefined;
+  // Right under "Next steps" (which holds each requeue's command and, above it, the fix gate's verdict).
   for (const { finding: f, gate, command } of offers) {
-    ports.out.line(`[${f.id}] ${f.jobIds!.length} job(s) can be requeued once the fix is deployed.`);
-    ports.out.line(`  fix gate: ${gate.line}`);
-    if (!ports.prompt.interactive) {
-      ports.out.line(`  when fixed: ${command}`);
-      continue;
-    }
-    if (gate.deployed === false) {
-      ports.out.line(
-        '  The worker has not restarted since these jobs failed: requeueing now will most likely fail them again.',
-      );
-    }
+    if (!ports.prompt.interactive) continue;
+
     const go = await ports.prompt.confirm(
       `requeue-${f.id}`,
       `Hand the ${f.jobIds!.length} job(s) of ${f.id} over to requeue (preview first)?`,

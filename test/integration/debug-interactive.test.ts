@@ -98,7 +98,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, { requeue: { verifySeconds: 15 } });
     expect(prompt.asked).toEqual(['requeue-circular-metadata', 'confirm-apply']);
     const text = out.text();
-    expect(text).toContain('fix gate: the worker restarted');
+    expect(text).toContain('fix gate [circular-metadata]: the worker restarted');
     // The reason kept in the jobs' history names the finding and what the fix gate saw.
     expect(text).toContain('reason: "circular-metadata fixed (fix gate: the worker restarted');
     // The end line describes the world after the hand-over: read again, the failure is gone, exit 0.
@@ -134,7 +134,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
     const { ports: p, out, prompt } = ports({ 'requeue-circular-metadata': false });
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile });
     expect(prompt.asked).toEqual(['requeue-circular-metadata']);
-    expect(out.text()).toContain('The worker has not restarted since these jobs failed');
+    expect(out.text()).toContain('the fix is probably not deployed yet');
     expect(out.text()).toContain(`not requeued. Later: npx zx runbooks/requeue.mts --config ${sb.envFile} --id`);
     expect(code).toBe(EXIT.findings);
     expect((await sb.stats()).httpWrites).toBe(0);

@@ -35,6 +35,22 @@ function jobLine(job: Job, now: Date): string {
 
 const errorLine = (j: Job, now: Date) => `${jobLine(j, now)}: ${clip((j.error ?? '').split('\n')[0], 160)}`;
 
+const firstLine = (j: Job) => (j.error ?? '').split('\n')[0].trim();
+
+/**
+ * The jobs a pattern claims: one line each. When they all failed with the same error it is said once, with the
+ * count, and each job's line names only what differs (and not the job type when they share it).
+ */
+function hitEvidence(hits: readonly Job[], since: string, now: Date): string[] {
+  if (!hits.length) return [];
+  const errors = new Set(hits.map(firstLine));
+  const types = new Set(hits.map((j) => j.job_type));
+  const count = `${hits.length} failed job${hits.length === 1 ? '' : 's'} since ${since}`;
+  if (errors.size !== 1) return [count, ...hits.slice(0, 5).map((j) => errorLine(j, now))];
+  const line = (j: Job) => (types.size === 1 ? jobLine(j, now).replace(` ${j.job_type} `, ' ') : jobLine(j, now));
+  return [`${count}: ${clip([...errors][0], 160)}`, ...hits.slice(0, 5).map(line)];
+}
+
 function logTail(ev: Evidence): readonly string[] {
   return (ev.spark?.ok ? ev.spark.probe : undefined)?.log.tail ?? [];
 }
@@ -80,11 +96,10 @@ function patternFindings({ ev, patterns }: RuleContext): Finding[] {
       severity: logOnly ? 'info' : p.severity,
       title: logOnly ? `${p.title} (seen in the worker log only)` : p.title,
       evidence: [
-        ...(hits.length
-          ? [`${hits.length} failed job${hits.length === 1 ? '' : 's'} since ${queue.failed.since}`]
+        ...hitEvidence(hits, queue.failed.since, ev.now),
+        ...(logHits.length && !hits.some((j) => firstLine(j) && logHits.at(-1)!.includes(firstLine(j)))
+          ? [`log: ${clip(logHits[logHits.length - 1], 200)}`]
           : []),
-        ...hits.slice(0, 5).map((j) => errorLine(j, ev.now)),
-        ...(logHits.length ? [`log: ${clip(logHits[logHits.length - 1], 200)}`] : []),
       ],
       cause: p.cause,
       fix: p.fix,
