@@ -234,7 +234,7 @@ describe('the odd one out among the app, the worker and the runbook', () => {
 describe('what decides when addresses alone do not', () => {
   it("takes the app for the runbook's instance when the app's instance holds a job of the queue the runbook read", () => {
     // The app reaches the project through a tunnel with a publishable key (no ref); the worker is elsewhere.
-    const queued = [queuedJob(30), queuedJob(20)];
+    const queued = [queuedJob(10), queuedJob(5)];
     const app = {
       ...side('app', 'http://localhost:8443', undefined, 'none'),
       other: { ok: true as const, queued: 2, oldest: queued[0] },
@@ -251,7 +251,18 @@ describe('what decides when addresses alone do not', () => {
     expect(f.evidence).toContain(
       `the app's instance (http://localhost:8443) holds job ${queued[0].id}, which the runbook's queue holds too: one database`,
     );
-    expect(f.evidence).toContain("the queue the runbook read (the app's) holds 2 queued jobs, oldest 30 min old");
+    expect(f.evidence).toContain("the queue the runbook read (the app's) holds 2 queued jobs, oldest 10 min old");
+    // Once they wait longer than the rule, they are the finding's jobs and the stalled queue's evidence instead.
+    const late = [queuedJob(50)];
+    const lateEv = evidence({
+      laptop: side('laptop', CLOUD, REF, 'none'),
+      worker: side('worker', CLI, undefined, 'none'),
+      app: { ...app, other: { ok: true, queued: 1, oldest: late[0] } },
+      queued: late,
+    });
+    const stalled = diagnose(lateEv, BUILTIN_ERROR_PATTERNS, 'all').filter((x) => x.id === 'project-mismatch');
+    expect(stalled.map((x) => x.jobIds)).toEqual([[late[0].id]]);
+    expect(stalled[0].evidence.some((l) => l.startsWith('the queue the runbook read'))).toBe(false);
   });
 
   it("keeps them apart when the app's instance holds other jobs than the runbook's queue", () => {

@@ -5,6 +5,7 @@
  * sides agree on, never at the odd one's.
  */
 
+import { isOverdueQueued } from '../../core/stuck-rules.ts';
 import type { Evidence, SupabaseSide } from '../../evidence/evidence.ts';
 import type { Draft } from '../rule.ts';
 import {
@@ -61,15 +62,18 @@ export function appOddDraft(ev: Evidence, v: Odd): Draft {
 function workerOddDraft(ev: Evidence, v: Odd): Draft {
   const worker = v.odd.side;
   const agreed = agreedName(v.others, 'laptop');
+  const cloud = v.others.some((t) => t.kind === 'cloud');
+  // Overdue queued jobs join the finding as the stalled queue's evidence (rank.ts); the count is said here otherwise.
+  const overdue = ev.queue?.queued.oldest.some((j) => isOverdueQueued(j, ev.rules, ev.now));
   return {
     title: "the worker polls another Supabase than the app and the runbook use: the app's jobs are never picked up",
     evidence: [
       ...[worker, ev.laptop, ev.app].flatMap((s) => (s ? [describeSide(s, ev.now)] : [])),
       ...notes([v.agreement, ...differs(v, ev)]),
-      ...laptopQueueLine(ev, "the queue the runbook read (the app's)"),
+      ...(overdue ? [] : laptopQueueLine(ev, "the queue the runbook read (the app's)")),
     ],
     cause: `the worker's .env names ${v.odd.origin}, not the instance the app writes to and the runbook reads`,
-    fix: `set SUPABASE_URL in ${fileOf(worker)} to ${agreed} (its address as Spark reaches it), with that project's service-role key, then restart the worker; the jobs queued meanwhile are picked up then`,
+    fix: `set SUPABASE_URL in ${fileOf(worker)} to ${agreed}${cloud ? '' : ' at the address Spark reaches it by'}, with that project's service-role key, then restart the worker; the jobs queued meanwhile are picked up then`,
   };
 }
 
