@@ -329,6 +329,39 @@ describe('what decides when addresses alone do not', () => {
     expect(whereFindings(evidence({ ...tunnel, sparkHost: '100.64.0.7' }))).toEqual([]);
   });
 
+  it('says, without deciding, that the worker may be right when the others agree only on a loopback address here', () => {
+    const sides = {
+      laptop: side('laptop', CLI, undefined, 'none'),
+      worker: side('worker', CLOUD, REF, 'none'),
+      app: side('app', CLI, undefined, 'none'),
+    };
+    const [f] = whereFindings(evidence(sides));
+    expect(f.title).toMatch(/^the worker polls another Supabase/);
+    expect(f.evidence).toContain(
+      `the runbook and the app use ${CLI}, a loopback address on this machine with no project ref: Spark reaches it only through a tunnel; if it is a development instance, the worker is the one that is right`,
+    );
+    expect(f.fix).toContain('at the address Spark reaches it by');
+    // Spark on this machine (the sandbox): its loopback is this machine's, nothing to add.
+    const [here] = whereFindings(evidence({ ...sides, sparkHost: 'localhost' }));
+    expect(here.evidence.some((l) => l.includes('only through a tunnel'))).toBe(false);
+  });
+
+  it('notes that a loopback address shared by the worker and the app is one server only through a tunnel', () => {
+    const local = 'http://127.0.0.1:8000';
+    const sides = {
+      laptop: side('laptop', CLOUD, REF, 'none'),
+      worker: side('worker', local, undefined, 'none'),
+      app: side('app', local, undefined, 'none'),
+    };
+    const [f] = whereFindings(evidence(sides));
+    expect(f.title).toMatch(/^the runbook reads another Supabase/);
+    expect(f.evidence).toContain(
+      `${local} is a loopback address on Spark and on this machine: one server only through a tunnel (ssh -L)`,
+    );
+    const [same] = whereFindings(evidence({ ...sides, sparkHost: '127.0.0.1' }));
+    expect(same.evidence.some((l) => l.includes('ssh -L'))).toBe(false);
+  });
+
   it('says so without guessing when all three differ', () => {
     const ev = evidence({
       laptop: side('laptop', CLOUD, REF, 'none'),

@@ -13,6 +13,7 @@ import {
   appInstanceLine,
   describeSide,
   laptopQueueLine,
+  onlyHere,
   type Relation,
   relate,
   type Target,
@@ -63,6 +64,7 @@ function workerOddDraft(ev: Evidence, v: Odd): Draft {
   const worker = v.odd.side;
   const agreed = agreedName(v.others, 'laptop');
   const cloud = v.others.some((t) => t.kind === 'cloud');
+  const here = onlyHere(ev, v.others);
   // Overdue queued jobs join the finding as the stalled queue's evidence (rank.ts); the count is said here otherwise.
   const overdue = ev.queue?.queued.oldest.some((j) => isOverdueQueued(j, ev.rules, ev.now));
   return {
@@ -70,6 +72,7 @@ function workerOddDraft(ev: Evidence, v: Odd): Draft {
     evidence: [
       ...[worker, ev.laptop, ev.app].flatMap((s) => (s ? [describeSide(s, ev.now)] : [])),
       ...notes([v.agreement, ...differs(v, ev)]),
+      ...(here ? [here] : []),
       ...(overdue ? [] : laptopQueueLine(ev, "the queue the runbook read (the app's)")),
     ],
     cause: `the worker's .env names ${v.odd.origin}, not the instance the app writes to and the runbook reads`,

@@ -95,7 +95,14 @@ export function relate(a: Target, b: Target, ev: Evidence): Relation {
     // One loopback address on Spark and on this machine: a tunnel to the same server (ssh -L 8000:localhost:8000),
     // or two servers. Only refs that differ tell them apart.
     const twoServers = acrossMachines && a.ref && b.ref && a.ref.value !== b.ref.value;
-    if (!twoServers) return { same: true, by: 'address' };
+    if (!twoServers) {
+      const sameRef = a.ref && b.ref;
+      const note =
+        acrossMachines && !sameRef
+          ? `${spark.origin} is a loopback address on Spark and on this machine: one server only through a tunnel (ssh -L)`
+          : undefined;
+      return { same: true, by: 'address', note };
+    }
     return {
       same: false,
       by: 'ref',
@@ -147,6 +154,17 @@ export function judgeTargets(ev: Evidence): Verdict {
     return { kind: 'odd', odd: third, others: [a, b], agreement: relation };
   }
   return { kind: 'all-differ', targets: [laptop, worker, app], relations: related.map((r) => r.relation) };
+}
+
+/**
+ * When the worker is the odd one out on another machine than this one, and the instance the others agree on is known
+ * only as a loopback address here: Spark reaches it only through a tunnel, and if it is a development instance, the
+ * worker may be the right one. Said, not decided.
+ */
+export function onlyHere(ev: Evidence, others: readonly Target[]): string | undefined {
+  if (sparkIsHere(ev) || !others.every((t) => isLoopback(t) && !t.ref)) return undefined;
+  const origins = [...new Set(others.map((t) => t.origin))].join(' and ');
+  return `${LABEL[others[0].name]} and ${LABEL[others[1]?.name ?? others[0].name]} use ${origins}, a loopback address on this machine with no project ref: Spark reaches it only through a tunnel; if it is a development instance, the worker is the one that is right`;
 }
 
 /** The spelling of the agreed instance to point the odd side at: a cloud URL works from anywhere; else `prefer`'s. */
