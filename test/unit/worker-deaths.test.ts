@@ -311,6 +311,28 @@ describe('worker-killed-mid-job', () => {
     expect(findings(evidence(pythonLog('asctime', recs()), over), 'worker-killed-mid-job')).toEqual([]);
   });
 
+  // The reference worker's own lines (sandbox/spark/worker.mjs: `${ISO} ${LEVEL} ${message}`, its messages verbatim).
+  const reference = (ago: number, level: string, msg: string) => `${at(ago).toISOString()} ${level} ${msg}`;
+  const refStart = (ago: number, pid: number) =>
+    reference(ago, 'INFO', `worker started pid=${pid} url=http://127.0.0.1:39011`);
+  const endings: [name: string, line: string, killed: boolean][] = [
+    ['done', reference(8, 'INFO', `job ${J2} done assets=12`), false],
+    ['failed', reference(8, 'ERROR', `job ${J2} failed: ValueError: Circular reference detected`), false],
+    ['finish failed', reference(8, 'ERROR', `job ${J2} finish failed: HTTP 503`), false],
+    [
+      'changed meanwhile',
+      reference(8, 'WARN', `job ${J2} was changed by someone else while running; result not written`),
+      false,
+    ],
+    ['claimed by another worker', reference(8, 'INFO', `job ${J2} claimed by another worker; skipping`), false],
+    ['nothing (killed)', reference(8, 'INFO', 'poll queued=3'), true],
+  ];
+  it.each(endings)('reads the reference worker’s job ending "%s" (killed: %s)', (_name, ending, killed) => {
+    const tail = [refStart(30, 4100), reference(10, 'INFO', `job ${J2} claimed`), ending, refStart(5, 4242)];
+    const ev = evidence(tail, { queue: null });
+    expect(findings(ev, 'worker-killed-mid-job').map((f) => f.jobIds)).toEqual(killed ? [[J2]] : []);
+  });
+
   it('judges by the log alone in diagnose-env (no queue read), and says so', () => {
     const ev = evidence(pythonLog('asctime', killedSilently()), { queue: null });
     const f = diagnose(ev, BUILTIN_ERROR_PATTERNS, 'env').find((x) => x.id === 'worker-killed-mid-job');
