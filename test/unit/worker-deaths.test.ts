@@ -194,6 +194,7 @@ describe('the log read for timing', () => {
     ['Starting worker (concurrency=1)', '__main__', true],
     ['started', 'worker', true],
     ['starting up', 'hd_worker', true],
+    // RQ's own start line, rq/worker.py: self.log.info('Worker %s started with PID %d, version %s', self.key, …).
     ['Worker rq:worker:0f3a9c started with PID 4242, version 1.16.2', 'rq.worker', true],
     ['started', 'uvicorn.error', false],
     [`worker started job ${J2}`, 'worker', false],
