@@ -176,7 +176,8 @@ export function pidOf(line: LogLine): number | undefined {
 /** What a line says of the job it names: it began, it ended (done, failed, skipped, released), or neither. */
 const JOB_END =
   /\b(?:done|finished|complete[ds]?|succeeded|success(?:ful)?|failed|failure|error|exception|traceback|cancel(?:l?ed)?|abort(?:ed)?|skip(?:ping|ped)?|requeued|released|gave up|timed out|discarded|abandoned|not written)\b/i;
-const JOB_BEGIN = /\b(?:claim(?:ed|ing)?|start(?:ed|ing)?|processing|picked up|running job|begin(?:ning)?|working on)\b/i;
+const JOB_BEGIN =
+  /\b(?:claim(?:ed|ing)?|start(?:ed|ing)?|processing|picked up|running job|begin(?:ning)?|working on)\b/i;
 
 export function jobEvent(line: LogLine): { jobId: string; kind: 'begin' | 'end' | 'other' } | undefined {
   const id = UUID.exec(line.message)?.[0];
