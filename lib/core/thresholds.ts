@@ -18,3 +18,16 @@ export function diskLow(disk: { usedPercent: number; availableKb: number }): boo
 
 /** The worker's log may be quiet this long (or the queued rule's minutes, when longer) before it is called stale. */
 export const LOG_QUIET_MINUTES = 5;
+
+/** A crash loop: at least this many worker starts in the log's tail … */
+export const CRASH_LOOP_MIN_STARTS = 3;
+/** … within this many minutes of the latest one (when the log has times) … */
+export const CRASH_LOOP_WINDOW_MINUTES = 10;
+/** … while the worker process is younger than this (or none runs, and the latest start is within the window). */
+export const CRASH_LOOP_YOUNG_MINUTES = 10;
+
+/**
+ * A log line written this long before the worker process started is the previous process's: the start time is read
+ * to the clock tick, the log's times to the millisecond (or the second), so a line of this process never falls before.
+ */
+export const PROCESS_START_SLACK_MS = 1_000;

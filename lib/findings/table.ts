@@ -20,12 +20,14 @@ import { QUEUE_RULES } from './rules/queue.ts';
 import { REACH_RULES } from './rules/reach.ts';
 import { SETUP_RULES } from './rules/setup.ts';
 import { WORKER_RULES } from './rules/worker.ts';
+import { DEATH_RULES } from './rules/worker-deaths.ts';
 
 /** Reach, setup and the worker (diagnose-env's scope), then the queue and the failed jobs. */
 export const FINDING_TABLE: readonly TableEntry[] = [
   ...REACH_RULES,
   ...SETUP_RULES,
   ...WORKER_RULES,
+  ...DEATH_RULES,
   ...QUEUE_RULES,
   PATTERN_FAMILY,
   ...FAILURE_RULES,

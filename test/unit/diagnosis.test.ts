@@ -29,6 +29,7 @@ const keys = {
   workerService: '',
   anon: '',
   otherProjectService: '',
+  otherProjectAnon: '',
   expiredService: '',
   localAnon: '',
   publishable: opaqueKey('publishable'),
@@ -40,6 +41,7 @@ beforeAll(async () => {
   keys.workerService = await signedJwt({ role: 'service_role', ref: REF });
   keys.anon = await signedJwt({ role: 'anon', ref: REF });
   keys.otherProjectService = await signedJwt({ role: 'service_role', ref: OTHER_REF });
+  keys.otherProjectAnon = await signedJwt({ role: 'anon', ref: OTHER_REF });
   keys.expiredService = await signedJwt({ role: 'service_role', ref: REF, exp: ago(60 * 24) });
   keys.localAnon = await signedJwt({ role: 'anon', iss: 'supabase-demo' });
 });
@@ -217,12 +219,19 @@ describe('failure A: the app writes to a local Supabase', () => {
     expect(all(ev)).toEqual([]);
   });
 
-  it('is a project-mismatch, not failure A, when the app points at another cloud project', () => {
-    const findings = all(evidence({ app: appSide(OTHER_CLOUD, keys.anon) }));
-    expect(ids(findings)).not.toContain('local-supabase-target');
-    const f = findings.find((x) => x.title === 'the app and the worker use different Supabase projects');
-    expect(f?.severity).toBe('critical');
-    expect(f?.evidence).toContain(`worker: ${CLOUD}`);
+  // Before the odd-one-out judgement this was a project-mismatch ("the app and the worker use different projects",
+  // fix: point both at the same project). The app is the odd one out here (the worker and the runbook agree), which
+  // is what local-supabase-target means: the app writes where the worker does not read.
+  it('is local-supabase-target, pointing the app at the agreed project, when the app alone uses another cloud project', () => {
+    const findings = all(evidence({ app: appSide(OTHER_CLOUD, keys.otherProjectAnon) }));
+    const f = only(findings, 'local-supabase-target');
+    expect(f.title).toBe(
+      `the app writes jobs to another project (${OTHER_REF}); the worker polls another instance and never sees them`,
+    );
+    expect(f.evidence).toContain(`worker polls ${CLOUD}`);
+    expect(f.fix).toContain(`to the cloud project (${CLOUD})`);
+    expect(f.fix).not.toContain(`to ${OTHER_CLOUD}`);
+    expect(ids(findings)).not.toContain('project-mismatch');
   });
 });
 
@@ -291,12 +300,20 @@ describe('wrong-key-role', () => {
 });
 
 describe('project-mismatch', () => {
-  it("is reported when the worker's URL is another project than the laptop's", () => {
-    const findings = all(evidence({ worker: workerSide(OTHER_CLOUD, keys.otherProjectService) }));
+  it("is reported when the worker's URL is another project than the laptop's, with no app to tell which is right", () => {
+    const findings = all(evidence({ worker: workerSide(OTHER_CLOUD, keys.otherProjectService), app: undefined }));
     const f = findings.find((x) => x.title === 'the runbook and the worker look at different Supabase projects');
     expect(f?.severity).toBe('critical');
     expect(f?.evidence[0]).toContain(CLOUD);
     expect(f?.evidence[1]).toContain(OTHER_CLOUD);
+  });
+
+  it('names the worker as the odd one out when the app agrees with the runbook', () => {
+    const findings = all(evidence({ worker: workerSide(OTHER_CLOUD, keys.otherProjectService) }));
+    const f = only(findings, 'project-mismatch');
+    expect(f.title).toMatch(/^the worker polls another Supabase than the app and the runbook use/);
+    expect(f.evidence[0]).toContain(OTHER_CLOUD);
+    expect(f.fix).toContain(`to the cloud project (${CLOUD})`);
   });
 
   const refCases: [name: string, over: () => EvidenceOver, title: string][] = [
@@ -1019,8 +1036,10 @@ describe('ranking by cause (the order findings come in, and which one a stalled 
       worker: workerSide(OTHER_CLOUD, keys.laptopService),
       queue: queue({ queued, done: null }),
     });
+    // The worker is the odd one out (one finding, where the app-vs-worker and runbook-vs-worker findings made two),
+    // and its key belongs to another project than its URL.
     const mismatches = all(ev).filter((f) => f.id === 'project-mismatch');
-    expect(mismatches.map((f) => f.jobIds)).toEqual([[queued[0].id], undefined, undefined]);
+    expect(mismatches.map((f) => f.jobIds)).toEqual([[queued[0].id], undefined]);
     expect(diagnose(ev, BUILTIN_ERROR_PATTERNS, 'env')).toEqual(all(ev));
   });
 
@@ -1058,7 +1077,7 @@ describe('ranking by cause (the order findings come in, and which one a stalled 
       'critical config-warning',
       'critical worker-dir-missing',
       'critical key-expired',
-      'critical project-mismatch',
+      'critical local-supabase-target',
       'critical project-mismatch',
       'critical circular-metadata',
       'warning clock-skew',

@@ -1,12 +1,15 @@
 /**
  * Setup: how each side is configured. The worker's folder and .env, the keys and projects of the laptop, the worker
- * and the app (failure A among them), Spark's own request to Supabase, Spark's clock and disk, the laptop's config.
+ * and the app (which of them is the odd one out: targets.ts), Spark's own request to Supabase, Spark's clock and
+ * disk, the laptop's config.
  */
 
 import { diskLow, SKEW_WARN_MS } from '../../core/thresholds.ts';
-import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from '../../evidence/evidence.ts';
-import { describeKey, isExpired } from '../../io/keys.ts';
+import type { Evidence, SupabaseSide } from '../../evidence/evidence.ts';
+import { isExpired } from '../../io/keys.ts';
 import type { Draft, FindingRule } from '../rule.ts';
+import { appOddDraft, sidesApartDrafts } from './target-drafts.ts';
+import { describeSide, judgeTargets } from './targets.ts';
 
 function probeOf(ev: Evidence) {
   return ev.spark?.ok ? ev.spark.probe : undefined;
@@ -18,16 +21,9 @@ function seen(ev: Evidence, section: string): boolean {
   return probe !== undefined && !probe.missingSections.includes(section);
 }
 
-const originOf = (side: SupabaseSide | undefined) => side?.url?.origin;
 const refOf = (side: SupabaseSide | undefined) => side?.url?.projectRef ?? side?.declaredRef;
 const plural = (n: number) => (n > 1 ? 'hold' : 'holds');
 const fileOf = (side: SupabaseSide) => side.source.replace(/^.*? in /, '');
-
-function describeSide(side: SupabaseSide, now: Date): string {
-  const url = side.url ? side.url.origin : '(no valid URL)';
-  const key = side.key ? `; key ${side.keyVar}: ${describeKey(side.key, now)}` : '';
-  return `${side.source}: ${url}${key}`;
-}
 
 /** The three sides and whether each needs a key that sees every job. */
 function sides(ev: Evidence) {
@@ -38,45 +34,12 @@ function sides(ev: Evidence) {
   ];
 }
 
-/** Where the app and the worker point, when they differ (failure A, or another project). */
-function appApart(ev: Evidence) {
-  const workerOrigin = originOf(ev.worker) ?? originOf(ev.laptop);
-  const appOrigin = originOf(ev.app);
-  if (!ev.app || !appOrigin || !workerOrigin || appOrigin === workerOrigin) return undefined;
-  return { app: ev.app, appOrigin, workerOrigin, local: ev.app.url?.kind === 'local' };
-}
-
-/** The line on failure A's local instance: how many jobs it strands, or why it was not counted. */
-function strandedLine(ev: Evidence): string[] {
-  const other = ev.app?.other;
-  if (!other) return [];
-  if (!other.ok) return [`the local instance did not answer: ${other.message}`];
-  const oldest = other.oldest ? `, oldest ${formatAge(minutesBetween(ev.now, other.oldest.created_at))} old` : '';
-  return [`the local instance holds ${other.queued} queued job${other.queued === 1 ? '' : 's'}${oldest}`];
-}
-
-/** The project-mismatch drafts: app vs worker, runbook vs worker, and each side's key vs its URL. */
+/**
+ * The project-mismatch drafts: where the sides point (the worker or the runbook the odd one out, all three apart, or
+ * the runbook and the worker apart with no app to tell them; targets.ts), and each side's key against its URL.
+ */
 function projectMismatches(ev: Evidence): Draft[] {
-  const { laptop, worker, now } = ev;
-  const out: Draft[] = [];
-  const apart = appApart(ev);
-  if (apart && !apart.local) {
-    out.push({
-      title: 'the app and the worker use different Supabase projects',
-      evidence: [describeSide(apart.app, now), `worker: ${apart.workerOrigin}`],
-      cause: 'jobs the app inserts land in a project the worker never polls',
-      fix: `point ${apart.app.urlVar} in the app's env and SUPABASE_URL in the worker's .env at the same project`,
-    });
-  }
-  if (worker?.url && laptop.url && worker.url.origin !== laptop.url.origin) {
-    out.push({
-      title: 'the runbook and the worker look at different Supabase projects',
-      evidence: [describeSide(laptop, now), describeSide(worker, now)],
-      cause:
-        "the laptop's SUPABASE_URL is not the one in the worker's .env: the queue shown here is not the one the worker drains",
-      fix: "set SUPABASE_URL in the laptop's .env to the worker's project (or fix the worker's .env and restart it)",
-    });
-  }
+  const out = sidesApartDrafts(ev, judgeTargets(ev));
   for (const s of sides(ev)) {
     const keyRef = s.side?.key?.ref;
     const urlRef = refOf(s.side);
@@ -193,27 +156,13 @@ export const SETUP_RULES: readonly FindingRule[] = [
     },
   },
   {
-    // Failure A: the app writes to a local Supabase while the worker polls another instance.
+    // The app writes where the worker does not read, while the worker and the runbook agree (targets.ts).
     id: 'local-supabase-target',
     severity: 'critical',
     scope: 'env',
     detect: ({ ev }) => {
-      const apart = appApart(ev);
-      if (!apart?.local) return [];
-      const { app, appOrigin, workerOrigin } = apart;
-      return [
-        {
-          title: 'the app writes jobs to a local Supabase; the worker polls another instance and never sees them',
-          evidence: [
-            `app: ${app.urlVar}=${appOrigin} in ${fileOf(app)} (${app.url?.localReason ?? 'local'})`,
-            `worker polls ${workerOrigin}${ev.worker ? '' : " (the laptop's SUPABASE_URL; the worker's .env was not read)"}`,
-            ...strandedLine(ev),
-          ],
-          cause: "the app's env points at the Supabase CLI instance on the developer's machine (failure A)",
-          fix: `set ${app.urlVar} (and ${app.keyVar ?? 'the anon/publishable key'}) in the app's env to the cloud project (${workerOrigin}) and restart the app's dev server; jobs already in the local instance must be re-created in the cloud`,
-          requeueSafe: false,
-        },
-      ];
+      const v = judgeTargets(ev);
+      return v.kind === 'odd' && v.odd.name === 'app' ? [appOddDraft(ev, v)] : [];
     },
   },
   {
