@@ -55,7 +55,7 @@ function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
     const hits = hitsOf.get(p) ?? [];
     const matching = new Set(logLinesMatching(p, tail));
     const logHits = tail.filter((l, i) => matching.has(l) && !seenLines.has(i));
-    tail.forEach((l, i) => matching.has(l) && seenLines.add(i));
+    for (const [i, l] of tail.entries()) if (matching.has(l)) seenLines.add(i);
     if (!hits.length && !logHits.length) continue;
     matches.push({ pattern: p, hits, logHits });
   }
