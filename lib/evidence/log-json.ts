@@ -66,9 +66,10 @@ function isLoguru(obj: Json): boolean {
   return typeof obj.text === 'string' && !!obj.record && typeof obj.record === 'object';
 }
 
-/** An exception field as lines: a formatted traceback string, or structlog's dict tracebacks (type: value). */
+/** An exception field as lines (without blank ones): a formatted traceback string, or structlog's dict tracebacks (type: value). */
 function exceptionLines(v: unknown): string[] {
-  if (typeof v === 'string') return v.replace(/\r?\n$/, '').split(/\r?\n/);
+  // Blank lines go, as the Spark probe drops them from the plain log.
+  if (typeof v === 'string') return v.split(/\r?\n/).filter((l) => l !== '');
   if (!Array.isArray(v)) return [];
   return v.flatMap((e) => {
     if (typeof e === 'string') return exceptionLines(e);
