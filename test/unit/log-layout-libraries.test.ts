@@ -31,7 +31,7 @@ describe('logs written by python-json-logger, structlog and loguru', () => {
   for (const c of CASES) {
     for (const eol of ['LF', 'CRLF'] as const) {
       it(`${c.name}, ${eol}`, () => {
-        const log = read(`${c.name}.log`);
+        const log = read(`${c.name}.log.txt`);
         const tail = tailOf(eol === 'CRLF' ? log.replace(/\n/g, '\r\n') : log);
         const layout = detectLayout(tail);
         expect(layout).toEqual({ kind: c.kind, also: [], ansi: false, crlf: eol === 'CRLF' });
