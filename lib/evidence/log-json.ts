@@ -81,11 +81,14 @@ function exceptionLines(v: unknown): string[] {
   });
 }
 
-/** The job ids a record names in a field of its own (empty: it names none that way). */
+/**
+ * The job ids a record names in a field of its own (empty: it names none that way). A bare `job` field holding a word
+ * without digits is a job type or a name, not an id, and does not count.
+ */
 export function jsonJobIds(obj: Json): string[] {
   for (const k of JOB_KEYS) {
     const v = field(obj, k);
-    if (typeof v === 'string' && v !== '') return [v];
+    if (typeof v === 'string' && v !== '' && (k !== 'job' || /\d/.test(v))) return [v];
     if (typeof v === 'number') return [String(v)];
     if (v && typeof v === 'object' && !Array.isArray(v)) {
       const id = (v as Json).id;

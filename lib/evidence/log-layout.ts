@@ -114,13 +114,18 @@ export function describeLayout(layout: LogLayout): string {
 export interface LogRecord {
   readonly lines: string[];
   readonly jobIds: readonly string[];
+  /** A JSON record's line as written: an id anywhere in it (a field not known here) still names the job. */
+  readonly raw?: string;
 }
 
-/** `job=ID`, `job_id=ID`, `jobId=ID` (logfmt, structlog's console renderer): the job named in a field of a line. */
-const TEXT_JOB_FIELD = /(?<![\w.])job(?:_id|Id|\.id)?=["']?([^\s"',;)\]}]+)/g;
+/**
+ * `job_id=ID`, `jobId=ID`, `job=ID` (logfmt, structlog's console renderer): the job named in a field of a line. A
+ * `job=` holding a word without digits is a job type or a name, not an id.
+ */
+const TEXT_JOB_FIELD = /(?<![\w.])job(_id|Id|\.id)?=["']?([^\s"',;)\]}]+)/g;
 
 function textJobIds(line: string): string[] {
-  return [...line.matchAll(TEXT_JOB_FIELD)].map((m) => m[1]);
+  return [...line.matchAll(TEXT_JOB_FIELD)].flatMap((m) => (m[1] || /\d/.test(m[2]) ? [m[2]] : []));
 }
 
 /** In a log whose layout is not known: what a traceback's body looks like (frames, source, carets, chaining). */
@@ -147,7 +152,7 @@ export function logRecords(tail: readonly string[], layout: LogLayout = detectLa
     const line = cleanLine(raw);
     const obj = json ? parseJsonRecord(line) : undefined;
     if (obj) {
-      current = { lines: jsonRecordLines(obj).map(cleanLine), jobIds: jsonJobIds(obj) };
+      current = { lines: jsonRecordLines(obj).map(cleanLine), jobIds: jsonJobIds(obj), raw: line };
       records.push(current);
     } else if (!current || startsRecord(line, prev, layout)) {
       current = { lines: [line], jobIds: textJobIds(line) };
@@ -185,14 +190,16 @@ const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /**
  * A job's lines: every record that is the job's, whole (its traceback included). A record is the job's when it names
- * the job in a field (`job_id` in JSON, `job=`/`job_id=` in text); a record naming no job in a field is the job's when
- * one of its lines mentions the id as a word (a JSON record: its message or traceback).
+ * the job in a field (`job_id` in JSON, `job_id=`/`job=` in text); a record naming no job in a field is the job's when
+ * one of its lines mentions the id as a word (a JSON record: anywhere in it, its message and traceback included).
  */
 export function linesOfJob(jobId: string, tail: readonly string[], layout: LogLayout = layoutOf(tail)): string[] {
   if (!jobId) return [];
   const mention = new RegExp(`(?<![\\w-])${escapeRegExp(jobId)}(?![\\w-])`);
   return cachedRecords(tail, layout)
-    .filter((r) => (r.jobIds.length ? r.jobIds.includes(jobId) : r.lines.some((l) => mention.test(l))))
+    .filter((r) =>
+      r.jobIds.length ? r.jobIds.includes(jobId) : r.lines.some((l) => mention.test(l)) || mention.test(r.raw ?? ''),
+    )
     .flatMap((r) => r.lines);
 }
 

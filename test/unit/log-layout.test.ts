@@ -259,6 +259,17 @@ describe("which records are a job's", () => {
     expect(linesOfJob(B, tail)).toEqual([tail[0]]);
   });
 
+  it("a job= holding a job type is no id: the record mentioning the id is still the job's", () => {
+    const tail = [
+      `2026-12-01T10:00:00Z ERROR job=import_assets_jsonl id=${A} failed`,
+      '{"msg": "job failed", "job": "import_assets_jsonl", "level": "error", "ctx": {"id": "' + B + '"}}',
+      '{"msg": "polling", "level": "info"}',
+    ];
+    expect(linesOfJob(A, tail)).toEqual([tail[0]]);
+    // B is named only in a field this module does not know (ctx.id): the raw line still names it.
+    expect(linesOfJob(B, tail)).toEqual(['ERROR job failed']);
+  });
+
   it('colour codes go, every other control character stays for the output to show inert', () => {
     const tail = [`\x1b[31mERROR   \x1b[0m job ${A} failed \x1b]52;c;eA==\x07 \x1b[2J fine\rEVIL\r`];
     expect(linesOfJob(A, tail)).toEqual([`ERROR    job ${A} failed \x1b]52;c;eA==\x07 \x1b[2J fine\rEVIL`]);
