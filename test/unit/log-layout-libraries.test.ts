@@ -59,3 +59,13 @@ describe('logs written by python-json-logger, structlog and loguru', () => {
     }
   }
 });
+
+describe('the failure line in the story', () => {
+  it("structlog's console level column marks it, whatever the event says", () => {
+    // The captured log with the event reworded: only the `[error    ]` column says it is the failure.
+    const tail = tailOf(read('structlog-console.log.txt').replace('job failed', 'job stopped'));
+    const a = linesOfJob(A, tail);
+    expect(a[1]).toMatch(/\[error {4}\] job stopped/);
+    expect(storyLines(a)[0]).toBe(a[1]);
+  });
+});
