@@ -112,5 +112,5 @@ export function jsonRecordLines(obj: Json): string[] {
   // One exception field (a formatter that dumps the record may carry the same traceback twice: exc_info, exc_text),
   // then Python's stack_info when the call asked for it.
   const exc = EXCEPTION_KEYS.map((k) => exceptionLines(field(obj, k))).find((l) => l.length) ?? [];
-  return [head, ...more, ...exc, ...exceptionLines(field(obj, 'stack_info'))];
+  return [...(head ? [head] : []), ...more, ...exc, ...exceptionLines(field(obj, 'stack_info'))];
 }
