@@ -13,7 +13,8 @@ const LIBRARY =
 /** Python's exception line ("ValueError: …", "json.decoder.JSONDecodeError: …", "KeyError") or Node's ("TypeError: …"). */
 const EXCEPTION =
   /^(?:[A-Za-z_][\w.]*\.)?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Warning|Timeout|Failure)\b(?::.*)?$/;
-const FAILED = /\b(?:ERROR|CRITICAL|FATAL|Exception|failed|Traceback)\b/;
+/** The failure line: a level, a word, or structlog's console level column (`[error    ]`). */
+const FAILED = /\b(?:ERROR|CRITICAL|FATAL|Exception|failed|Traceback)\b|\[(?:error|critical|exception) *\]/;
 
 function frameFile(line: string): string | undefined {
   return PY_FRAME.exec(line)?.[1] ?? NODE_FRAME.exec(line)?.[1];

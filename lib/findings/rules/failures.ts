@@ -8,24 +8,18 @@ import type { Finding } from '../../core/finding.ts';
 import { isAttemptsExhausted } from '../../core/stuck-rules.ts';
 import { clip } from '../../core/text.ts';
 import { type Evidence, formatAge, minutesBetween } from '../../evidence/evidence.ts';
+import { linesOfJob } from '../../evidence/log-layout.ts';
 import type { Job } from '../../io/jobs-db.ts';
 import { type ErrorPattern, logLinesMatching, matchPattern } from '../error-patterns.ts';
 import { errorSignature } from '../error-signature.ts';
 import type { Draft, FindingFamily, FindingRule, RuleContext } from '../rule.ts';
 
-/** The log lines that belong to a job: those naming its id, plus the traceback lines that follow them. */
+/**
+ * The log lines that belong to a job: the records naming it (by a job field or a mention of its id), each with the
+ * traceback under it up to the next record start of the log's layout (lib/evidence/log-layout.ts, detected here).
+ */
 export function logContextFor(jobId: string, tail: readonly string[]): string[] {
-  const out: string[] = [];
-  let inJob = false;
-  for (const line of tail) {
-    const startsEntry = /^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}/.test(line);
-    if (line.includes(jobId)) {
-      inJob = true;
-      out.push(line);
-    } else if (inJob && !startsEntry) out.push(line);
-    else inJob = false;
-  }
-  return out;
+  return linesOfJob(jobId, tail);
 }
 
 function jobLine(job: Job, now: Date): string {
