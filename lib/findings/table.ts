@@ -26,8 +26,9 @@ import { DEATH_RULES } from './rules/worker-deaths.ts';
 export const FINDING_TABLE: readonly TableEntry[] = [
   ...REACH_RULES,
   ...SETUP_RULES,
-  ...WORKER_RULES,
+  // A crash loop before worker-down: between two restarts no process runs, and the loop is the cause.
   ...DEATH_RULES,
+  ...WORKER_RULES,
   ...QUEUE_RULES,
   PATTERN_FAMILY,
   ...FAILURE_RULES,

@@ -95,6 +95,7 @@ describe('the finding table', () => {
       'project-mismatch',
       'spark-supabase-unreachable',
       'worker-key-rejected',
+      'worker-crash-loop',
       'worker-down',
     ]);
     expect(new Set(ranked.map((r) => r.rootCauseRank)).size).toBe(ranked.length);

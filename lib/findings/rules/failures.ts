@@ -8,9 +8,9 @@ import type { Finding } from '../../core/finding.ts';
 import { isAttemptsExhausted } from '../../core/stuck-rules.ts';
 import { clip } from '../../core/text.ts';
 import { type Evidence, formatAge, minutesBetween } from '../../evidence/evidence.ts';
-import { linesOfJob } from '../../evidence/log-layout.ts';
+import { linesOfJob, readableLines } from '../../evidence/log-layout.ts';
 import type { Job } from '../../io/jobs-db.ts';
-import { type ErrorPattern, logLinesMatching, matchPattern } from '../error-patterns.ts';
+import { type ErrorPattern, inScope, logLinesMatching, matchPattern } from '../error-patterns.ts';
 import { errorSignature } from '../error-signature.ts';
 import type { Draft, FindingFamily, FindingRule, RuleContext } from '../rule.ts';
 
@@ -65,13 +65,23 @@ function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
     hitsOf.set(p, [...(hitsOf.get(p) ?? []), j]);
     claimed.add(j.id);
   }
+  // The log read as records (JSON tracebacks expanded, colours and CRs gone), and which failed jobs' lines each is.
+  const lines = readableLines(tail);
+  const typesOf = new Map<string, Set<string>>();
+  for (const j of failed)
+    for (const l of logContextFor(j.id, tail)) typesOf.set(l, (typesOf.get(l) ?? new Set()).add(j.job_type));
+  // A line that is only other job types' lines is no evidence for a pattern scoped away from them.
+  const outOfScope = (p: ErrorPattern, l: string) => {
+    const types = typesOf.get(l);
+    return types !== undefined && ![...types].some((t) => inScope(p, t));
+  };
   const seenLines = new Set<number>();
   const matches: { pattern: ErrorPattern; hits: Job[]; logHits: string[] }[] = [];
   for (const p of patterns) {
     const hits = hitsOf.get(p) ?? [];
-    const matching = new Set(logLinesMatching(p, tail));
-    const logHits = tail.filter((l, i) => matching.has(l) && !seenLines.has(i));
-    for (const [i, l] of tail.entries()) if (matching.has(l)) seenLines.add(i);
+    const matching = new Set(logLinesMatching(p, lines).filter((l) => !outOfScope(p, l)));
+    const logHits = lines.filter((l, i) => matching.has(l) && !seenLines.has(i));
+    for (const [i, l] of lines.entries()) if (matching.has(l)) seenLines.add(i);
     if (!hits.length && !logHits.length) continue;
     matches.push({ pattern: p, hits, logHits });
   }

@@ -239,6 +239,13 @@ function crashLoopDrafts(ev: Evidence): Draft[] {
 }
 
 export const DEATH_RULES: readonly FindingRule[] = [
-  { id: 'worker-crash-loop', severity: 'critical', scope: 'env', detect: ({ ev }) => crashLoopDrafts(ev) },
+  {
+    id: 'worker-crash-loop',
+    severity: 'critical',
+    scope: 'env',
+    // A stalled queue is the loop's doing (before worker-down, which a loop between restarts also looks like).
+    rootCauseRank: 7.5,
+    detect: ({ ev }) => crashLoopDrafts(ev),
+  },
   { id: 'worker-killed-mid-job', severity: 'warning', scope: 'env', detect: ({ ev }) => killedDrafts(ev) },
 ];

@@ -130,10 +130,11 @@ const UUID = /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b/i
  * - `starting worker`, `started worker`, `starting the worker`;
  * - `started` / `starting` / `starting up` as the whole message of a logger whose name holds "worker"
  *   (`INFO:worker:started`, basicConfig's default layout).
+ * A logger name in brackets before the message (`INFO [hd_worker] worker starting`) is read past.
  * A line naming a job (a UUID) is never a worker start ("worker started job …").
  */
 const START_MESSAGE =
-  /^(?:\W*)(?:(?:hd[-_ ])?worker\b(?:\s+\S+)?\s+(?:is\s+)?(?:started|starting|booting)\b|start(?:ed|ing)\s+(?:the\s+)?(?:hd[-_ ])?worker\b)/i;
+  /^(?:\[[\w.-]+\]\s*)?(?:\W*)(?:(?:hd[-_ ])?worker\b(?:\s+\S+)?\s+(?:is\s+)?(?:started|starting|booting)\b|start(?:ed|ing)\s+(?:the\s+)?(?:hd[-_ ])?worker\b)/i;
 const BARE_START = /^\W*start(?:ed|ing)(?:\s+up)?\b/i;
 
 export function isWorkerStart(line: LogLine): boolean {

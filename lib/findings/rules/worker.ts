@@ -58,7 +58,9 @@ export const WORKER_RULES: readonly FindingRule[] = [
     severity: 'critical',
     scope: 'env',
     rootCauseRank: 8,
-    detect: ({ ev }) => {
+    detect: ({ ev, prior }) => {
+      // A crash loop caught between two restarts has no process either: it is said once, as the loop.
+      if (prior.some((f) => f.id === 'worker-crash-loop')) return [];
       const probe = inState(ev, 'down');
       if (!probe) return [];
       return [
