@@ -1,0 +1,66 @@
+/**
+ * What one refresh of the watch view reads (the db port's `watchReads`): counts on the server and narrow `limit`ed
+ * lists, so a refresh costs the same at a thousand jobs or ten million. Types, and the pure assembly of the answers.
+ */
+import type { Job, JobStatus } from '../core/job.ts';
+
+/** One refresh's reads. */
+export interface WatchReads {
+  /** Per status; done is PostgREST's `estimated` count (exact up to the API's max-rows, the planner's above). */
+  counts: Record<JobStatus, number>;
+  /** The oldest queued/pending jobs, oldest first (at most `limit`). */
+  backlog: Array<Pick<Job, 'job_type' | 'status' | 'created_at'>>;
+  /** Running jobs, longest running first (at most `limit`). */
+  running: Array<Pick<Job, 'job_type' | 'created_at' | 'started_at'>>;
+  /** The latest created failed jobs (at most `limit`). */
+  failed: Array<Pick<Job, 'job_type'>>;
+  /** Finished (done or failed) at or after `since`: counts, and the latest finished (at most `limit`). */
+  window: { since: string; done: number; failed: number; latest: Array<Pick<Job, 'created_at' | 'started_at'>> };
+}
+
+export interface WatchReadsOptions {
+  /** The start of the rate window. */
+  since: Date;
+  /** Rows per list; the bytes of a refresh grow with it, never with the table. */
+  limit: number;
+}
+
+/** A list read's answer: the count of every matching row, and the rows sent (at most the limit). */
+export interface Counted<T> {
+  count: number;
+  rows: T[];
+}
+
+/** The seven answers of one refresh, in the order jobs-db.ts asks them, made into {@link WatchReads}. */
+export function assembleWatchReads(
+  since: Date,
+  a: {
+    backlog: Counted<WatchReads['backlog'][number]>;
+    pending: number;
+    running: Counted<WatchReads['running'][number]>;
+    failed: Counted<WatchReads['failed'][number]>;
+    done: number;
+    finished: Counted<WatchReads['window']['latest'][number]>;
+    failedSince: number;
+  },
+): WatchReads {
+  // Two counts read a moment apart can cross (a job claimed in between): never below zero.
+  return {
+    counts: {
+      queued: Math.max(0, a.backlog.count - a.pending),
+      pending: a.pending,
+      running: a.running.count,
+      done: a.done,
+      failed: a.failed.count,
+    },
+    backlog: a.backlog.rows,
+    running: a.running.rows,
+    failed: a.failed.rows,
+    window: {
+      since: since.toISOString(),
+      done: Math.max(0, a.finished.count - a.failedSince),
+      failed: a.failedSince,
+      latest: a.finished.rows,
+    },
+  };
+}
