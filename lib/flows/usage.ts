@@ -63,4 +63,5 @@ otherwise one block per refresh. Read-only.
   --running-minutes N      the running rule (STUCK_RUNNING_MINUTES, 60)
   --job-type-rule RULE     per job_type, repeatable: import_assets_jsonl:running=180,queued=30
 
-Ctrl-C leaves (exit 0) with a line saying what was seen: "watched 2 min (25 refreshes): backlog 40 → 0, drained".`;
+Ctrl-C (or q on a terminal) leaves, exit 0, with a line saying what was seen:
+  watched 2 min (25 refreshes): backlog 40 → 0, drained; 40 done, 0 failed meanwhile`;

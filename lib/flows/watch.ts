@@ -56,6 +56,11 @@ export interface WatchOptions {
   screen?: WatchScreen | null;
   /** The steps before the first refresh; default {@link WATCH_STEPS}. */
   steps?: Plan<RunState>;
+  /**
+   * Called when the refresh loop starts (after the steps, which may ask about a host key); returns what to call when
+   * it ends. watch.mts reads Ctrl-C and q from the terminal here.
+   */
+  listen?: () => () => void;
   /** Writes `--json` / `--markdown` at the end (watch.mts: yes; a hand-over from a diagnosis: its own report stays). */
   reports?: boolean;
 }
@@ -221,7 +226,13 @@ export async function watchQueue(
 ): Promise<ExitCode> {
   const { ports } = state;
   const screen = options.screen === undefined ? defaultScreen(ports, flags) : options.screen;
-  const seen = await watchLoop(state, settings, { stop: options.stop, screen });
+  const unlisten = options.listen?.() ?? (() => {});
+  let seen: Awaited<ReturnType<typeof watchLoop>>;
+  try {
+    seen = await watchLoop(state, settings, { stop: options.stop, screen });
+  } finally {
+    unlisten();
+  }
   if (!seen.last) {
     const f = seen.failure;
     if (f) throw new RunbookError(`the queue could not be read: ${f.message}`, f.fix);
