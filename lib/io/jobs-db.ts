@@ -7,7 +7,13 @@ import ws from 'ws';
 import { JOB_COLUMNS, type Job, type JobStatus } from '../core/job.ts';
 import { clip } from '../core/text.ts';
 import { guardedFetch, TRANSPORT_ERROR_PATTERN } from './http.ts';
-import { assembleWatchReads, type Counted, type WatchReads, type WatchReadsOptions } from './watch-reads.ts';
+import {
+  assembleWatchReads,
+  type Counted,
+  listLimits,
+  type WatchReads,
+  type WatchReadsOptions,
+} from './watch-reads.ts';
 
 export { JOB_COLUMNS, JOB_STATUSES, type Job, type JobStatus } from '../core/job.ts';
 export type { WatchReads, WatchReadsOptions } from './watch-reads.ts';
@@ -312,6 +318,7 @@ function queuedSummary(c: Conn): Promise<DbResult<{ count: number; oldest: Job |
 async function watchReads(c: Conn, { since, limit }: WatchReadsOptions): Promise<DbResult<WatchReads>> {
   const started = c.now();
   const at = since.toISOString();
+  const { backlog: first, others } = listLimits(limit);
   type Builder = ReturnType<typeof from>;
   const from = (cols: string, count: 'exact' | 'estimated' = 'exact', head = false) =>
     table(c).select(cols, { count, head }).retry(false);
@@ -320,15 +327,19 @@ async function watchReads(c: Conn, { since, limit }: WatchReadsOptions): Promise
   const head = (count: 'exact' | 'estimated', q: (b: Builder) => PgAnswer) =>
     run(c, q(from('id', count, true)), (_d, n) => n ?? 0);
   const [backlog, pending, running, failed, done, finished, failedSince] = await Promise.all([
-    list('job_type,status,created_at', (b) => b.in('status', ['queued', 'pending']).order('created_at').limit(limit)),
+    list('job_type,status,created_at', (b) => b.in('status', ['queued', 'pending']).order('created_at').limit(first)),
     head('exact', (b) => b.eq('status', 'pending')),
     list('job_type,created_at,started_at', (b) =>
-      b.eq('status', 'running').order('started_at', { nullsFirst: true }).limit(limit),
+      b.eq('status', 'running').order('started_at', { nullsFirst: true }).limit(others),
     ),
-    list('job_type', (b) => b.eq('status', 'failed').order('created_at', { ascending: false }).limit(limit)),
+    list('job_type', (b) => b.eq('status', 'failed').order('created_at', { ascending: false }).limit(others)),
     head('estimated', (b) => b.eq('status', 'done')),
     list('created_at,started_at', (b) =>
-      b.in('status', ['done', 'failed']).gte('finished_at', at).order('finished_at', { ascending: false }).limit(limit),
+      b
+        .in('status', ['done', 'failed'])
+        .gte('finished_at', at)
+        .order('finished_at', { ascending: false })
+        .limit(others),
     ),
     head('exact', (b) => b.eq('status', 'failed').gte('finished_at', at)),
   ]);

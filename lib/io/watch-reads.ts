@@ -10,19 +10,24 @@ export interface WatchReads {
   counts: Record<JobStatus, number>;
   /** The oldest queued/pending jobs, oldest first (at most `limit`). */
   backlog: Array<Pick<Job, 'job_type' | 'status' | 'created_at'>>;
-  /** Running jobs, longest running first (at most `limit`). */
+  /** Running jobs, longest running first (at most {@link listLimits}' `others`). */
   running: Array<Pick<Job, 'job_type' | 'created_at' | 'started_at'>>;
-  /** The latest created failed jobs (at most `limit`). */
+  /** The latest created failed jobs (at most `others`). */
   failed: Array<Pick<Job, 'job_type'>>;
-  /** Finished (done or failed) at or after `since`: counts, and the latest finished (at most `limit`). */
+  /** Finished (done or failed) at or after `since`: counts, and the latest finished (at most `others`). */
   window: { since: string; done: number; failed: number; latest: Array<Pick<Job, 'created_at' | 'started_at'>> };
 }
 
 export interface WatchReadsOptions {
   /** The start of the rate window. */
   since: Date;
-  /** Rows per list; the bytes of a refresh grow with it, never with the table. */
+  /** Rows of the backlog list (the other three lists take half); the bytes of a refresh grow with it, never with the table. */
   limit: number;
+}
+
+/** The rows each list may send: the backlog `limit`, the running, failed and finished lists half of it. */
+export function listLimits(limit: number): { backlog: number; others: number } {
+  return { backlog: limit, others: Math.max(1, Math.ceil(limit / 2)) };
 }
 
 /** A list read's answer: the count of every matching row, and the rows sent (at most the limit). */

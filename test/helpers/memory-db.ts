@@ -5,7 +5,7 @@
  * network. Rows are copied in and out, as over HTTP.
  */
 import type { DbFailure, DbResult, Job, JobFilter, JobGuard, JobsDb } from '../../lib/io/jobs-db.ts';
-import { assembleWatchReads, type WatchReadsOptions } from '../../lib/io/watch-reads.ts';
+import { assembleWatchReads, listLimits, type WatchReadsOptions } from '../../lib/io/watch-reads.ts';
 
 /** Options of {@link createMemoryJobsDb}. */
 export interface MemoryJobsDbOptions {
@@ -205,19 +205,24 @@ function watchReadsOf(all: Job[], { since, limit }: WatchReadsOptions) {
           : dir * instantKey(a[k]!).localeCompare(instantKey(b[k]!));
   const where = (statuses: Job['status'][], order: (a: Job, b: Job) => number) =>
     all.filter((j) => statuses.includes(j.status)).sort(order);
-  const counted = <T>(list: Job[], pick: (j: Job) => T) => ({
+  const limits = listLimits(limit);
+  const counted = <T>(list: Job[], pick: (j: Job) => T, n = limits.others) => ({
     count: list.length,
-    rows: list.slice(0, limit).map(pick),
+    rows: list.slice(0, n).map(pick),
   });
   const finished = (j: Job) => j.finished_at !== null && Date.parse(j.finished_at) >= since.getTime();
   const finishedSince = where(['done', 'failed'], by('finished_at', -1)).filter(finished);
   return copy(
     assembleWatchReads(since, {
-      backlog: counted(where(['queued', 'pending'], by('created_at', 1)), (j) => ({
-        job_type: j.job_type,
-        status: j.status,
-        created_at: j.created_at,
-      })),
+      backlog: counted(
+        where(['queued', 'pending'], by('created_at', 1)),
+        (j) => ({
+          job_type: j.job_type,
+          status: j.status,
+          created_at: j.created_at,
+        }),
+        limits.backlog,
+      ),
       pending: all.filter((j) => j.status === 'pending').length,
       running: counted(where(['running'], by('started_at', 1)), (j) => ({
         job_type: j.job_type,

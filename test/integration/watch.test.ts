@@ -64,9 +64,12 @@ async function requeuedWhileWorkerDown(): Promise<string[]> {
   return failed;
 }
 
-/** Starts `watch` as a child (no terminal: one block per refresh) and collects what it prints. */
-function startWatch(args: string[]): { child: ChildProcess; out: () => string; done: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'runbooks', 'watch.mts'), ...args], {
+/** Starts a runbook as a child (no terminal: one block per refresh) and collects what it prints. */
+function startWatch(
+  args: string[],
+  runbook = 'watch',
+): { child: ChildProcess; out: () => string; done: Promise<number | null> } {
+  const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'runbooks', `${runbook}.mts`), ...args], {
     cwd: ROOT,
     env: cleanEnv(env()),
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -163,6 +166,35 @@ describe('watch against the sandbox', () => {
     expect(stats.ssh).toMatchObject({ connections: 1, execChannels: 1 });
   });
 
+  it('a refresh with every list full stays under 32 KB, and says which per-type counts are partial', async () => {
+    await sb.scenario('healthy');
+    await sb.worker('stop');
+    await sb.sql(
+      `insert into hd_ingestion_jobs (job_type, status, attempts, created_at, started_at, finished_at)
+       select 'import_assets_jsonl', s.status, 1, now() - interval '2 min',
+              case when s.status = 'queued' then null else now() - interval '1 min' end,
+              case when s.status in ('done', 'failed') then now() - interval '30 s' end
+       from (values ('queued', 300), ('running', 100), ('failed', 100), ('done', 100)) s(status, n),
+            generate_series(1, s.n)`,
+    );
+    await sb.resetStats();
+    const startedAt = Date.now();
+    const r = await runRunbook('watch', ['--config', sb.envFile, '--once', '--json', '-'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    const doc = json(r) as WatchJson & {
+      byJobType: Record<string, { sampled: number; total: number; complete: boolean }>;
+    };
+    const table = await sb.sql<{ status: string; n: number }>(
+      'select status, count(*)::int as n from hd_ingestion_jobs group by status',
+    );
+    for (const row of table) expect(doc.counts[row.status], row.status).toBe(row.n);
+    expect(doc.byJobType.queued).toMatchObject({ sampled: 100, total: 300, complete: false });
+    expect(r.stderr).toContain('(among the 100 oldest of 300)');
+    const reads = runbookRequests((await sb.stats()).events).filter((e) => e.startedAt >= startedAt);
+    expect(reads).toHaveLength(7);
+    expect(reads.reduce((sum, e) => sum + e.bytesOut, 0)).toBeLessThanOrEqual(32 * 1024);
+  });
+
   it('--once exits 1 when the queue is stalled: queued over the rule and the worker down', async () => {
     await sb.scenario('worker-down');
     // The jobs the scenario had the worker finish first: an hour ago, so nothing is done in the window.
@@ -195,5 +227,38 @@ describe('watch against the sandbox', () => {
     const { ssh } = await sb.stats();
     expect(ssh.connections).toBe(1);
     expect(ssh.execChannels).toBeGreaterThanOrEqual(2);
+  });
+
+  it('debug-stuck-jobs --watch: after the diagnosis and its report, the watch on the same SSH connection', async () => {
+    await sb.scenario('circular-metadata');
+    await sb.resetStats();
+    const report = path.join(tempDir('hd-watch-report-'), 'report.json');
+    const w = startWatch(['--config', sb.envFile, '--watch', '--ci', '--json', report], 'debug-stuck-jobs');
+    try {
+      await until(
+        w.out,
+        (t) => /\(exit 1\)[\s\S]*watch · http[\s\S]*watch · http/.test(t),
+        'two refreshes after the verdict',
+      );
+      w.child.kill('SIGINT');
+      // Any Ctrl-C in debug-stuck-jobs ends it with 3 (lib/io/entry.ts); the watch still says what it saw.
+      expect(await w.done).toBe(3);
+    } finally {
+      w.child.kill('SIGKILL');
+    }
+    expect(w.out()).toMatch(/^watched .* \(\d+ refreshes\): backlog \d+ → \d+/m);
+    // The diagnosis's report, not the watch's.
+    expect(JSON.parse(readFileSync(report, 'utf8'))).toMatchObject({ runbook: 'debug-stuck-jobs', exitCode: 1 });
+    const { ssh } = await sb.stats();
+    expect(ssh.connections).toBe(1);
+    expect(ssh.execChannels).toBeGreaterThanOrEqual(3);
+  });
+
+  it('--help prints the usage, the flags and the exit codes', async () => {
+    const r = await runRunbook('watch', ['--help']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: npx zx runbooks/watch.mts');
+    expect(r.stdout).toContain('--every SECONDS');
+    expect(r.stdout).toContain('Exit codes:');
   });
 });
