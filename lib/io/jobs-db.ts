@@ -11,12 +11,12 @@ import {
   assembleWatchReads,
   type Counted,
   listLimits,
+  type WatchAnswers,
   type WatchReads,
   type WatchReadsOptions,
 } from './watch-reads.ts';
 
 export { JOB_COLUMNS, JOB_STATUSES, type Job, type JobStatus } from '../core/job.ts';
-export type { WatchReads, WatchReadsOptions } from './watch-reads.ts';
 
 export const JOBS_TABLE = 'hd_ingestion_jobs';
 
@@ -322,36 +322,28 @@ async function watchReads(c: Conn, { since, limit }: WatchReadsOptions): Promise
   type Builder = ReturnType<typeof from>;
   const from = (cols: string, count: 'exact' | 'estimated' = 'exact', head = false) =>
     table(c).select(cols, { count, head }).retry(false);
-  const list = (cols: string, q: (b: Builder) => PgAnswer) =>
-    rows(c, q(from(cols)), (d, count): Counted<Job> => ({ count: count ?? 0, rows: d }));
-  const head = (count: 'exact' | 'estimated', q: (b: Builder) => PgAnswer) =>
+  const list = (cols: string, n: number, q: (b: Builder) => Builder) =>
+    rows(c, q(from(cols)).limit(n), (d, count): Counted<Job> => ({ count: count ?? 0, rows: d }));
+  const head = (count: 'exact' | 'estimated', q: (b: Builder) => Builder) =>
     run(c, q(from('id', count, true)), (_d, n) => n ?? 0);
-  const [backlog, pending, running, failed, done, finished, failedSince] = await Promise.all([
-    list('job_type,status,created_at', (b) => b.in('status', ['queued', 'pending']).order('created_at').limit(first)),
+  const desc = { ascending: false };
+  const answers = await Promise.all([
+    list('job_type,status,created_at', first, (b) => b.in('status', ['queued', 'pending']).order('created_at')),
     head('exact', (b) => b.eq('status', 'pending')),
-    list('job_type,created_at,started_at', (b) =>
-      b.eq('status', 'running').order('started_at', { nullsFirst: true }).limit(others),
+    list('job_type,created_at,started_at', others, (b) =>
+      b.eq('status', 'running').order('started_at', { nullsFirst: true }),
     ),
-    list('job_type', (b) => b.eq('status', 'failed').order('created_at', { ascending: false }).limit(others)),
+    list('job_type', others, (b) => b.eq('status', 'failed').order('created_at', desc)),
     head('estimated', (b) => b.eq('status', 'done')),
-    list('created_at,started_at', (b) =>
-      b
-        .in('status', ['done', 'failed'])
-        .gte('finished_at', at)
-        .order('finished_at', { ascending: false })
-        .limit(others),
+    list('created_at,started_at', others, (b) =>
+      b.in('status', ['done', 'failed']).gte('finished_at', at).order('finished_at', desc),
     ),
     head('exact', (b) => b.eq('status', 'failed').gte('finished_at', at)),
   ]);
-  const ms = c.now() - started;
-  for (const r of [backlog, pending, running, failed, done, finished, failedSince])
-    if (!r.ok) return { ok: false, failure: r.failure, ms };
-  const v = <T>(r: DbResult<T>) => (r as { value: T }).value;
-  const value = assembleWatchReads(since, {
-    ...{ backlog: v(backlog), pending: v(pending), running: v(running), failed: v(failed) },
-    ...{ done: v(done), finished: v(finished), failedSince: v(failedSince) },
-  });
-  return { ok: true, ms, value };
+  const bad = answers.find((r) => !r.ok);
+  if (bad && !bad.ok) return { ok: false, failure: bad.failure, ms: c.now() - started };
+  const values = answers.map((r) => (r as { value: unknown }).value) as WatchAnswers;
+  return { ok: true, ms: c.now() - started, value: assembleWatchReads(since, values) };
 }
 
 function findJobs(c: Conn, f: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>> {

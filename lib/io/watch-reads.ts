@@ -36,36 +36,37 @@ export interface Counted<T> {
   rows: T[];
 }
 
-/** The seven answers of one refresh, in the order jobs-db.ts asks them, made into {@link WatchReads}. */
-export function assembleWatchReads(
-  since: Date,
-  a: {
-    backlog: Counted<WatchReads['backlog'][number]>;
-    pending: number;
-    running: Counted<WatchReads['running'][number]>;
-    failed: Counted<WatchReads['failed'][number]>;
-    done: number;
-    finished: Counted<WatchReads['window']['latest'][number]>;
-    failedSince: number;
-  },
-): WatchReads {
+/** The seven answers of one refresh, in the order jobs-db.ts asks them. */
+export type WatchAnswers = [
+  backlog: Counted<WatchReads['backlog'][number]>,
+  pending: number,
+  running: Counted<WatchReads['running'][number]>,
+  failed: Counted<WatchReads['failed'][number]>,
+  done: number,
+  finished: Counted<WatchReads['window']['latest'][number]>,
+  failedSince: number,
+];
+
+/** The answers made into {@link WatchReads}. */
+export function assembleWatchReads(since: Date, answers: WatchAnswers): WatchReads {
+  const [backlog, pending, running, failed, done, finished, failedSince] = answers;
   // Two counts read a moment apart can cross (a job claimed in between): never below zero.
   return {
     counts: {
-      queued: Math.max(0, a.backlog.count - a.pending),
-      pending: a.pending,
-      running: a.running.count,
-      done: a.done,
-      failed: a.failed.count,
+      queued: Math.max(0, backlog.count - pending),
+      pending,
+      running: running.count,
+      done,
+      failed: failed.count,
     },
-    backlog: a.backlog.rows,
-    running: a.running.rows,
-    failed: a.failed.rows,
+    backlog: backlog.rows,
+    running: running.rows,
+    failed: failed.rows,
     window: {
       since: since.toISOString(),
-      done: Math.max(0, a.finished.count - a.failedSince),
-      failed: a.failedSince,
-      latest: a.finished.rows,
+      done: Math.max(0, finished.count - failedSince),
+      failed: failedSince,
+      latest: finished.rows,
     },
   };
 }

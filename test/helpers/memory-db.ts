@@ -213,27 +213,23 @@ function watchReadsOf(all: Job[], { since, limit }: WatchReadsOptions) {
   const finished = (j: Job) => j.finished_at !== null && Date.parse(j.finished_at) >= since.getTime();
   const finishedSince = where(['done', 'failed'], by('finished_at', -1)).filter(finished);
   return copy(
-    assembleWatchReads(since, {
-      backlog: counted(
+    assembleWatchReads(since, [
+      counted(
         where(['queued', 'pending'], by('created_at', 1)),
-        (j) => ({
-          job_type: j.job_type,
-          status: j.status,
-          created_at: j.created_at,
-        }),
+        (j) => ({ job_type: j.job_type, status: j.status, created_at: j.created_at }),
         limits.backlog,
       ),
-      pending: all.filter((j) => j.status === 'pending').length,
-      running: counted(where(['running'], by('started_at', 1)), (j) => ({
+      all.filter((j) => j.status === 'pending').length,
+      counted(where(['running'], by('started_at', 1)), (j) => ({
         job_type: j.job_type,
         created_at: j.created_at,
         started_at: j.started_at,
       })),
-      failed: counted(where(['failed'], by('created_at', -1)), (j) => ({ job_type: j.job_type })),
-      done: all.filter((j) => j.status === 'done').length,
-      finished: counted(finishedSince, (j) => ({ created_at: j.created_at, started_at: j.started_at })),
-      failedSince: finishedSince.filter((j) => j.status === 'failed').length,
-    }),
+      counted(where(['failed'], by('created_at', -1)), (j) => ({ job_type: j.job_type })),
+      all.filter((j) => j.status === 'done').length,
+      counted(finishedSince, (j) => ({ created_at: j.created_at, started_at: j.started_at })),
+      finishedSince.filter((j) => j.status === 'failed').length,
+    ]),
   );
 }
 

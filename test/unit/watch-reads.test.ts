@@ -96,15 +96,7 @@ describe('watchReads on the wire', () => {
 describe('assembleWatchReads', () => {
   it('never lets two counts read a moment apart go below zero', () => {
     const none = { count: 0, rows: [] };
-    const r = assembleWatchReads(SINCE, {
-      backlog: { count: 2, rows: [] },
-      pending: 3,
-      running: none,
-      failed: none,
-      done: 0,
-      finished: { count: 1, rows: [] },
-      failedSince: 2,
-    });
+    const r = assembleWatchReads(SINCE, [{ count: 2, rows: [] }, 3, none, none, 0, { count: 1, rows: [] }, 2]);
     expect(r.counts).toMatchObject({ queued: 0, pending: 3 });
     expect(r.window).toMatchObject({ done: 0, failed: 2 });
   });
