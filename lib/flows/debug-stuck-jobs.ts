@@ -21,6 +21,7 @@ import { nextSteps, requeueOffers } from './next-steps.ts';
 import { type ExecuteOptions, requeueJobs } from './requeue.ts';
 import type { RunState } from './run.ts';
 import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './run.ts';
+import { watchQueue, watchSettings } from './watch.ts';
 
 export { DEBUG_STUCK_JOBS_HELP, DEBUG_STUCK_JOBS_OPTIONS } from './usage.ts';
 
@@ -29,6 +30,8 @@ export interface DebugFlags extends CommonFlags {
   'running-minutes'?: string;
   'max-attempts'?: string;
   'job-type-rule'?: string[];
+  /** After the diagnosis, the live queue view (lib/flows/watch.ts) on the same connections, until Ctrl-C. */
+  watch?: boolean;
 }
 
 /** What the runbook passes in: its gather steps, Ctrl-C, and (for tests) options for the hand-over's requeue. */
@@ -266,7 +269,7 @@ export async function runDebugStuckJobs(
       logLinks: links,
       ...(after ? { resolved: after.resolved.map((f) => f.id) } : {}),
     };
-    return finishRun(
+    const code = finishRun(
       state,
       'debug-stuck-jobs',
       flags,
@@ -277,6 +280,10 @@ export async function runDebugStuckJobs(
       // A hand-over that could not write (exit 2) outranks the findings' exit 1; an abort is an abort.
       offer.aborted ? EXIT.aborted : 'code' in offer && offer.code === EXIT.couldNotRun ? EXIT.couldNotRun : undefined,
     );
+    // --watch: instead of exiting, the watch view on this run's connections until Ctrl-C; the report is written.
+    if (flags.watch && !signal?.aborted)
+      await watchQueue(state, flags, watchSettings({}), { stop: signal, reports: false });
+    return code;
   } finally {
     await closeSession(state);
   }

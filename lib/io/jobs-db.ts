@@ -7,6 +7,14 @@ import ws from 'ws';
 import { JOB_COLUMNS, type Job, type JobStatus } from '../core/job.ts';
 import { clip } from '../core/text.ts';
 import { guardedFetch, TRANSPORT_ERROR_PATTERN } from './http.ts';
+import {
+  assembleWatchReads,
+  type Counted,
+  listLimits,
+  type WatchAnswers,
+  type WatchReads,
+  type WatchReadsOptions,
+} from './watch-reads.ts';
 
 export { JOB_COLUMNS, JOB_STATUSES, type Job, type JobStatus } from '../core/job.ts';
 
@@ -66,6 +74,8 @@ export interface JobsDb {
   /** Count of queued/pending jobs and the oldest one: the evidence for failure A on the local instance. */
   queuedSummary(): Promise<DbResult<{ count: number; oldest: Job | null }>>;
   findJobs(filter: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>>;
+  /** The watch view's refresh: seven reads in one parallel round, counts and narrow `limit`ed lists only. */
+  watchReads(o: WatchReadsOptions): Promise<DbResult<WatchReads>>;
   /**
    * Updates one job only while it still matches `guard` (and, with `also.debug`, while its debug is still that
    * value: a note another writer added is never overwritten); resolves to the new row, or null when the job changed
@@ -304,6 +314,38 @@ function queuedSummary(c: Conn): Promise<DbResult<{ count: number; oldest: Job |
   );
 }
 
+/** Lists without id, error or debug, ordered by indexed columns; counts as HEAD requests (no body). */
+async function watchReads(c: Conn, { since, limit }: WatchReadsOptions): Promise<DbResult<WatchReads>> {
+  const started = c.now();
+  const at = since.toISOString();
+  const { backlog: first, others } = listLimits(limit);
+  type Builder = ReturnType<typeof from>;
+  const from = (cols: string, count: 'exact' | 'estimated' = 'exact', head = false) =>
+    table(c).select(cols, { count, head }).retry(false);
+  const list = (cols: string, n: number, q: (b: Builder) => Builder) =>
+    rows(c, q(from(cols)).limit(n), (d, count): Counted<Job> => ({ count: count ?? 0, rows: d }));
+  const head = (count: 'exact' | 'estimated', q: (b: Builder) => Builder) =>
+    run(c, q(from('id', count, true)), (_d, n) => n ?? 0);
+  const desc = { ascending: false };
+  const answers = await Promise.all([
+    list('job_type,status,created_at', first, (b) => b.in('status', ['queued', 'pending']).order('created_at')),
+    head('exact', (b) => b.eq('status', 'pending')),
+    list('job_type,created_at,started_at', others, (b) =>
+      b.eq('status', 'running').order('started_at', { nullsFirst: true }),
+    ),
+    list('job_type', others, (b) => b.eq('status', 'failed').order('created_at', desc)),
+    head('estimated', (b) => b.eq('status', 'done')),
+    list('created_at,started_at', others, (b) =>
+      b.in('status', ['done', 'failed']).gte('finished_at', at).order('finished_at', desc),
+    ),
+    head('exact', (b) => b.eq('status', 'failed').gte('finished_at', at)),
+  ]);
+  const bad = answers.find((r) => !r.ok);
+  if (bad && !bad.ok) return { ok: false, failure: bad.failure, ms: c.now() - started };
+  const values = answers.map((r) => (r as { value: unknown }).value) as WatchAnswers;
+  return { ok: true, ms: c.now() - started, value: assembleWatchReads(since, values) };
+}
+
 function findJobs(c: Conn, f: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>> {
   let q = table(c).select(JOB_COLUMNS, { count: 'exact' });
   if (f.ids?.length) q = q.in('id', f.ids);
@@ -344,6 +386,7 @@ export function createJobsDb(o: JobsDbOptions): JobsDb {
     queueSnapshot: (q) => queueSnapshot(c, q),
     queuedSummary: () => queuedSummary(c),
     findJobs: (f) => findJobs(c, f),
+    watchReads: (o) => watchReads(c, o),
     compareAndSet: (guard, patch, also) => compareAndSet(c, guard, patch, also),
     rpc: <T>(fn: string, args: Record<string, unknown>) => run(c, c.client.rpc(fn, args), (d) => d as T),
   };

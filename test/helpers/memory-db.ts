@@ -5,6 +5,7 @@
  * network. Rows are copied in and out, as over HTTP.
  */
 import type { DbFailure, DbResult, Job, JobFilter, JobGuard, JobsDb } from '../../lib/io/jobs-db.ts';
+import { assembleWatchReads, listLimits, type WatchReadsOptions } from '../../lib/io/watch-reads.ts';
 
 /** Options of {@link createMemoryJobsDb}. */
 export interface MemoryJobsDbOptions {
@@ -15,7 +16,7 @@ export interface MemoryJobsDbOptions {
 
 /** One call the memory db received, for assertions on what was (not) written. */
 export interface MemoryCall {
-  method: 'findJobs' | 'compareAndSet' | 'rpc';
+  method: 'findJobs' | 'compareAndSet' | 'rpc' | 'watchReads';
   ids?: string[];
   fn?: string;
 }
@@ -29,7 +30,7 @@ export interface MemoryJobsDb extends JobsDb {
   beforeWrite?: (jobId: string) => void;
   /** Makes a write fail with this; `applied: true` makes it fail after writing (a lost answer). */
   failWrite?: (jobId: string) => { failure: DbFailure; applied?: boolean } | undefined;
-  /** Makes a read fail with this. */
+  /** Makes a read fail with this (the watch's reads pass `{ limit }` alone). */
   failRead?: (filter: JobFilter) => DbFailure | undefined;
   /** Runs after each read (the watch's polls): advance a fake worker here. */
   afterRead?: () => void;
@@ -114,6 +115,14 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
       db.afterRead?.();
       return result;
     },
+    async watchReads(o) {
+      calls.push({ method: 'watchReads' });
+      const failure = db.failRead?.({ limit: o.limit });
+      if (failure) return fail(failure);
+      const result = ok(watchReadsOf([...jobs.values()], o));
+      db.afterRead?.();
+      return result;
+    },
     async compareAndSet(guard, patch, also) {
       calls.push({ method: 'compareAndSet', ids: [guard.id] });
       db.beforeWrite?.(guard.id);
@@ -182,6 +191,46 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
     },
   };
   return db;
+}
+
+/** The watch's seven reads over the rows, with the server's filters, orders and limits (and narrow columns). */
+function watchReadsOf(all: Job[], { since, limit }: WatchReadsOptions) {
+  const by = (k: 'created_at' | 'started_at' | 'finished_at', dir: 1 | -1) => (a: Job, b: Job) =>
+    a[k] === b[k]
+      ? 0
+      : a[k] === null
+        ? -1
+        : b[k] === null
+          ? 1
+          : dir * instantKey(a[k]!).localeCompare(instantKey(b[k]!));
+  const where = (statuses: Job['status'][], order: (a: Job, b: Job) => number) =>
+    all.filter((j) => statuses.includes(j.status)).sort(order);
+  const limits = listLimits(limit);
+  const counted = <T>(list: Job[], pick: (j: Job) => T, n = limits.others) => ({
+    count: list.length,
+    rows: list.slice(0, n).map(pick),
+  });
+  const finished = (j: Job) => j.finished_at !== null && Date.parse(j.finished_at) >= since.getTime();
+  const finishedSince = where(['done', 'failed'], by('finished_at', -1)).filter(finished);
+  return copy(
+    assembleWatchReads(since, [
+      counted(
+        where(['queued', 'pending'], by('created_at', 1)),
+        (j) => ({ job_type: j.job_type, status: j.status, created_at: j.created_at }),
+        limits.backlog,
+      ),
+      all.filter((j) => j.status === 'pending').length,
+      counted(where(['running'], by('started_at', 1)), (j) => ({
+        job_type: j.job_type,
+        created_at: j.created_at,
+        started_at: j.started_at,
+      })),
+      counted(where(['failed'], by('created_at', -1)), (j) => ({ job_type: j.job_type })),
+      all.filter((j) => j.status === 'done').length,
+      counted(finishedSince, (j) => ({ created_at: j.created_at, started_at: j.started_at })),
+      finishedSince.filter((j) => j.status === 'failed').length,
+    ]),
+  );
 }
 
 /** JSON with object keys sorted: jsonb equality, as PostgreSQL judges it. */

@@ -1,0 +1,150 @@
+/**
+ * The worker's side of the watch view: ONE SSH connection opened for the whole watch (or the diagnosis's, handed
+ * over), and per refresh one small command on it: the probe's own sections for the clock, the worker folder, the
+ * worker process (the same identification as the probe) and the log's stat (no tail). A few KB, one round trip.
+ */
+
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Clock, SshSession } from '../core/ports.ts';
+import { shellQuote } from '../io/shell-quote.ts';
+import { hostKeyFingerprintCommand } from '../io/ssh/known-hosts.ts';
+import type { SparkRemoteResult } from '../io/ssh/session.ts';
+import { resolveSshTarget, sshTargetLabel } from '../io/ssh/target.ts';
+import { check, type Step } from '../io/steps.ts';
+import type { GatherState } from './gather-state.ts';
+import { clockSection } from './probe/clock.ts';
+import type { ProbeOutput, ProbeSection } from './probe/section.ts';
+import { type SparkEvidence, topLevelProcesses, type WorkerProcessInfo } from './probe/spark-evidence.ts';
+import { workerDirSection } from './probe/worker-dir.ts';
+import { workerLogSection } from './probe/worker-log.ts';
+import { workerProcessSection } from './probe/worker-process.ts';
+import { remotePathExpr } from './spark-probe.ts';
+
+const DEFAULT_WORKER_DIR = '~/srv/hd-worker';
+/** The most one refresh's command may print: a handful of process lines and stats. */
+export const WATCH_WORKER_MAX_BYTES = 16 * 1024;
+
+const SECTIONS: readonly ProbeSection[] = [clockSection, workerDirSection, workerProcessSection, workerLogSection];
+/** The tools without which the process list would read as "no worker": checked as the probe checks them. */
+const TOOLS = ['ps', 'pgrep', 'find', 'stat'];
+
+/** What one refresh saw of the worker. */
+export type WorkerReading =
+  | {
+      status: 'ok';
+      dir: { path: string; exists: boolean };
+      /** The worker candidates that are not children of another (one is the worker; two are ambiguous). */
+      processes: WorkerProcessInfo[];
+      /** When the log was last written; null when there is no logs/worker.log. */
+      logWrittenAt: Date | null;
+    }
+  | { status: 'unknown'; reason: string };
+
+/** The remote script: the probe's prelude (the folder resolved through symlinks), then its sections' lines. */
+export function buildWatchWorkerScript(workerDir: string, marker: string): string {
+  const o = { workerDir, marker, logTailBytes: 0, reachCheck: false, reachTimeoutSeconds: 1 };
+  return [
+    'set -u',
+    'export LC_ALL=C',
+    `W=${remotePathExpr(workerDir)}`,
+    'W0="$W"; W=$(cd -- "$W0" 2>/dev/null && pwd -P) || W="$W0"',
+    `M=${shellQuote(marker)}`,
+    `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
+    `section tools; for c in ${TOOLS.join(' ')}; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done`,
+    ...SECTIONS.flatMap((s) => s.script(o)),
+    'section end',
+    '',
+  ].join('\n');
+}
+
+/** Splits the answer at the marker and reads it with the sections' own parsers. */
+export function parseWatchWorker(stdout: string, marker: string, workerDir: string, midpoint: Date): WorkerReading {
+  const parts = new Map<string, string>();
+  for (const part of stdout.split(`\n${marker} `).slice(1)) {
+    const nl = part.indexOf('\n');
+    parts.set((nl === -1 ? part : part.slice(0, nl)).trim(), nl === -1 ? '' : part.slice(nl + 1));
+  }
+  if (!parts.has('end')) return { status: 'unknown', reason: 'the command on Spark was cut short' };
+  const missing = (parts.get('tools') ?? '').split('\n').filter((t) => TOOLS.includes(t));
+  if (missing.includes('ps') || (missing.includes('pgrep') && missing.includes('find')))
+    return { status: 'unknown', reason: `${missing.join(', ')} not installed on Spark` };
+  const out: ProbeOutput = { text: (n) => (parts.get(n) ?? '').replace(/\n$/, ''), has: (n) => parts.has(n) };
+  const ctx = { workerDir, laptopMidpoint: midpoint, logTailBytes: 0 };
+  const parsed = Object.assign({}, ...SECTIONS.map((s) => s.parse(out, ctx))) as SparkEvidence;
+  return {
+    status: 'ok',
+    dir: { path: parsed.workerDir.path, exists: parsed.workerDir.exists },
+    processes: topLevelProcesses(parsed.processes),
+    logWrittenAt: parsed.log.status === 'ok' ? parsed.log.modifiedAt : null,
+  };
+}
+
+/** One refresh on the open connection: one exec, bounded in time and bytes. */
+export async function readWorker(
+  session: SshSession,
+  clock: Clock,
+  o: { workerDir?: string; timeoutMs: number },
+): Promise<WorkerReading> {
+  const workerDir = o.workerDir ?? DEFAULT_WORKER_DIR;
+  const marker = `@@hd-watch-${randomBytes(8).toString('hex')}@@`;
+  const before = clock.now().getTime();
+  const r = await session.exec('bash -s', {
+    stdin: buildWatchWorkerScript(workerDir, marker),
+    timeoutMs: o.timeoutMs,
+    maxBytes: WATCH_WORKER_MAX_BYTES,
+  });
+  const midpoint = new Date((before + clock.now().getTime()) / 2);
+  const extra = r as Partial<SparkRemoteResult>;
+  if (extra.connectionLost)
+    return { status: 'unknown', reason: `the connection to Spark was lost${r.stderr ? `: ${r.stderr}` : ''}` };
+  if (r.code === null && extra.timedOut)
+    return { status: 'unknown', reason: `Spark did not answer within ${Math.round(o.timeoutMs / 1000)} s` };
+  return parseWatchWorker(r.stdout, marker, workerDir, midpoint);
+}
+
+/**
+ * Opens the watch's one SSH connection (kept in `state.session` until the watch ends). Connect only: the worker is
+ * read by each refresh. A host key not yet known is asked about on a terminal, refused otherwise.
+ */
+export const watchSparkStep: Step<GatherState> = {
+  id: 'spark',
+  title: 'Connect to Spark (kept open for the watch)',
+  skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set: the queue only'),
+  async run(state) {
+    const { ports, config, evidence } = state;
+    const resolved = resolveSshTarget({
+      env: {
+        SSH_AUTH_SOCK: ports.env.SSH_AUTH_SOCK,
+        USER: ports.env.USER,
+        LOGNAME: ports.env.LOGNAME,
+        ...config.values,
+      },
+      sshConfigText: ports.files.read(path.join(ports.homeDir, '.ssh', 'config')),
+      homeDir: ports.homeDir,
+      envLabel: config.envFile ? path.basename(config.envFile) : 'the environment',
+      fileExists: (p) => ports.files.read(p) !== undefined,
+    });
+    if (!resolved.ok) {
+      evidence.spark = { ok: false, failure: resolved.failure };
+      return check('spark-connect', this.title, 'failed', resolved.failure.message, { fix: resolved.failure.fix });
+    }
+    const { target, knownHostsPath } = resolved.settings;
+    const ask = ports.prompt.interactive
+      ? ({ fingerprint }: { fingerprint: string }) => {
+          ports.out.line(`Spark (${sshTargetLabel(target)}) is not in ${knownHostsPath}; it presents ${fingerprint}.`);
+          ports.out.line(`Compare with \`${hostKeyFingerprintCommand()}\` run on Spark itself.`);
+          return ports.prompt.confirm('trust-host-key', `Trust ${fingerprint} for this run?`, false);
+        }
+      : undefined;
+    const connected = await ports.connectSpark(resolved.settings, ask);
+    if (!connected.ok) {
+      evidence.spark = { ok: false, target, failure: connected.failure };
+      const message = `${sshTargetLabel(target)}: ${connected.failure.message}`;
+      return check('spark-connect', this.title, 'failed', message, { fix: connected.failure.fix });
+    }
+    state.session = connected.session;
+    const where = `${sshTargetLabel(target)}, host key ${connected.session.hostKeyFingerprint}`;
+    return check('spark-connect', this.title, 'ok', where);
+  },
+};
