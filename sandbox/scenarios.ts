@@ -17,12 +17,12 @@ export interface ScenarioRuntime {
 /** Named incidents, applied to a running sandbox. Each starts from a clean, healthy state. */
 export const SCENARIOS = {
   healthy: 'queue drained by a healthy worker; app, worker and laptop on the same project',
-  'local-target': 'failure A: the app writes jobs to the local Supabase; the worker polls the cloud and sees none',
-  'circular-metadata': 'failure B: import_assets_jsonl jobs fail with "Circular reference detected"',
+  'local-target': 'the app writes jobs to the local Supabase; the worker polls the cloud and sees none',
+  'circular-metadata': 'import_assets_jsonl jobs fail with "Circular reference detected"',
   'worker-down': 'the worker process is not running; queued jobs pile up',
   'stale-running': 'a job has been "running" for two hours and will never finish',
   'wrong-key-role': 'the worker holds the anon key; row-level security hides every job from it',
-  demo: 'jobs in several states with both known failures (A and B) present',
+  demo: 'jobs in several states with both known failures: the app on a local Supabase, circular metadata',
 } as const;
 
 export type ScenarioName = keyof typeof SCENARIOS;

@@ -32,7 +32,8 @@ export const DIAGNOSE_ENV_HELP = `Usage: npx zx runbooks/diagnose-env.mts [optio
 
 Checks every side's configuration in seconds: the laptop's .env and keys, Supabase from this machine, Spark over
 SSH (the worker's folder, .env, key, process, log, clock, disk, and Supabase as seen from Spark), and the app's env.
-Flags failure A (the app writing to a local Supabase) before it becomes an incident. Read-only.`;
+Flags an app writing to a local Supabase (or any project the worker does not read) before it becomes an incident.
+Read-only.`;
 
 export const WATCH_OPTIONS = {
   every: { type: 'string' },

@@ -89,7 +89,7 @@ describe('debug-stuck-jobs in CI mode', () => {
     expect(r.stdout).toMatch(/\nWorker log, job [0-9a-f-]{36} \(all lines: --verbose\)\n/);
     expect(r.stdout.indexOf('\nWorker log, job')).toBeGreaterThan(r.stdout.indexOf('[circular-metadata]'));
     expect(r.stdout).toMatch(
-      /\nWorker log, job .*\n {2}File "[^"]*worker\.mjs", line \d+, in importAssetsJsonl\n {4}body = json\.dumps\(rows\)\n {2}ValueError: Circular reference detected\n/,
+      /\nWorker log, job .*\n {4}File "[^"]*worker\.mjs", line \d+, in importAssetsJsonl\n {6}body = json\.dumps\(rows\)\n {2}ValueError: Circular reference detected\n/,
     );
     // --verbose: every line of every linked job, and the JSON report keeps them all.
     const verbose = await runRunbook('debug-stuck-jobs', ['--env-file', sb.envFile, '--ci', '--verbose']);
@@ -351,7 +351,7 @@ describe('an interactive run in a pseudo-terminal', () => {
       ['runbooks/debug-stuck-jobs.mts', '--env-file', sb.envFile],
       [{ when: /Hand the 2 job\(s\) of circular-metadata over to requeue/, send: '\r' }],
     );
-    expect(screen).toContain('The worker has not restarted since these jobs failed');
+    expect(screen).toContain('the fix is probably not deployed yet');
     expect(screen).toMatch(/over to requeue \(preview first\)\?.*(y\/N|No)/s);
     expect(screen).toContain('not requeued');
     expect(code).toBe(1);
