@@ -15,7 +15,8 @@ export const LOG_TAIL_BYTES = 64 * 1024;
 
 const DEFAULT_WORKER_DIR = '~/srv/hd-worker';
 
-function resolveTarget({ ports, config }: GatherState): SshTargetResolution {
+/** Spark's SSH target from the run's config, ~/.ssh/config and the session (the one place it is resolved). */
+export function resolveTarget({ ports, config }: Pick<GatherState, 'ports' | 'config'>): SshTargetResolution {
   return resolveSshTarget({
     // The runbook's own settings, plus what ssh itself reads from the session: the agent socket and the login
     // name (for %u / ${USER} in ~/.ssh/config). Those are not in the config schema, so they come from the process.

@@ -5,12 +5,11 @@
  */
 
 import { randomBytes } from 'node:crypto';
-import path from 'node:path';
 import type { Clock, SshSession } from '../core/ports.ts';
 import { shellQuote } from '../io/shell-quote.ts';
 import { hostKeyFingerprintCommand } from '../io/ssh/known-hosts.ts';
 import type { SparkRemoteResult } from '../io/ssh/session.ts';
-import { resolveSshTarget, sshTargetLabel } from '../io/ssh/target.ts';
+import { sshTargetLabel } from '../io/ssh/target.ts';
 import { check, type Step } from '../io/steps.ts';
 import type { GatherState } from './gather-state.ts';
 import { clockSection } from './probe/clock.ts';
@@ -20,6 +19,7 @@ import { workerDirSection } from './probe/worker-dir.ts';
 import { workerLogSection } from './probe/worker-log.ts';
 import { workerProcessSection } from './probe/worker-process.ts';
 import { remotePathExpr } from './spark-probe.ts';
+import { resolveTarget } from './spark-step.ts';
 
 const DEFAULT_WORKER_DIR = '~/srv/hd-worker';
 /** The most one refresh's command may print: a handful of process lines and stats. */
@@ -112,19 +112,8 @@ export const watchSparkStep: Step<GatherState> = {
   title: 'Connect to Spark (kept open for the watch)',
   skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set: the queue only'),
   async run(state) {
-    const { ports, config, evidence } = state;
-    const resolved = resolveSshTarget({
-      env: {
-        SSH_AUTH_SOCK: ports.env.SSH_AUTH_SOCK,
-        USER: ports.env.USER,
-        LOGNAME: ports.env.LOGNAME,
-        ...config.values,
-      },
-      sshConfigText: ports.files.read(path.join(ports.homeDir, '.ssh', 'config')),
-      homeDir: ports.homeDir,
-      envLabel: config.envFile ? path.basename(config.envFile) : 'the environment',
-      fileExists: (p) => ports.files.read(p) !== undefined,
-    });
+    const { ports, evidence } = state;
+    const resolved = resolveTarget(state);
     if (!resolved.ok) {
       evidence.spark = { ok: false, failure: resolved.failure };
       return check('spark-connect', this.title, 'failed', resolved.failure.message, { fix: resolved.failure.fix });

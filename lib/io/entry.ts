@@ -27,10 +27,10 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
   delete process.env.NODE_OPTIONS;
 
   // Ctrl-C at a prompt is handled by the prompt (exit 3). Elsewhere: stop starting writes, let those in flight
-  // finish and be audited, then exit 3. A second Ctrl-C quits at once.
+  // finish and be audited, then exit 3. A second Ctrl-C quits at once, with 130 (128 + SIGINT, as a shell reports it).
   const interrupted = new AbortController();
   process.on('SIGINT', () => {
-    if (interrupted.signal.aborted) process.exit(EXIT.aborted);
+    if (interrupted.signal.aborted) process.exit(130);
     process.stderr.write('\nstopping: finishing what is in flight (Ctrl-C again to quit now)\n');
     interrupted.abort();
   });

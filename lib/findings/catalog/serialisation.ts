@@ -40,7 +40,7 @@ export const SERIALISATION_PATTERNS: readonly ErrorPattern[] = [
       'import_assets_jsonl writes a structure into metadata that cannot be stored (circular, not JSON-serialisable or too large)',
     severity: 'critical',
     cause:
-      'the worker puts a whole parsed object (one that refers to itself, an object the encoder does not know, or a whole payload) into metadata.source_line, which cannot be serialised to JSON or exceeds what a jsonb value holds',
+      'the worker puts a whole parsed object (self-referencing, of a type the encoder does not know, or too large) into metadata.source_line, which JSON and jsonb cannot hold',
     fix: 'store only a small flat subset as source_line (line number, id, name: no nested objects, no self-references, no whole payloads), deploy the worker, then requeue the failed jobs',
     requeueSafe: true,
     jobType: 'import_assets_jsonl',
