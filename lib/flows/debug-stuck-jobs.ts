@@ -131,7 +131,9 @@ function showLogLines(ports: Ports, ev: Evidence, findings: readonly Finding[], 
     const story = storyLines(links[id]).slice(1);
     if (!story.length) return;
     out.heading(`Worker log, job ${id} (all lines: --verbose)`);
-    for (const l of story) out.line(`  ${clip(l, 200)}`);
+    // Paths inside the worker's folder are shown from it: the folder is named in the Spark step above.
+    const dir = probe.workerDir.path.replace(/\/$/, '');
+    for (const l of story) out.line(`  ${clip(l.replaceAll(`${dir}/`, '…/'), 200)}`);
     return;
   }
   out.heading('Worker log');

@@ -153,7 +153,7 @@ describe('the on-call loop in a terminal', () => {
     writeFileSync(config, readFileSync(sb.envFile, 'utf8').replace(/^SPARK_PORT=/m, 'SPARK_PROT='));
     const r = await pty(runbook('debug-stuck-jobs', '--config', config), [
       // Whatever answers on the default port is not trusted blindly: No.
-      { when: /Trust this host key|unknown host key/i, send: 'n' },
+      { when: /Trust SHA256:\S+ for this run\?/, send: 'n' },
     ]);
     const findings = r.screen.slice(r.screen.indexOf('\nFindings'));
     expect(findings).toMatch(/\n1\. \S+ .*\[config-warning\]/);

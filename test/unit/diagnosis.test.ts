@@ -491,7 +491,7 @@ describe('circular-metadata', () => {
     expect(f.severity).toBe('critical');
     expect(f.jobIds).toEqual([failed.id]);
     expect(f.requeueSafe).toBe(true);
-    expect(f.evidence[0]).toMatch(/^1 failed job (?:in the last 24 h|since \S+): /);
+    expect(f.evidence[0]).toMatch(/^1 failed job (?:\(24 h\)|since \S+): /);
     expect(ids(findings)).not.toContain('unknown-failure');
   });
 

@@ -40,7 +40,7 @@ function hitEvidence(hits: readonly Job[], since: string, now: Date): string[] {
   const errors = new Set(hits.map(firstLine));
   const types = new Set(hits.map((j) => j.job_type));
   const day = Math.abs(now.getTime() - 86_400_000 - Date.parse(since)) < 60_000;
-  const count = `${hits.length} failed job${hits.length === 1 ? '' : 's'} ${day ? 'in the last 24 h' : `since ${since}`}`;
+  const count = `${hits.length} failed job${hits.length === 1 ? '' : 's'} ${day ? '(24 h)' : `since ${since}`}`;
   if (errors.size !== 1) return [count, ...hits.slice(0, 5).map((j) => errorLine(j, now))];
   const line = (j: Job) => (types.size === 1 ? jobLine(j, now).replace(` ${j.job_type} `, ' ') : jobLine(j, now));
   return [`${count}: ${clip([...errors][0], 160)}`, ...hits.slice(0, 5).map(line)];

@@ -53,7 +53,7 @@ export function appOddDraft(ev: Evidence, v: Odd): Draft {
       ...notes([v.agreement, ...differs(v, ev)]),
       ...appInstanceLine(ev, local ? 'the local instance' : "the app's instance"),
     ],
-    cause: `the app's env points at ${local ? "a Supabase on the developer's machine (the Supabase CLI's, or a tunnel)" : 'another Supabase'}, not the one ${workerKnown ? 'the worker and the runbook agree on' : 'the worker polls'}`,
+    cause: `the app's env points at ${local ? "a Supabase on the developer's machine" : 'another Supabase'}, not the one ${workerKnown ? 'the worker and the runbook agree on' : 'the worker polls'}`,
     fix: `set ${app.urlVar} (and ${app.keyVar ?? 'the anon/publishable key'}) in the app's env to ${agreedName(v.others, 'laptop')} and restart the app's dev server; jobs already in ${v.odd.origin} must be re-created there`,
     requeueSafe: false,
   };
