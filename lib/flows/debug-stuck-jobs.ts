@@ -156,10 +156,9 @@ function showNextSteps(state: RunState, findings: readonly Finding[], flags: Com
   const restartCmd = state.config.values.WORKER_RESTART_CMD;
   const lines = nextSteps(evidence, findings, offers, { flags, restartCmd, runbook: 'debug-stuck-jobs' });
   if (!lines.length) return;
-  // Whether the fix is live decides whether to requeue now: the gate's verdict comes right before the steps.
-  if (offers.length) ports.out.line();
-  for (const { finding: f, gate } of offers) ports.out.line(`fix gate [${f.id}]: ${gate.line}`);
+  // Whether the fix is live decides whether to requeue now: the gate's verdict comes first, then the steps.
   ports.out.heading('Next steps');
+  for (const { finding: f, gate } of offers) ports.out.line(`fix gate [${f.id}]: ${gate.line}`);
   for (const l of lines) ports.out.line(l);
 }
 

@@ -60,8 +60,8 @@ export function restartStep(ev: Evidence, restartCmd: string | undefined): strin
   if (hint?.command)
     return `Restart the worker so the fix is live (${hint.how}): ${t ? onSpark(t, hint.command) : hint.command}`;
   if (hint?.advice) return `Restart the worker so the fix is live (${hint.how}): ${hint.advice}`;
-  const how = hint ? ` (${hint.how})` : '';
-  return `Restart the worker on Spark so the fix is live${how}; set WORKER_RESTART_CMD to see the command here`;
+  const how = hint ? `${hint.how}; ` : '';
+  return `Restart the worker so the fix is live (${how}WORKER_RESTART_CMD shows the command)`;
 }
 
 /**
@@ -79,10 +79,10 @@ export function nextSteps(
   const steps: string[] = [];
   const notLive = offers.some((o) => o.gate.deployed !== true);
   const offered = new Set(offers.map((o) => o.finding.id));
-  // Each serious finding's fix is printed in full with the finding: here it is named, in order, by its number.
-  for (const [i, f] of findings.entries()) {
+  // Each serious finding's fix is printed in full with the finding: here it is named, in order, by its id.
+  for (const f of findings) {
     if (!atLeastWarning(f) || (offered.has(f.id) && !notLive)) continue;
-    steps.push(`Fix finding ${i + 1} [${f.id}]: ${clip(firstClause(f.fix), 90)}`);
+    steps.push(`Fix [${f.id}]: ${clip(firstClause(f.fix), 90)}`);
   }
   if (offers.length && notLive) {
     steps.push(restartStep(ev, options.restartCmd));

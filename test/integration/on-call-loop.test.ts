@@ -240,9 +240,12 @@ describe('the demo in an 80-column terminal', () => {
     const upToQuestion = r.screen.slice(0, r.screen.search(/\? Hand the \d+ job/));
     // The rows a terminal of 80 columns shows: a longer line (a pasteable command) folds onto the next rows.
     const rows = upToQuestion.split('\n').flatMap((l) => (l.length <= 80 ? [l] : (l.match(/.{1,80}/g) ?? [])));
-    const screen = rows.slice(-49).join('\n');
+    // The question takes the last rows of the 50 (it may wrap); what is above it is what the operator sees.
+    const question = /\? Hand the [^\n]*?\(y\/N\)/.exec(r.screen)?.[0] ?? '';
+    expect(question).not.toBe('');
+    const screen = rows.slice(-(50 - Math.ceil(question.length / 80))).join('\n');
     expect(screen).toMatch(/(?:^|\n)1\. CRITICAL /);
-    const first = screen.slice(screen.indexOf('\n1. CRITICAL '));
+    const first = screen.slice(screen.search(/(?:^|\n)1\. CRITICAL /));
     expect(first).toMatch(/\n {3}fix: /);
     expect(screen).toContain('\nNext steps\n1. ');
     // Nothing is cut mid-word: only a pasteable command may be longer than the terminal.

@@ -59,7 +59,7 @@ describe('nextSteps', () => {
       runbook: 'debug-stuck-jobs',
     });
     expect(steps).toEqual([
-      '1. Fix finding 1 [circular-metadata]: store only a small flat subset as source_line, deploy the worker',
+      '1. Fix [circular-metadata]: store only a small flat subset as source_line, deploy the worker',
       "2. Restart the worker so the fix is live (WORKER_RESTART_CMD): ssh -p 2222 sparkuser@100.64.0.7 'sudo systemctl restart hd-worker'",
       `3. Requeue the 1 job(s) of [circular-metadata]: npx zx runbooks/requeue.mts --config /home/alice/.env.prod --id ${ID} --reason 'circular-metadata fixed'`,
       '4. Check the queue drains: npx zx runbooks/debug-stuck-jobs.mts --config /home/alice/.env.prod',
@@ -84,9 +84,7 @@ describe('nextSteps', () => {
       flags: {},
       runbook: 'debug-stuck-jobs',
     });
-    expect(steps[1]).toBe(
-      '2. Restart the worker on Spark so the fix is live; set WORKER_RESTART_CMD to see the command here',
-    );
+    expect(steps[1]).toBe('2. Restart the worker so the fix is live (WORKER_RESTART_CMD shows the command)');
   });
 
   it('nothing at warning or above: no steps', () => {
