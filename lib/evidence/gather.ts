@@ -69,12 +69,16 @@ export const queueStep: Step<GatherState> = {
     evidence.queue = r.value;
     const q = r.value;
     const oldest = q.queued.oldest[0];
-    return check(
-      'queue',
-      this.title,
-      'ok',
-      `${q.queued.count} queued/pending${oldest ? ` (oldest ${formatAge(minutesBetween(evidence.now, oldest.created_at))})` : ''}, ${q.running.count} running, ${q.failed.count} failed in 24 h, ${q.done.count} done (${Math.round(r.ms)} ms)`,
-    );
+    const counts = `${q.queued.count} queued/pending${oldest ? ` (oldest ${formatAge(minutesBetween(evidence.now, oldest.created_at))})` : ''}, ${q.running.count} running, ${q.failed.count} failed in 24 h, ${q.done.count} done (${Math.round(r.ms)} ms)`;
+    // A key row-level security binds reads what its policies let it see, often nothing: these counts are not the queue
+    // (the wrong-key-role finding says which key to use).
+    const key = evidence.laptop.key;
+    if (key && !key.privileged) {
+      return check('queue', this.title, 'warning', `${counts}, as ${evidence.laptop.keyVar} sees it`, {
+        fix: `not the whole queue: ${evidence.laptop.keyVar} is not a service-role or secret key (see wrong-key-role)`,
+      });
+    }
+    return check('queue', this.title, 'ok', counts);
   },
 };
 

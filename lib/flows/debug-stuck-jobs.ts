@@ -9,6 +9,7 @@ import { describeRules, isOverdueQueued, isStaleRunning } from '../core/stuck-ru
 import { clip } from '../core/text.ts';
 import { type Evidence, formatAge, minutesBetween } from '../evidence/evidence.ts';
 import { appStep, closeSession, configStep, queueStep, sparkStep } from '../evidence/gather.ts';
+import { describeLayout, layoutOf } from '../evidence/log-layout.ts';
 import { diagnose, logContextFor } from '../findings/diagnosis.ts';
 import { errorSignature } from '../findings/error-signature.ts';
 import { storyLines } from '../findings/log-story.ts';
@@ -138,6 +139,7 @@ function showLogLines(ports: Ports, ev: Evidence, findings: readonly Finding[], 
   }
   out.heading('Worker log');
   out.line(read);
+  out.line(`layout: ${describeLayout(layoutOf(probe.log.tail))}`);
   for (const l of probe.log.tail.slice(-5)) out.line(`  ${clip(l, 200)}`);
   const ids = Object.keys(links);
   if (ids.length) {
@@ -268,6 +270,9 @@ export async function runDebugStuckJobs(
           }
         : null,
       logLinks: links,
+      // How the worker's log was read (which layout, colours, CRLF): which lines are a job's depends on it.
+      logLayout:
+        evidence.spark?.ok && evidence.spark.probe.log.status === 'ok' ? layoutOf(evidence.spark.probe.log.tail) : null,
       ...(after ? { resolved: after.resolved.map((f) => f.id) } : {}),
     };
     const code = finishRun(

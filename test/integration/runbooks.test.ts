@@ -94,6 +94,12 @@ describe('debug-stuck-jobs in CI mode', () => {
     // --verbose: every line of every linked job, and the JSON report keeps them all.
     const verbose = await runRunbook('debug-stuck-jobs', ['--env-file', sb.envFile, '--ci', '--verbose']);
     expect(verbose.stdout).toContain('lines naming stuck jobs:');
+    // The layout the log was read in: in --verbose and in the JSON report.
+    expect(verbose.stdout).toMatch(/\nlayout: timestamped/i);
+    const report = JSON.parse(
+      (await runRunbook('debug-stuck-jobs', ['--env-file', sb.envFile, '--ci', '--json', '-'])).stdout,
+    );
+    expect(report.logLayout).toMatchObject({ kind: 'timestamped', ansi: false, crlf: false });
     for (const { id } of failed) {
       expect(verbose.stdout).toMatch(
         new RegExp(`\\n {2}${id}:\\n(?: {4}.*\\n)*? {4}\\S+ ERROR job ${id} failed: ValueError`),
