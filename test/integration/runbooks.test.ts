@@ -99,7 +99,7 @@ describe('debug-stuck-jobs in CI mode', () => {
     const report = JSON.parse(
       (await runRunbook('debug-stuck-jobs', ['--env-file', sb.envFile, '--ci', '--json', '-'])).stdout,
     );
-    expect(report.logLayout).toMatchObject({ kind: 'timestamped', ansi: false, crlf: false });
+    expect(report.extra.logLayout).toMatchObject({ kind: 'timestamped', ansi: false, crlf: false });
     for (const { id } of failed) {
       expect(verbose.stdout).toMatch(
         new RegExp(`\\n {2}${id}:\\n(?: {4}.*\\n)*? {4}\\S+ ERROR job ${id} failed: ValueError`),
