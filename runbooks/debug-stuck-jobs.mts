@@ -7,7 +7,7 @@ await runbookEntry({
   importMetaUrl: import.meta.url,
   options: DEBUG_STUCK_JOBS_OPTIONS,
   help: DEBUG_STUCK_JOBS_HELP,
-  run: async (ports, flags, { signal }) => {
+  run: async (ports, flags, { signal, stopEndsNormally }) => {
     // Loaded only to run: --help needs no client library.
     const [debug, gather] = await Promise.all([
       import('../lib/flows/debug-stuck-jobs.ts'),
@@ -15,6 +15,7 @@ await runbookEntry({
     ]);
     return debug.runDebugStuckJobs(ports, flags, {
       signal,
+      watchStarts: stopEndsNormally, // --watch: Ctrl-C leaves the live view, the diagnosis's exit code stands
       // The procedure: each step is a titled check in lib/evidence/gather.ts; an inner list runs at once.
       gather: [
         gather.configStep, // 1. check the laptop config (SUPABASE_URL, the key, SPARK_HOST)

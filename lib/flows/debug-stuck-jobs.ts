@@ -41,6 +41,8 @@ export interface DebugRunOptions {
   gather?: Plan<RunState>;
   /** Ctrl-C: what was gathered is still shown and reported, but nothing more is asked or offered. */
   signal?: AbortSignal;
+  /** Called as --watch's live view starts: Ctrl-C then ends it normally (the runbook entry's stopEndsNormally). */
+  watchStarts?: () => void;
   /** Overrides for the requeue a hand-over runs (e.g. a shorter verify in tests). */
   requeue?: Partial<ExecuteOptions>;
 }
@@ -287,8 +289,11 @@ export async function runDebugStuckJobs(
       offer.aborted ? EXIT.aborted : 'code' in offer && offer.code === EXIT.couldNotRun ? EXIT.couldNotRun : undefined,
     );
     // --watch: instead of exiting, the watch view on this run's connections until Ctrl-C; the report is written.
-    if (flags.watch && !signal?.aborted)
+    if (flags.watch && !signal?.aborted) {
+      // Leaving the live view with Ctrl-C is how it ends: the diagnosis's exit code stands.
+      options.watchStarts?.();
       await watchQueue(state, flags, watchSettings({}), { stop: signal, reports: false });
+    }
     return code;
   } finally {
     await closeSession(state);

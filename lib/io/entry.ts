@@ -16,7 +16,12 @@ export interface RunbookEntry<O extends NonNullable<ParseArgsConfig['options']>>
   run: (
     ports: Ports,
     flags: ReturnType<typeof parseFlags<O>>,
-    extra: { argv: string[]; signal: AbortSignal },
+    extra: {
+      argv: string[];
+      signal: AbortSignal;
+      /** From now on Ctrl-C is the normal way out (a live view): the run's own exit code stands, not 3. */
+      stopEndsNormally: () => void;
+    },
   ) => Promise<ExitCode>;
 }
 
@@ -61,8 +66,12 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
         timeoutMs: timeoutMsFrom(common.timeout),
       });
       redact = ports.out.redact;
-      const code = await entry.run(ports, flags, { argv, signal: interrupted.signal });
-      return interrupted.signal.aborted ? EXIT.aborted : code;
+      let stopIsNormal = false;
+      const stopEndsNormally = () => {
+        stopIsNormal = true;
+      };
+      const code = await entry.run(ports, flags, { argv, signal: interrupted.signal, stopEndsNormally });
+      return interrupted.signal.aborted && !stopIsNormal ? EXIT.aborted : code;
     },
     {
       argv: process.argv,
