@@ -82,6 +82,22 @@ export const queueStep: Step<GatherState> = {
   },
 };
 
+/** The app's side as its env names it: the *SUPABASE_URL found there and its key (never the key itself). */
+export function appSide(
+  found: NonNullable<ReturnType<typeof findAppSupabaseUrl>>,
+  source: string,
+): NonNullable<Evidence['app']> {
+  const url = classifySupabaseUrl(found.url);
+  return {
+    source: `${found.urlName} in ${source}`,
+    urlVar: found.urlName,
+    url: url.ok ? url : undefined,
+    urlProblem: url.ok ? undefined : url.problem,
+    keyVar: found.keyName,
+    key: found.key ? inspectKey(found.key) : undefined,
+  };
+}
+
 /** The app's env: which Supabase it writes jobs to; if not ours, what that instance holds. */
 export const appStep: Step<GatherState> = {
   id: 'app',
@@ -118,15 +134,8 @@ export const appStep: Step<GatherState> = {
       });
     }
     ports.out.addSecret(found.key);
+    const app = appSide(found, source);
     const url = classifySupabaseUrl(found.url);
-    const app: NonNullable<Evidence['app']> = {
-      source: `${found.urlName} in ${source}`,
-      urlVar: found.urlName,
-      url: url.ok ? url : undefined,
-      urlProblem: url.ok ? undefined : url.problem,
-      keyVar: found.keyName,
-      key: found.key ? inspectKey(found.key) : undefined,
-    };
     evidence.app = app;
     if (!url.ok) return check('app', this.title, 'failed', `${found.urlName}: ${url.problem}`, { fix: url.fix });
     const same = url.origin === evidence.laptop.url?.origin;

@@ -4,17 +4,18 @@
  * (jobs-db.ts), the Spark probe's stdout parsed by parseProbeOutput itself, the worker's and the app's sides as
  * gather.ts reads them. Pure, and fast: no network, no child process.
  */
+
 import { createHash, createHmac } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Evidence, SupabaseSide } from '../../lib/evidence/evidence.ts';
-import { LOG_TAIL_BYTES } from '../../lib/evidence/gather.ts';
+import type { Evidence } from '../../lib/evidence/evidence.ts';
+import { appSide, LOG_TAIL_BYTES } from '../../lib/evidence/gather.ts';
+import { workerSide } from '../../lib/evidence/probe/worker-env.ts';
 import { parseProbeOutput } from '../../lib/evidence/spark-probe.ts';
 import { loadConfig, stuckRulesFrom } from '../../lib/io/config.ts';
 import { findAppSupabaseUrl, parseEnvText } from '../../lib/io/env-file.ts';
 import type { Job, QueueSnapshot } from '../../lib/io/jobs-db.ts';
-import { inspectKey } from '../../lib/io/keys.ts';
 import { classifySupabaseUrl } from '../../lib/io/supabase-url.ts';
 import type { Incident, IncidentProcess, IncidentRow } from './incident.ts';
 
@@ -293,35 +294,13 @@ function probeStdout(name: string, inc: Incident, sparkNow: Date): string {
   return sections.map(([n, body]) => `\n${MARKER} ${n}\n${body}`).join('');
 }
 
-function workerSide(vars: Record<string, string>, dir: string): SupabaseSide {
-  // gather.ts sideFromVars
-  const url = classifySupabaseUrl(vars.SUPABASE_URL);
-  const keyVar = ['SUPABASE_SERVICE_ROLE_KEY', 'SUPABASE_SECRET_KEY'].find((k) => vars[k]);
-  return {
-    source: `SUPABASE_URL in ${dir}/.env`,
-    urlVar: 'SUPABASE_URL',
-    url: url.ok ? url : undefined,
-    urlProblem: url.ok ? undefined : url.problem,
-    keyVar,
-    key: keyVar ? inspectKey(vars[keyVar]) : undefined,
-    declaredRef: vars.SUPABASE_PROJECT_REF,
-  };
-}
-
 /** gather.ts appStep: the app's env file, and the other instance's queued count when it is not the laptop's. */
-function appSide(inc: Incident, laptopOrigin: string | undefined): Evidence['app'] {
+function appOfIncident(inc: Incident, laptopOrigin: string | undefined): Evidence['app'] {
   const vars = parseEnvText(envText(APP_DEFAULTS, inc.app?.env));
   const found = findAppSupabaseUrl(vars);
   if (!found) return undefined;
   const url = classifySupabaseUrl(found.url);
-  const app: NonNullable<Evidence['app']> = {
-    source: `${found.urlName} in ${APP_ENV}`,
-    urlVar: found.urlName,
-    url: url.ok ? url : undefined,
-    urlProblem: url.ok ? undefined : url.problem,
-    keyVar: found.keyName,
-    key: found.key ? inspectKey(found.key) : undefined,
-  };
+  const app = appSide(found, APP_ENV);
   if (!url.ok || url.origin === laptopOrigin) return app;
   // The gather step queries that instance with the CLI's default key (local) or the app's own key.
   if (url.kind !== 'local' && !found.key) return app;
@@ -377,7 +356,7 @@ export function loadEvidence(name: string, inc: Incident = readIncident(name)): 
       evidence.worker = workerSide(probe.env.vars, probe.workerDir.path);
   }
   if (config.values.APP_ENV_FILE || config.values.APP_SUPABASE_URL) {
-    evidence.app = appSide(inc, config.laptop.url?.origin);
+    evidence.app = appOfIncident(inc, config.laptop.url?.origin);
   }
   return evidence;
 }
