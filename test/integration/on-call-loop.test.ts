@@ -256,6 +256,20 @@ describe('the demo in an 80-column terminal', () => {
     expect(r.code).toBe(1);
   });
 
+  it('Ctrl-C at its question: the runbook stops (exit 3), the sandbox is stopped and its folder gone', async () => {
+    const r = await pty(
+      [process.execPath, '--import', 'tsx', path.join(ROOT, 'sandbox', 'demo.mts')],
+      [{ when: /over to requeue \(preview first\)\?/, send: '\x03' }],
+      { limitMs: 240_000 },
+    );
+    const dir = /Starting a sandbox with both known failures in (\S+) \.\.\./.exec(r.screen)?.[1] ?? '';
+    expect(dir).not.toBe('');
+    expect(r.screen).toContain('stopped: at your request');
+    expect(r.code).toBe(3);
+    expect(existsSync(dir)).toBe(false);
+    expect(processesUnder(dir)).toEqual([]);
+  });
+
   it('Ctrl-C while the sandbox starts: stopped, its folder gone, nothing left running (exit 130)', async () => {
     const r = await pty(
       [process.execPath, '--import', 'tsx', path.join(ROOT, 'sandbox', 'demo.mts')],
