@@ -3,7 +3,8 @@
  *
  * Measures the runbooks against the sandbox (never part of `npm test`; traffic only to 127.0.0.1): round trips and
  * wall time of a diagnosis against the lower bound and the old procedure, startup, flatness in table and log size,
- * and the bulk requeue. Prints a table and writes bench/results.json. See README, "Performance".
+ * and the bulk requeue. Prints a table and writes bench/results.json (the committed full results; --quick writes
+ * bench/results.quick.json, git-ignored, and never the full file). See README, "Performance".
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -23,7 +24,7 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
     latency: { type: 'string', default: '50' },
-    out: { type: 'string', default: path.join(ROOT, 'bench', 'results.json') },
+    out: { type: 'string' },
     only: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -37,9 +38,17 @@ if (flags.help) {
               (debug-stuck-jobs only), bulk at 200 jobs with one run per mode
   --runs N    runs per figure (default 5, quick 3); each figure is the median with min and max
   --latency   the emulated network latency in ms (default 50)
-  --out FILE  where the JSON goes (default bench/results.json)
+  --out FILE  where the JSON goes (default bench/results.json; with --quick bench/results.quick.json, git-ignored:
+              a quick run never overwrites the committed full results)
 `);
   process.exit(0);
+}
+
+const FULL_RESULTS = path.join(ROOT, 'bench', 'results.json');
+const OUT = path.resolve(flags.out ?? path.join(ROOT, 'bench', flags.quick ? 'results.quick.json' : 'results.json'));
+if (flags.quick && OUT === FULL_RESULTS) {
+  process.stderr.write('bench: --quick never writes bench/results.json (the committed full results): drop --out\n');
+  process.exit(2);
 }
 
 const QUICK = flags.quick;
@@ -821,8 +830,8 @@ async function main(): Promise<void> {
   results.config.totalSeconds = Math.round((performance.now() - started) / 100) / 10;
   const text = printReport();
   process.stdout.write(`${text}\n\ntotal ${results.config.totalSeconds} s\n`);
-  writeFileSync(flags.out!, `${JSON.stringify(results, null, 2)}\n`);
-  log(`wrote ${path.relative(process.cwd(), flags.out!) || flags.out}`);
+  writeFileSync(OUT, `${JSON.stringify(results, null, 2)}\n`);
+  log(`wrote ${path.relative(process.cwd(), OUT) || OUT}`);
 }
 
 try {
