@@ -1,0 +1,132 @@
+// The benchmark's CPU profile summary (bench/profile.ts): categories of frames, and a real .cpuprofile made here by
+// `node --cpu-prof` from a tiny program whose time is known to sit in "our lib", a package and @supabase/*.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type CpuProfile,
+  categoryOf,
+  NODE_INTERNALS,
+  OUR_LIB,
+  type ProfileSummary,
+  SUPABASE,
+  summarizeProfile,
+} from '../../bench/profile.ts';
+
+const ROOT = '/repo';
+
+describe('categoryOf', () => {
+  it.each([
+    ['file:///repo/lib/flows/diagnosis.ts', OUR_LIB],
+    ['file:///repo/runbooks/debug-stuck-jobs.mts', 'runbooks/'],
+    ['file:///elsewhere/node_modules/ssh2/lib/client.js', 'ssh2'],
+    ['file:///repo/node_modules/@supabase/postgrest-js/dist/cjs/index.js', SUPABASE],
+    ['file:///repo/node_modules/@types/x/index.js', '@types/x'],
+    ['file:///repo/node_modules/tsx/node_modules/esbuild/lib/main.js', 'esbuild'],
+    ['file:///repo/node_modules/tsx/dist/esm/index.mjs?342831db', 'tsx'],
+    ['node:internal/modules/esm/loader', NODE_INTERNALS],
+    ['file:///other/place.js', 'other'],
+  ])('%s is %s', (url, category) => expect(categoryOf({ functionName: 'f', url }, ROOT)).toBe(category));
+
+  it.each([
+    ['(idle)', '(idle: waiting on I/O, timers)'],
+    ['(garbage collector)', '(garbage collector)'],
+    ['(program)', '(program: native, compile, parse)'],
+    ['compileSourceTextModule', NODE_INTERNALS],
+  ])('%s without a URL is %s', (functionName, category) =>
+    expect(categoryOf({ functionName, url: '' }, ROOT)).toBe(category),
+  );
+});
+
+describe('summarizeProfile, by hand', () => {
+  // (root) -> main (lib) -> connect (ssh2); (root) -> (idle). Samples: main, connect, connect, idle.
+  const frame = (functionName: string, url: string) => ({ functionName, url, lineNumber: 0 });
+  const profile: CpuProfile = {
+    nodes: [
+      { id: 1, callFrame: frame('(root)', ''), children: [2, 4] },
+      { id: 2, callFrame: frame('main', 'file:///repo/lib/a.ts'), children: [3] },
+      { id: 3, callFrame: frame('connect', 'file:///repo/node_modules/ssh2/lib/client.js') },
+      { id: 4, callFrame: frame('(idle)', '') },
+    ],
+    startTime: 0,
+    endTime: 10_000,
+    samples: [2, 3, 3, 4],
+    // at 1 ms, 2 ms, 5 ms, 6 ms: each lasts until the next, the last until endTime
+    timeDeltas: [1_000, 1_000, 3_000, 1_000],
+  };
+  const s = summarizeProfile(profile, ROOT);
+
+  it('charges each sample until the next one', () => {
+    const by = Object.fromEntries(s.categories.map((c) => [c.category, c]));
+    expect(by[OUR_LIB]).toEqual({ category: OUR_LIB, selfMs: 1, onStackMs: 5 });
+    expect(by.ssh2).toEqual({ category: 'ssh2', selfMs: 4, onStackMs: 4 });
+    expect(by['(idle: waiting on I/O, timers)'].selfMs).toBe(4);
+    expect(s.categories[0].category).toBe('ssh2');
+  });
+
+  it('counts idle out of the busy time', () => {
+    expect(s.totalMs).toBe(10);
+    expect(s.busyMs).toBe(6);
+  });
+
+  it('adds a function up over its nodes and names its place', () =>
+    expect(s.functions[0]).toEqual({ name: 'connect', category: 'ssh2', where: 'ssh2/lib/client.js:1', selfMs: 4 }));
+});
+
+describe('summarizeProfile of a real .cpuprofile', () => {
+  let dir: string;
+  let summary: ProfileSummary;
+  let profile: CpuProfile;
+
+  beforeAll(() => {
+    dir = realpathSync(mkdtempSync(path.join(os.tmpdir(), 'bench-profile-')));
+    const write = (rel: string, text: string) => {
+      mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      writeFileSync(path.join(dir, rel), text);
+    };
+    // A fixed amount of work (not of wall time): on a busy machine the split between the three still holds.
+    const spin = (name: string, n: number) =>
+      `export function ${name}() { let x = 0; for (let i = 0; i < ${n}; i++) x += Math.sqrt(x + i); return x; }\n`;
+    write('lib/busy.mjs', spin('spinOurs', 4e7));
+    write('node_modules/slowpkg/index.mjs', spin('spinPkg', 1e7));
+    write('node_modules/slowpkg/package.json', '{"main": "index.mjs"}');
+    write('node_modules/@supabase/fake-js/index.mjs', spin('spinSupabase', 1e7));
+    write('node_modules/@supabase/fake-js/package.json', '{"main": "index.mjs"}');
+    write(
+      'main.mjs',
+      "import { spinOurs } from './lib/busy.mjs';\nimport { spinPkg } from 'slowpkg';\n" +
+        "import { spinSupabase } from '@supabase/fake-js';\nspinOurs(); spinPkg(); spinSupabase();\n",
+    );
+    const r = spawnSync(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'prof')}`, 'main.mjs'], {
+      cwd: dir,
+      // Without the repository's `--import=tsx` (npm's node-options), which the temp folder cannot resolve.
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const [file] = readdirSync(path.join(dir, 'prof'));
+    profile = JSON.parse(readFileSync(path.join(dir, 'prof', file), 'utf8'));
+    summary = summarizeProfile(profile, dir);
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('accounts for the whole profile, no more', () => {
+    const self = summary.categories.reduce((n, c) => n + c.selfMs, 0);
+    expect(summary.totalMs).toBeCloseTo((profile.endTime - profile.startTime) / 1000, 6);
+    // Whatever precedes the first sample is not charged: at most a few sampling intervals.
+    expect(self).toBeLessThanOrEqual(summary.totalMs + 0.001);
+    expect(self).toBeGreaterThan(summary.totalMs - 20);
+  });
+
+  it('puts the busy loops where they are: our lib, the package, supabase-js', () => {
+    const by = Object.fromEntries(summary.categories.map((c) => [c.category, c.selfMs]));
+    // Four times the work of each of the others: loosely, since the machine may be busy.
+    expect(by.slowpkg).toBeGreaterThan(5);
+    expect(by[SUPABASE]).toBeGreaterThan(5);
+    expect(by[OUR_LIB]).toBeGreaterThan(2 * Math.max(by.slowpkg, by[SUPABASE]));
+    expect(summary.categories[0].category).toBe(OUR_LIB);
+    expect(summary.functions[0]).toMatchObject({ name: 'spinOurs', category: OUR_LIB, where: 'lib/busy.mjs:1' });
+  });
+});
