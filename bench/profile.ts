@@ -6,7 +6,8 @@
  * category on its stack (on stack: "time with supabase-js somewhere below", which covers loading it). Categories:
  * the package a file belongs to (the last `node_modules/<name>` or `node_modules/@scope/name` in its path, the
  * @supabase/* packages together as supabase-js), the repository's own folders (lib/ is "our lib"), Node's own
- * JavaScript (`node:` URLs and functions without a URL), and V8's pseudo-frames: (program) is native work outside
+ * JavaScript (`node:` URLs and functions without a URL; its module system apart, and apart from that the main
+ * thread's wait on tsx's loader thread, which is blocked time, not work), and V8's pseudo-frames: (program) is native work outside
  * JavaScript (compiling, parsing, the loader's C++), (garbage collector), (idle) is waiting on I/O or timers.
  */
 import path from 'node:path';
@@ -28,7 +29,11 @@ export interface CpuProfile {
 }
 
 export const OUR_LIB = 'our lib (lib/)';
-export const NODE_INTERNALS = 'node internals';
+export const NODE_INTERNALS = 'node internals (other)';
+/** The main thread blocked on tsx's loader thread (resolve and load hooks run there in Node 20). */
+export const NODE_LOADER_WAIT = 'node: waiting on the loader thread';
+/** Node's module system: resolving, reading, lexing and compiling modules. */
+export const NODE_MODULES = 'node: module loading';
 export const SUPABASE = 'supabase-js (@supabase/*)';
 
 /** The category of one stack frame; `root` is the repository's folder (paths under it are "ours"). */
@@ -41,7 +46,10 @@ export function categoryOf(frame: { functionName: string; url: string }, root: s
     if (functionName === '(root)') return '(root)';
     return NODE_INTERNALS;
   }
+  if (url.startsWith('node:internal/modules/esm/hooks')) return NODE_LOADER_WAIT;
+  if (/^node:internal\/(modules\/|deps\/cjs-module-lexer\/|source_map\/)/.test(url)) return NODE_MODULES;
   if (url.startsWith('node:')) return NODE_INTERNALS;
+  if (url.startsWith('wasm:')) return 'wasm (module lexers)';
   let file = url;
   if (file.startsWith('file://')) {
     try {

@@ -9,6 +9,8 @@ import {
   type CpuProfile,
   categoryOf,
   NODE_INTERNALS,
+  NODE_LOADER_WAIT,
+  NODE_MODULES,
   OUR_LIB,
   type ProfileSummary,
   SUPABASE,
@@ -26,7 +28,11 @@ describe('categoryOf', () => {
     ['file:///repo/node_modules/@types/x/index.js', '@types/x'],
     ['file:///repo/node_modules/tsx/node_modules/esbuild/lib/main.js', 'esbuild'],
     ['file:///repo/node_modules/tsx/dist/esm/index.mjs?342831db', 'tsx'],
-    ['node:internal/modules/esm/loader', NODE_INTERNALS],
+    ['node:internal/modules/esm/loader', NODE_MODULES],
+    ['node:internal/modules/esm/hooks', NODE_LOADER_WAIT],
+    ['node:internal/deps/cjs-module-lexer/lexer', NODE_MODULES],
+    ['node:internal/url', NODE_INTERNALS],
+    ['wasm://wasm/0012', 'wasm (module lexers)'],
     ['file:///other/place.js', 'other'],
   ])('%s is %s', (url, category) => expect(categoryOf({ functionName: 'f', url }, ROOT)).toBe(category));
 
