@@ -1,12 +1,13 @@
 /**
- * npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --out FILE] [-- --only SECTIONS]
+ * npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --rtt MS,MS] [-- --out FILE] [-- --only SECTIONS]
+ *                [-- --profile]
  *
  * Measures the runbooks against the sandbox (never part of `npm test`; traffic only to 127.0.0.1): round trips and
  * wall time of a diagnosis against the lower bound and the old procedure, startup, flatness in table and log size,
  * and the bulk requeue. Prints a table and writes bench/results.json (the committed full results; --quick writes
  * bench/results.quick.json, git-ignored, and never the full file). See README, "Performance".
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +16,7 @@ import { type CorpusResult, corpusReport, corpusSection } from './corpus.ts';
 import { growLog, insertFailedJobsSql, insertJobsSql } from './data.ts';
 import { type LatencyProxy, startLatencyProxy } from './latency-proxy.ts';
 import { runOldProcedure, type SshTarget, sshArgs } from './old-procedure.ts';
+import { type CpuProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import { type BenchSandbox, ROOT, startBenchSandbox, stopAllSandboxes } from './sandbox.ts';
 import { costSummary, type RunCost, runCost, type Summary, summarize } from './stats.ts';
 import { fmt, kb, ratio, table } from './table.ts';
@@ -24,20 +26,27 @@ const { values: flags } = parseArgs({
     quick: { type: 'boolean', default: false },
     runs: { type: 'string' },
     latency: { type: 'string', default: '50' },
+    rtt: { type: 'string', default: '50,200' },
     out: { type: 'string' },
     only: { type: 'string' },
+    profile: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
-  process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --out FILE]
-                      [-- --only corpus,startup,diagnosis,link,scale,bulk]
+  process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --rtt MS,MS] [-- --out FILE]
+                      [-- --only corpus,startup,diagnosis,link,scale,bulk,profile] [-- --profile]
 
   --quick     under a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
               (debug-stuck-jobs only), bulk at 200 jobs with one run per mode
   --runs N    runs per figure (default 5, quick 3); each figure is the median with min and max
   --latency   the emulated network latency in ms (default 50)
+  --rtt       the link model's round-trip times in ms, each run with the old procedure on the same link
+              (default 50,200: a direct path and a Tailscale DERP relay)
+  --profile   also run one diagnosis (debug-stuck-jobs --ci, demo, sandbox --latency) under node --cpu-prof into a
+              temp folder and print where its CPU time goes by package (self and on-stack time, per thread);
+              the same as adding "profile" to --only
   --out FILE  where the JSON goes (default bench/results.json; with --quick bench/results.quick.json, git-ignored:
               a quick run never overwrites the committed full results)
 `);
@@ -54,11 +63,24 @@ if (flags.quick && OUT === FULL_RESULTS) {
 const QUICK = flags.quick;
 const RUNS = Math.max(1, Math.min(25, Number(flags.runs ?? (QUICK ? 3 : 5)) || 1));
 const L = Math.max(0, Math.min(1000, Number(flags.latency) || 0));
+const RTTS = [
+  ...new Set(
+    flags.rtt
+      .split(',')
+      .map((x) => Math.round(Number(x)))
+      .filter((x) => Number.isFinite(x) && x > 0 && x <= 1000),
+  ),
+];
+if (!RTTS.length) {
+  process.stderr.write(`bench: --rtt ${flags.rtt}: no round-trip time between 1 and 1000 ms\n`);
+  process.exit(2);
+}
 const SECTIONS = new Set(
   (flags.only ?? (QUICK ? 'corpus,startup,diagnosis,scale,bulk' : 'corpus,startup,diagnosis,link,scale,bulk')).split(
     ',',
   ),
 );
+if (flags.profile) SECTIONS.add('profile');
 const RUNBOOK_TIMEOUT_MS = 120_000;
 const SCALE = QUICK
   ? { small: { jobs: 1_000, logMb: 1 }, large: { jobs: 100_000, logMb: 100 }, note: 'quick: scaled down' }
@@ -208,6 +230,13 @@ interface Results {
   oldProcedure: Array<Record<string, unknown>>;
   scale: Array<Record<string, unknown>>;
   bulk: Array<Record<string, unknown>>;
+  profile?: {
+    run: string;
+    latencyMs: number;
+    wallMs: number;
+    exitCode: number | null;
+    threads: Array<{ thread: string; file: string; summary: ProfileSummary }>;
+  };
   goals: Array<{ goal: string; target: string; measured: string; met: boolean | null }>;
   notes: string[];
 }
@@ -340,19 +369,26 @@ async function diagnosisSection(sb: BenchSandbox, startupMs: number): Promise<vo
   }
 }
 
-/** Item 2 on a link that charges every round trip (TCP, SSH handshake): the same runs through latency proxies. */
+/**
+ * Item 2 on a link that charges every round trip (TCP, SSH handshake): the same runs through latency proxies, once
+ * per round-trip time, each with the old procedure on the same link right after the runbooks.
+ */
 async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
-  log(`link: every round trip ${L} ms through a TCP proxy (sandbox latency 0)`);
+  for (const rtt of RTTS) await linkAtRtt(sb, startupMs, rtt);
+}
+
+async function linkAtRtt(sb: BenchSandbox, startupMs: number, rtt: number): Promise<void> {
+  log(`link: every round trip ${rtt} ms through a TCP proxy (sandbox latency 0)`);
   await sb.latency(0);
   await sb.scenario('demo');
-  const api = await startLatencyProxy({ targetPort: Number(new URL(sb.info.cloud.url).port), rttMs: L });
+  const api = await startLatencyProxy({ targetPort: Number(new URL(sb.info.cloud.url).port), rttMs: rtt });
   proxies.push(api);
-  const ssh = await startLatencyProxy({ targetPort: sb.info.spark.port, rttMs: L });
+  const ssh = await startLatencyProxy({ targetPort: sb.info.spark.port, rttMs: rtt });
   proxies.push(ssh);
   const apiUrl = `http://127.0.0.1:${api.port}`;
   const cloudUrl = sb.info.cloud.url;
   // The same host key under the proxy's port; the laptop, the worker's .env and the app's env all name the proxy.
-  const knownHosts = path.join(work, 'known_hosts.link');
+  const knownHosts = path.join(work, `known_hosts.link-${rtt}`);
   writeFileSync(
     knownHosts,
     readFileSync(sb.info.spark.knownHosts, 'utf8').replace(
@@ -360,9 +396,9 @@ async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
       `[127.0.0.1]:${ssh.port}`,
     ),
   );
-  const appEnv = path.join(work, 'app.link.env');
+  const appEnv = path.join(work, `app.link-${rtt}.env`);
   writeFileSync(appEnv, readFileSync(sb.info.app.envFile, 'utf8').replaceAll(cloudUrl, apiUrl));
-  const envFile = path.join(work, 'laptop.link.env');
+  const envFile = path.join(work, `laptop.link-${rtt}.env`);
   writeFileSync(
     envFile,
     readFileSync(sb.envFile, 'utf8')
@@ -374,9 +410,24 @@ async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
   );
   const workerEnv = path.join(sb.workerDir, '.env');
   writeFileSync(workerEnv, readFileSync(workerEnv, 'utf8').replaceAll(cloudUrl, apiUrl), { mode: 0o600 });
+  try {
+    await measureLink(sb, startupMs, rtt, envFile, sparkTarget(sb, ssh.port, knownHosts));
+  } finally {
+    writeFileSync(workerEnv, readFileSync(workerEnv, 'utf8').replaceAll(apiUrl, cloudUrl), { mode: 0o600 });
+    await Promise.all([api.close(), ssh.close()]);
+    proxies.length = 0;
+  }
+}
+
+async function measureLink(
+  sb: BenchSandbox,
+  startupMs: number,
+  rtt: number,
+  envFile: string,
+  target: SshTarget,
+): Promise<void> {
   await sb.quietWorker();
 
-  const target = sparkTarget(sb, ssh.port, knownHosts);
   const useRequests = await sparkHasRequests(target);
   // How many round trips OpenSSH needs to log in and run a no-op: the old procedure pays this twice.
   const sshTrue: number[] = [];
@@ -389,16 +440,17 @@ async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
     });
     sshTrue.push(r.wallMs);
   }
-  const bound = startupMs + 9 * L;
-  results.lowerBound.link = {
-    model: `a link with a ${L} ms round trip on every path (laptop-Supabase, laptop-Spark, Spark-Supabase), no TLS (the sandbox speaks plain HTTP)`,
+  const bound = startupMs + 9 * rtt;
+  results.lowerBound[`link-${rtt}`] = {
+    rttMs: rtt,
+    model: `a link with a ${rtt} ms round trip on every path (laptop-Supabase, laptop-Spark, Spark-Supabase), no TLS (the sandbox speaks plain HTTP)`,
     derivation: [
       'HTTP: TCP connect (1 RTT) + the parallel reads (1 RTT) = 2 RTT',
       'SSH, fewest round trips the protocol allows: TCP connect (1), server version + KEXINIT (1), ECDH key exchange (1), ' +
         'NEWKEYS + ssh-userauth service request (1), publickey auth with the signature sent at once (1), channel open (1), ' +
         'exec with the script on stdin until its output (1) = 7 RTT',
       "inside the exec, the probe's reach check from Spark: TCP connect + one request = 2 RTT",
-      `SSH path 9 RTT > HTTP path 2 RTT: bound = startup + 9 x ${L} ms`,
+      `SSH path 9 RTT > HTTP path 2 RTT: bound = startup + 9 x ${rtt} ms`,
       `with TLS to Supabase Cloud add 1 RTT (TLS 1.3) to the HTTP path and to the reach check: still SSH-bound`,
     ],
     boundMs: bound,
@@ -408,7 +460,7 @@ async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
     const m = await measureRunbook(sb, rb, ['--ci', '--env-file', envFile]);
     results.diagnosis.push({
       model: 'link-rtt',
-      latencyMs: L,
+      rttMs: rtt,
       runbook: rb,
       scenario: 'demo',
       exitCodes: [...new Set(m.codes)],
@@ -416,7 +468,7 @@ async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
       wallMs: m.wallMs,
       maxRssMb: m.maxRssMb,
       sshConnectMs: m.connectMs,
-      sshConnectRtts: m.connectMs.median / L,
+      sshConnectRtts: m.connectMs.median / rtt,
       lowerBoundMs: bound,
       ratioToBound: m.wallMs.median / bound,
     });
@@ -424,16 +476,13 @@ async function linkSection(sb: BenchSandbox, startupMs: number): Promise<void> {
   const old = await measureOld(sb, target, useRequests);
   results.oldProcedure.push({
     model: 'link-rtt',
-    latencyMs: L,
+    rttMs: rtt,
     scenario: 'demo',
     python: useRequests ? 'requests' : 'urllib',
     ...costOf(old),
     wallMs: old.wallMs,
     steps: old.steps,
   });
-  writeFileSync(workerEnv, readFileSync(workerEnv, 'utf8').replaceAll(apiUrl, cloudUrl), { mode: 0o600 });
-  await Promise.all([api.close(), ssh.close()]);
-  proxies.length = 0;
 }
 
 /** Item 4: the same diagnosis at a small and a large table and log. */
@@ -570,6 +619,85 @@ async function bulkSection(sb: BenchSandbox): Promise<void> {
   }
 }
 
+/**
+ * One diagnosis under `node --cpu-prof` (zx's CLI with tsx's loader, as `npx zx` runs it, minus npm: --cpu-prof is
+ * not allowed in NODE_OPTIONS), its profiles in a temp folder that goes with the bench's work folder. The file
+ * caches are warm (the runbook ran once before); the profiler's own overhead makes the wall a little longer.
+ */
+async function profileSection(sb: BenchSandbox): Promise<void> {
+  const runbook = 'debug-stuck-jobs';
+  const script = `runbooks/${runbook}.mts`;
+  const args = ['--ci', '--env-file', sb.envFile];
+  log(`profile: ${runbook} --ci, demo, latency ${L} ms, under node --cpu-prof`);
+  await sb.latency(0);
+  await sb.scenario('demo');
+  await sb.quietWorker();
+  await sb.latency(L);
+  await warmUp(script, args);
+  const dir = mkdtempSync(path.join(work, 'cpu-prof-'));
+  const zxCli = path.join(ROOT, 'node_modules', 'zx', 'build', 'cli.js');
+  const r = await runTimed(
+    process.execPath,
+    ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=250', '--import=tsx', zxCli, script, ...args],
+    { cwd: ROOT, env: childEnv(), timeoutMs: RUNBOOK_TIMEOUT_MS, memory: false },
+  );
+  if (r.code === null || r.code >= 2)
+    throw new Error(`profile: ${runbook} exited ${r.code}:\n${r.stderr.slice(-1500)}`);
+  // CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile: thread 0 is the main thread, the other tsx's loader thread.
+  const threads = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => {
+      const tid = Number(/\.(\d+)\.\d+\.cpuprofile$/.exec(f)?.[1]);
+      const profile = JSON.parse(readFileSync(path.join(dir, f), 'utf8')) as CpuProfile;
+      return {
+        thread: tid === 0 ? 'main' : `loader (thread ${tid})`,
+        file: f,
+        summary: summarizeProfile(profile, ROOT),
+      };
+    })
+    .sort((a, b) => (a.thread === 'main' ? -1 : b.thread === 'main' ? 1 : a.thread.localeCompare(b.thread)));
+  if (!threads.length) throw new Error(`profile: no .cpuprofile in ${dir}:\n${r.stderr.slice(-1500)}`);
+  results.profile = {
+    run: `${runbook} --ci (demo), sandbox --latency ${L}`,
+    latencyMs: L,
+    wallMs: r.wallMs,
+    exitCode: r.code,
+    threads,
+  };
+}
+
+function profileReport(p: NonNullable<Results['profile']>): string[] {
+  const out = [`CPU profile: ${p.run}, one run under --cpu-prof, wall ${p.wallMs.toFixed(0)} ms (exit ${p.exitCode})`];
+  const ms = (x: number) => `${x.toFixed(0)} ms`;
+  for (const { thread, summary } of p.threads) {
+    const main = thread === 'main';
+    out.push(
+      `${thread}: profile ${ms(summary.totalMs)}, on CPU ${ms(summary.busyMs)}`,
+      table(
+        ['category', 'self', 'self %', 'on stack'],
+        summary.categories
+          .slice(0, main ? 14 : 6)
+          .map((c) => [
+            c.category,
+            ms(c.selfMs),
+            `${((100 * c.selfMs) / summary.totalMs).toFixed(1)}%`,
+            c.category.startsWith('(') ? '' : ms(c.onStackMs),
+          ]),
+      ),
+    );
+    if (main)
+      out.push(
+        'main: top functions by self time',
+        table(
+          ['function', 'category', 'where', 'self'],
+          summary.functions.slice(0, 8).map((f) => [f.name, f.category, f.where, ms(f.selfMs)]),
+        ),
+      );
+  }
+  out.push('');
+  return out;
+}
+
 // --- goals and output ------------------------------------------------------------------------------------------
 
 type Row = Record<string, unknown> & { wallMs?: Summary; maxRssMb?: Summary };
@@ -602,10 +730,10 @@ function evaluateGoals(): void {
       );
   }
   for (const d of results.diagnosis.filter((x) => x.model === 'link-rtt')) {
-    const name = `${d.runbook} (${d.scenario}, link)`;
+    const name = `${d.runbook} (${d.scenario}, link ${d.rttMs} ms RTT)`;
     const r = d.ratioToBound as number;
     add(`${name}: wall / lower bound`, '<= 1.5x', `${r.toFixed(2)}x`, r <= 1.5);
-    const old = results.oldProcedure.find((o) => o.model === 'link-rtt');
+    const old = results.oldProcedure.find((o) => o.model === 'link-rtt' && o.rttMs === d.rttMs);
     if (old)
       add(
         `${name}: wall vs old procedure`,
@@ -682,17 +810,26 @@ function printReport(): string {
       '',
     );
   }
-  for (const [key, title] of [
-    ['sandbox-latency', `Diagnosis, sandbox --latency ${L} (API response +${L} ms, SSH exec +${L} ms)`],
-    ['link-rtt', `Diagnosis, link with ${L} ms on every round trip (TCP, SSH handshake) via proxy`],
-  ] as const) {
-    const rows = results.diagnosis.filter((d) => d.model === key);
-    const olds = results.oldProcedure.filter((d) => d.model === key);
+  const groups = [
+    {
+      key: 'sandbox-latency',
+      rtt: 0,
+      title: `Diagnosis, sandbox --latency ${L} (API response +${L} ms, SSH exec +${L} ms)`,
+      lowerBound: 'sandboxLatency',
+    },
+    ...RTTS.map((rtt) => ({
+      key: 'link-rtt',
+      rtt,
+      title: `Diagnosis, link with ${rtt} ms on every round trip (TCP, SSH handshake) via proxy`,
+      lowerBound: `link-${rtt}`,
+    })),
+  ];
+  for (const { key, rtt, title, lowerBound } of groups) {
+    const inGroup = (d: Record<string, unknown>) => d.model === key && (key !== 'link-rtt' || d.rttMs === rtt);
+    const rows = results.diagnosis.filter(inGroup);
+    const olds = results.oldProcedure.filter(inGroup);
     if (!rows.length && !olds.length) continue;
-    const lb = results.lowerBound[key === 'link-rtt' ? 'link' : 'sandboxLatency'] as {
-      boundMs: number;
-      derivation: string[];
-    };
+    const lb = results.lowerBound[lowerBound] as { boundMs: number; derivation: string[] } | undefined;
     out.push(title);
     out.push(
       table(
@@ -733,15 +870,37 @@ function printReport(): string {
       out.push(
         "  rounds: see the rows above; behind the proxy the API's own timestamps are shifted per connection, so overlap says nothing",
       );
-      const l = results.lowerBound.link as { measuredOpenSshLoginAndTrueMs: Summary };
+      const l = results.lowerBound[lowerBound] as { measuredOpenSshLoginAndTrueMs: Summary };
       const conn = rows[0]?.sshConnectMs as Summary | undefined;
       out.push(
-        `  measured: OpenSSH login + \`true\` ${fmt(l.measuredOpenSshLoginAndTrueMs, ' ms')} (${(l.measuredOpenSshLoginAndTrueMs.median / L).toFixed(1)} RTT); ` +
-          `the runbook's ssh2 connect ${fmt(conn, ' ms')} (${conn ? (conn.median / L).toFixed(1) : '?'} RTT)`,
+        `  measured: OpenSSH login + \`true\` ${fmt(l.measuredOpenSshLoginAndTrueMs, ' ms')} (${(l.measuredOpenSshLoginAndTrueMs.median / rtt).toFixed(1)} RTT); ` +
+          `the runbook's ssh2 connect ${fmt(conn, ' ms')} (${conn ? (conn.median / rtt).toFixed(1) : '?'} RTT)`,
       );
     }
     out.push('');
   }
+  const linkRows = results.diagnosis.filter((d) => d.model === 'link-rtt');
+  if (linkRows.length) {
+    out.push('Link model side by side: diagnosis vs the old procedure on the same link, same run');
+    out.push(
+      table(
+        ['RTT', 'run', 'diagnosis wall', 'old procedure wall', 'ratio', 'x bound'],
+        linkRows.map((d) => {
+          const old = results.oldProcedure.find((o) => o.model === 'link-rtt' && o.rttMs === d.rttMs);
+          return [
+            `${d.rttMs} ms`,
+            `${d.runbook} --ci (${d.scenario})`,
+            fmt(S(d, 'wallMs'), ' ms'),
+            old ? fmt(S(old, 'wallMs'), ' ms') : '—',
+            old ? ratio(S(d, 'wallMs').median, S(old, 'wallMs').median) : '—',
+            `${(d.ratioToBound as number).toFixed(2)}x`,
+          ];
+        }),
+      ),
+      '',
+    );
+  }
+  if (results.profile) out.push(...profileReport(results.profile));
   if (results.scale.length) {
     out.push(`Scale (sandbox --latency ${L})${SCALE.note ? ` · ${SCALE.note}` : ''}`);
     out.push(
@@ -808,12 +967,13 @@ async function main(): Promise<void> {
   if (SECTIONS.has('corpus')) results.corpus = corpusSection();
   const startupMs =
     SECTIONS.has('startup') || SECTIONS.has('diagnosis') || SECTIONS.has('link') ? await emptyStartupMs() : 0;
-  if (SECTIONS.has('diagnosis') || SECTIONS.has('link') || SECTIONS.has('scale') || SECTIONS.has('bulk')) {
+  if (['diagnosis', 'link', 'scale', 'bulk', 'profile'].some((x) => SECTIONS.has(x))) {
     log('starting a sandbox');
     const sb = await startBenchSandbox({ scenario: 'healthy' });
     try {
       if (SECTIONS.has('diagnosis')) await diagnosisSection(sb, startupMs);
       if (SECTIONS.has('link')) await linkSection(sb, startupMs);
+      if (SECTIONS.has('profile')) await profileSection(sb);
       if (SECTIONS.has('scale')) await scaleSection(sb);
       if (SECTIONS.has('bulk')) await bulkSection(sb);
     } finally {
