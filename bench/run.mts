@@ -685,14 +685,13 @@ function profileReport(p: NonNullable<Results['profile']>): string[] {
           ]),
       ),
     );
-    if (main)
-      out.push(
-        'main: top functions by self time',
-        table(
-          ['function', 'category', 'where', 'self'],
-          summary.functions.slice(0, 8).map((f) => [f.name, f.category, f.where, ms(f.selfMs)]),
-        ),
-      );
+    out.push(
+      `${thread}: top functions by self time`,
+      table(
+        ['function', 'category', 'where', 'self'],
+        summary.functions.slice(0, main ? 8 : 5).map((f) => [f.name, f.category, f.where, ms(f.selfMs)]),
+      ),
+    );
   }
   out.push('');
   return out;
