@@ -2,8 +2,8 @@
  * How to restart the worker the way it runs, judged from the probe's facts (its systemd unit, a container, its
  * ancestors). Shown in "Next steps", never run. WORKER_RESTART_CMD, when set, wins over what is judged here.
  */
-import type { SparkEvidence, WorkerSupervisor } from '../evidence/probe/spark-evidence.ts';
-import { topLevelProcesses } from '../evidence/probe/spark-evidence.ts';
+import { type SparkEvidence, topLevelProcesses } from '../evidence/probe/spark-evidence.ts';
+import type { WorkerSupervisor } from '../evidence/probe/worker-supervisor.ts';
 import { shellQuote } from '../io/shell-quote.ts';
 
 export interface RestartHint {

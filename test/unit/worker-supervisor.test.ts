@@ -2,7 +2,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { SparkEvidence, WorkerSupervisor } from '../../lib/evidence/probe/spark-evidence.ts';
+import type { SparkEvidence } from '../../lib/evidence/probe/spark-evidence.ts';
+import type { WorkerSupervisor } from '../../lib/evidence/probe/worker-supervisor.ts';
 import { workerSupervisorSection } from '../../lib/evidence/probe/worker-supervisor.ts';
 import { restartHint } from '../../lib/findings/restart.ts';
 

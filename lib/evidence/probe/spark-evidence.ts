@@ -20,19 +20,6 @@ export function topLevelProcesses(processes: readonly WorkerProcessInfo[]): Work
   return processes.filter((p) => p.ppid === undefined || !pids.has(p.ppid));
 }
 
-/** What keeps one worker process running, as /proc on Spark shows it. */
-export interface WorkerSupervisor {
-  pid: number;
-  /** Its systemd unit (the last `*.service` of its cgroup path), when it runs under one. */
-  unit?: string;
-  /** Whether that unit is a user unit (under user@UID.service): `systemctl --user`. */
-  userUnit: boolean;
-  /** Whether its cgroup is a container's (docker, containerd, podman, kubernetes). */
-  container: boolean;
-  /** Its ancestors' process names, parent first, up to init. */
-  ancestors: string[];
-}
-
 export interface SparkEvidence {
   sparkNow?: Date;
   /** Spark's clock minus the laptop's, in ms (positive: Spark is ahead). */
@@ -43,8 +30,6 @@ export interface SparkEvidence {
     | { status: 'ok'; vars: Record<string, string> }
     | { status: 'missing' | 'unreadable' | 'malformed'; vars?: undefined };
   processes: WorkerProcessInfo[];
-  /** What keeps each worker process running (undefined: not probed). */
-  supervisors?: WorkerSupervisor[];
   log:
     | { status: 'ok'; size: number; modifiedAt: Date; tail: string[]; truncated: boolean }
     | { status: 'missing'; tail: string[] };

@@ -6,7 +6,29 @@
 import { clip } from '../../core/text.ts';
 import { check } from '../../io/steps.ts';
 import { defineSection, type ProbeOutput } from './section.ts';
-import type { SparkEvidence, WorkerSupervisor } from './spark-evidence.ts';
+import type { SparkEvidence } from './spark-evidence.ts';
+
+/** What keeps one worker process running, as /proc on Spark shows it. */
+export interface WorkerSupervisor {
+  pid: number;
+  /** Its systemd unit (the last `*.service` of its cgroup path), when it runs under one. */
+  unit?: string;
+  /** Whether that unit is a user unit (under user@UID.service): `systemctl --user`. */
+  userUnit: boolean;
+  /** Whether its cgroup is a container's (docker, containerd, podman, kubernetes). */
+  container: boolean;
+  /** Its ancestors' process names, parent first, up to init. */
+  ancestors: string[];
+}
+
+// The section's field of the evidence is declared here, beside the section that fills it (sections.ts checks at
+// compile time that the table fills every field).
+declare module './spark-evidence.ts' {
+  interface SparkEvidence {
+    /** What keeps each worker process running (undefined: not probed). */
+    supervisors?: WorkerSupervisor[];
+  }
+}
 
 const TITLE = 'Worker runs under';
 
