@@ -47,16 +47,20 @@ if (flags.help) {
   --profile   also run one diagnosis (debug-stuck-jobs --ci, demo, sandbox --latency) under node --cpu-prof into a
               temp folder and print where its CPU time goes by package (self and on-stack time, per thread);
               the same as adding "profile" to --only
-  --out FILE  where the JSON goes (default bench/results.json; with --quick bench/results.quick.json, git-ignored:
-              a quick run never overwrites the committed full results)
+  --out FILE  where the JSON goes (default bench/results.json; with --quick or --only bench/results.quick.json,
+              git-ignored: a quick or partial run never overwrites the committed full results)
 `);
   process.exit(0);
 }
 
 const FULL_RESULTS = path.join(ROOT, 'bench', 'results.json');
-const OUT = path.resolve(flags.out ?? path.join(ROOT, 'bench', flags.quick ? 'results.quick.json' : 'results.json'));
-if (flags.quick && OUT === FULL_RESULTS) {
-  process.stderr.write('bench: --quick never writes bench/results.json (the committed full results): drop --out\n');
+// Only a full run (every section, not --quick) writes the committed results; a partial one goes to the quick file.
+const PARTIAL = flags.quick || flags.only !== undefined;
+const OUT = path.resolve(flags.out ?? path.join(ROOT, 'bench', PARTIAL ? 'results.quick.json' : 'results.json'));
+if (PARTIAL && OUT === FULL_RESULTS) {
+  process.stderr.write(
+    `bench: ${flags.quick ? '--quick' : '--only'} never writes bench/results.json (the committed full results): drop --out\n`,
+  );
   process.exit(2);
 }
 
