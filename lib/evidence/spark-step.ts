@@ -1,6 +1,6 @@
 /** The Spark step: resolve the target, open the run's one SSH connection, run the one probe, show its lines. */
 import path from 'node:path';
-import type { SshFailure, SshSession, UnknownHostDecider } from '../core/ports.ts';
+import type { SshFailure, SshSession, SshTarget, UnknownHostDecider } from '../core/ports.ts';
 import type { Ports } from '../io/context.ts';
 import { looksSecret } from '../io/redact.ts';
 import { hostKeyFingerprintCommand } from '../io/ssh/known-hosts.ts';
@@ -44,8 +44,38 @@ function askAboutUnknownHost(ports: Ports, settings: SparkSshSettings): UnknownH
   };
 }
 
-function connectFailed(failure: SshFailure, message: string): CheckResult {
-  return check('spark-connect', 'Connect to Spark', 'failed', message, { fix: failure.fix });
+function connectFailed(failure: SshFailure, message: string, title = 'Connect to Spark'): CheckResult {
+  return check('spark-connect', title, 'failed', message, { fix: failure.fix });
+}
+
+/**
+ * The run's one SSH connection: target resolved, an unknown host key asked about on a terminal (refused otherwise),
+ * the session kept in `state.session`. On failure, `evidence.spark` says why and the check line to show is returned.
+ */
+export async function openSpark(
+  state: GatherState,
+  title = 'Connect to Spark',
+): Promise<
+  { ok: true; session: SshSession; target: SshTarget; connectMs: number } | { ok: false; result: CheckResult }
+> {
+  const { ports, evidence } = state;
+  const resolved = resolveTarget(state);
+  if (!resolved.ok) {
+    evidence.spark = { ok: false, failure: resolved.failure };
+    return { ok: false, result: connectFailed(resolved.failure, resolved.failure.message, title) };
+  }
+  const { settings } = resolved;
+  const { target } = settings;
+  const started = performance.now();
+  const connected = await ports.connectSpark(settings, askAboutUnknownHost(ports, settings));
+  const connectMs = performance.now() - started;
+  if (!connected.ok) {
+    evidence.spark = { ok: false, target, failure: connected.failure };
+    const message = `${sshTargetLabel(target)}: ${connected.failure.message}`;
+    return { ok: false, result: connectFailed(connected.failure, message, title) };
+  }
+  state.session = connected.session;
+  return { ok: true, session: connected.session, target, connectMs };
 }
 
 /** The worker's .env: every value that looks secret is registered for redaction before anything prints. */
@@ -75,25 +105,13 @@ export const sparkStep: Step<GatherState> = {
   title: 'Connect to Spark and probe the worker',
   skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set; Spark checks skipped'),
   async run(state) {
-    const { ports, evidence } = state;
-    const resolved = resolveTarget(state);
-    if (!resolved.ok) {
-      evidence.spark = { ok: false, failure: resolved.failure };
-      return connectFailed(resolved.failure, resolved.failure.message);
-    }
-    const { settings } = resolved;
-    const { target } = settings;
+    const { evidence } = state;
+    const opened = await openSpark(state);
+    if (!opened.ok) return opened.result;
+    const { session, target, connectMs } = opened;
     const where = sshTargetLabel(target);
-    const started = performance.now();
-    const connected = await ports.connectSpark(settings, askAboutUnknownHost(ports, settings));
-    const connectMs = performance.now() - started;
-    if (!connected.ok) {
-      evidence.spark = { ok: false, target, failure: connected.failure };
-      return connectFailed(connected.failure, `${where}: ${connected.failure.message}`);
-    }
-    state.session = connected.session;
-    const fingerprint = connected.session.hostKeyFingerprint;
-    const probe = await probeWorker(state, connected.session);
+    const fingerprint = session.hostKeyFingerprint;
+    const probe = await probeWorker(state, session);
     evidence.spark = { ok: true, target, fingerprint, probe, connectMs };
     return [
       check(

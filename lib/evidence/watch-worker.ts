@@ -7,7 +7,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Clock, SshSession } from '../core/ports.ts';
 import { shellQuote } from '../io/shell-quote.ts';
-import { hostKeyFingerprintCommand } from '../io/ssh/known-hosts.ts';
 import type { SparkRemoteResult } from '../io/ssh/session.ts';
 import { sshTargetLabel } from '../io/ssh/target.ts';
 import { check, type Step } from '../io/steps.ts';
@@ -19,7 +18,7 @@ import { workerDirSection } from './probe/worker-dir.ts';
 import { workerLogSection } from './probe/worker-log.ts';
 import { workerProcessSection } from './probe/worker-process.ts';
 import { remotePathExpr } from './spark-probe.ts';
-import { resolveTarget } from './spark-step.ts';
+import { openSpark } from './spark-step.ts';
 
 const DEFAULT_WORKER_DIR = '~/srv/hd-worker';
 /** The most one refresh's command may print: a handful of process lines and stats. */
@@ -112,28 +111,9 @@ export const watchSparkStep: Step<GatherState> = {
   title: 'Connect to Spark (kept open for the watch)',
   skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set: the queue only'),
   async run(state) {
-    const { ports, evidence } = state;
-    const resolved = resolveTarget(state);
-    if (!resolved.ok) {
-      evidence.spark = { ok: false, failure: resolved.failure };
-      return check('spark-connect', this.title, 'failed', resolved.failure.message, { fix: resolved.failure.fix });
-    }
-    const { target, knownHostsPath } = resolved.settings;
-    const ask = ports.prompt.interactive
-      ? ({ fingerprint }: { fingerprint: string }) => {
-          ports.out.line(`Spark (${sshTargetLabel(target)}) is not in ${knownHostsPath}; it presents ${fingerprint}.`);
-          ports.out.line(`Compare with \`${hostKeyFingerprintCommand()}\` run on Spark itself.`);
-          return ports.prompt.confirm('trust-host-key', `Trust ${fingerprint} for this run?`, false);
-        }
-      : undefined;
-    const connected = await ports.connectSpark(resolved.settings, ask);
-    if (!connected.ok) {
-      evidence.spark = { ok: false, target, failure: connected.failure };
-      const message = `${sshTargetLabel(target)}: ${connected.failure.message}`;
-      return check('spark-connect', this.title, 'failed', message, { fix: connected.failure.fix });
-    }
-    state.session = connected.session;
-    const where = `${sshTargetLabel(target)}, host key ${connected.session.hostKeyFingerprint}`;
+    const opened = await openSpark(state, this.title);
+    if (!opened.ok) return opened.result;
+    const where = `${sshTargetLabel(opened.target)}, host key ${opened.session.hostKeyFingerprint}`;
     return check('spark-connect', this.title, 'ok', where);
   },
 };

@@ -18,7 +18,7 @@ import type { Ports } from '../io/context.ts';
 import type { Job } from '../io/jobs-db.ts';
 import type { Report } from '../io/report.ts';
 import { type CheckResult, type Plan, runPlan } from '../io/steps.ts';
-import { nextSteps, requeueOffers } from './next-steps.ts';
+import { nextSteps, type RequeueOffer, requeueOffers } from './next-steps.ts';
 import { type ExecuteOptions, requeueJobs } from './requeue.ts';
 import type { RunState } from './run.ts';
 import { type CommonFlags, exitCodeFor, finishRun, showFindings, startRun } from './run.ts';
@@ -154,9 +154,13 @@ function showLogLines(ports: Ports, ev: Evidence, findings: readonly Finding[], 
 }
 
 /** The numbered "Next steps" block. */
-function showNextSteps(state: RunState, findings: readonly Finding[], flags: CommonFlags): void {
+function showNextSteps(
+  state: RunState,
+  findings: readonly Finding[],
+  offers: readonly RequeueOffer[],
+  flags: CommonFlags,
+): void {
   const { ports, evidence } = state;
-  const offers = requeueOffers(evidence, findings, flags);
   const restartCmd = state.config.values.WORKER_RESTART_CMD;
   const lines = nextSteps(evidence, findings, offers, { flags, restartCmd, runbook: 'debug-stuck-jobs' });
   if (!lines.length) return;
@@ -169,19 +173,16 @@ function showNextSteps(state: RunState, findings: readonly Finding[], flags: Com
 /** Offers the requeue where it is safe, behind the fix gate; only interactive runs are asked. */
 async function offerRequeue(
   state: RunState,
-  findings: readonly Finding[],
-  flags: CommonFlags,
+  offers: readonly RequeueOffer[],
   options: DebugRunOptions,
 ): Promise<{ actions: Report['actions']; aborted: boolean; code?: ExitCode }> {
-  const { ports, evidence } = state;
+  const { ports } = state;
   const actions: Report['actions'] = [];
-  const offers = requeueOffers(evidence, findings, flags);
-  if (!offers.length) return { actions, aborted: false };
+  // Without a terminal, "Next steps" (which holds each requeue's command) is the offer.
+  if (!offers.length || !ports.prompt.interactive) return { actions, aborted: false };
   let code: ExitCode | undefined;
   // Right under "Next steps" (which holds each requeue's command and, above it, the fix gate's verdict).
   for (const { finding: f, gate, command } of offers) {
-    if (!ports.prompt.interactive) continue;
-
     const go = await ports.prompt.confirm(
       `requeue-${f.id}`,
       `Hand the ${f.jobIds!.length} job(s) of ${f.id} over to requeue (preview first)?`,
@@ -250,15 +251,16 @@ export async function runDebugStuckJobs(
     const findings = diagnose(evidence, state.patterns, 'all');
     showFindings(ports, findings);
     showLogLines(ports, evidence, findings, links);
-    if (!signal?.aborted) showNextSteps(state, findings, flags);
+    const offers = requeueOffers(evidence, findings, flags);
+    if (!signal?.aborted) showNextSteps(state, findings, offers, flags);
     const couldNotRun = exitCodeFor(findings) === EXIT.couldNotRun;
     const offer =
       couldNotRun || signal?.aborted
         ? { actions: [], aborted: Boolean(signal?.aborted) }
-        : await offerRequeue(state, findings, flags, options);
+        : await offerRequeue(state, offers, options);
     // The end line describes the world after the action: when a hand-over wrote, read the queue again and judge again.
     const after = offer.actions.length && !offer.aborted ? await judgeAgain(state, findings, checks) : undefined;
-    if (after) showNextSteps(state, after.findings, flags);
+    if (after) showNextSteps(state, after.findings, requeueOffers(evidence, after.findings, flags), flags);
     const q = evidence.queue;
     const extra = {
       rules: evidence.rules,

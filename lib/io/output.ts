@@ -52,26 +52,47 @@ function hangOf(plain: string): number {
  */
 export function wrapLine(text: string, columns: number | undefined, hang: number): string {
   if (!columns || columns < 30) return text;
-  const width = Math.max(20, columns - hang);
-  const indent = ' '.repeat(Math.min(hang, columns - 20));
+  const hangAt = Math.min(hang, columns - 20);
+  const indent = ' '.repeat(hangAt);
   const at = text.search(COMMAND_START);
   const prose = at > 0 ? text.slice(0, at) : at === 0 ? '' : text;
   const command = at >= 0 ? text.slice(at).trimStart() : '';
-  // The line's own indent is kept; wrap-ansi trims the spaces at each break (also after a colour it re-opens).
-  const lead = /^ */.exec(prose)?.[0] ?? '';
-  const body = prose.slice(lead.length);
-  const lines = body
-    ? wrapAnsi(body, width - lead.length, { hard: false, trim: true, wordWrap: true }).split('\n')
+  // The hanging part (indent, bullet, label) stays on the first line; the rest wraps in the columns after it
+  // (wrap-ansi trims the spaces at each break, also after a colour it re-opens).
+  const [prefix, body] = splitVisible(prose, hangAt);
+  const lines = body.trim()
+    ? wrapAnsi(body, columns - hangAt, { hard: false, trim: true, wordWrap: true }).split('\n')
     : [];
-  const fitted = lines.map((l, i) => (i === 0 ? `${lead}${l}` : `${indent}${l}`));
+  const fitted = lines.length
+    ? [`${prefix}${lines[0]}`, ...lines.slice(1).map((l) => `${indent}${l}`)]
+    : prose.trim()
+      ? [prose.trimEnd()]
+      : [];
   if (command) {
     const last = fitted.length ? fitted[fitted.length - 1] : '';
-    const visible = last.replace(/\x1b\[[0-9;]*m/g, '').length;
     if (!fitted.length) fitted.push(command);
-    else if (visible + 1 + command.length <= columns) fitted[fitted.length - 1] = `${last} ${command}`;
+    else if (visibleLength(last) + 1 + command.length <= columns) fitted[fitted.length - 1] = `${last} ${command}`;
     else fitted.push(`${indent}${command}`);
   }
   return fitted.join('\n');
+}
+
+const SGR_AT_START = /^\x1b\[[0-9;]*m/;
+const visibleLength = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '').length;
+
+/** Splits a text after `n` visible characters; this port's colour codes are not counted. */
+function splitVisible(text: string, n: number): [string, string] {
+  let seen = 0;
+  let i = 0;
+  while (i < text.length && seen < n) {
+    const sgr = SGR_AT_START.exec(text.slice(i));
+    if (sgr) i += sgr[0].length;
+    else {
+      i++;
+      seen++;
+    }
+  }
+  return [text.slice(0, i), text.slice(i)];
 }
 
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
@@ -155,7 +176,10 @@ export function createOutput(options: OutputOptions): Output {
     progress(title) {
       if (!options.spinner) return () => {};
       clearTransient();
-      write(paint('dim', `… ${inert(title)}`));
+      // One row only: clearing it (\r, erase line) cannot reach a row the terminal folded it onto.
+      const text = `… ${inert(title)}`;
+      const max = options.columns ? options.columns - 1 : text.length;
+      write(paint('dim', text.length > max ? `${text.slice(0, max - 1)}…` : text));
       transient = true;
       return clearTransient;
     },

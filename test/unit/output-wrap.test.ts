@@ -55,6 +55,15 @@ describe('wrapping to the terminal width', () => {
     );
   });
 
+  it('the first line uses the whole width: a label and a path that fit stay on one line', () => {
+    const line = 'audit file: /root/.local/state/hd-worker-runbooks/requeue-audit.jsonl';
+    expect(wrapLine(line, 80, 12)).toBe(line);
+    const long = `cause: ${'word '.repeat(30).trim()}`;
+    const [first, second] = wrapLine(long, 80, 7).split('\n');
+    expect(first.length).toBeGreaterThan(74);
+    expect(second).toMatch(/^ {7}word/);
+  });
+
   it('colours are not counted as width, and survive the wrap', () => {
     const { out, text } = printed(40, true);
     out.check({
@@ -67,6 +76,22 @@ describe('wrapping to the terminal width', () => {
     for (const l of lines) expect(l.length).toBeLessThanOrEqual(40);
     expect(lines[1]).toMatch(/^ {2}\S/);
     expect(text()).toContain('\x1b[33m!\x1b[0m');
+  });
+
+  it('the progress line stays on one row, so clearing it leaves nothing behind', () => {
+    const chunks: string[] = [];
+    const out = createOutput({
+      write: (t) => chunks.push(t),
+      color: false,
+      spinner: true,
+      verbose: false,
+      columns: 40,
+    });
+    const stop = out.progress('Query Supabase from this machine · Connect to Spark and probe the worker');
+    expect(chunks.join('')).toHaveLength(39);
+    expect(chunks.join('')).toMatch(/^… Query Supabase .*…$/);
+    stop();
+    expect(chunks.at(-1)).toBe('\r\x1b[2K');
   });
 
   it('without a terminal width (a pipe, a file, CI logs) nothing is wrapped', () => {

@@ -73,9 +73,9 @@ export const canary: RequeueStep = {
   id: 'canary',
   title: 'Requeue a canary',
   progress: false,
-  skip: (run) => (run.opts.canary ? undefined : 'no --canary'),
   async run(run) {
     const { ports, opts } = run;
+    if (!opts.canary) return [];
     const { out, prompt, clock } = ports;
     const applier = run.applier!;
     const canaries = pickCanaries(run.plan!.writes, opts.canary!);
@@ -117,8 +117,9 @@ export const applyWrites: RequeueStep = {
   id: 'apply',
   title: 'Requeue the jobs',
   progress: false,
-  skip: (run) => (run.stoppedKind ? 'the writes stopped' : run.rest.length ? undefined : 'nothing left to write'),
   async run(run) {
+    // Nothing left after a canary that held the rest back, or writes that stopped: nothing to say here.
+    if (run.stoppedKind || !run.rest.length) return [];
     const { out } = run.ports;
     const applier = run.applier!;
     if (run.opts.canary) out.heading(`Release the other ${plural(run.rest.length, 'job')}`);

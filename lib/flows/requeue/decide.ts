@@ -198,11 +198,11 @@ export const confirmRunning: RequeueStep = {
   id: 'confirm-running',
   title: 'Confirm the running jobs',
   progress: false,
-  skip: (run) => (run.plan!.writes.some((w) => w.running) ? undefined : 'no running job selected'),
   async run(run) {
     const { opts, ports } = run;
     const { prompt, out } = ports;
     const running = run.plan!.writes.filter((w) => w.running);
+    if (!running.length) return [];
     const one = running.length === 1;
     let keep = opts.includeRunning && opts.yes;
     if (!keep && prompt.interactive) {
