@@ -59,12 +59,10 @@ function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
   const failed = ev.queue?.failed.recent ?? [];
   const tail = logTail(ev);
   const hitsOf = new Map<ErrorPattern, Job[]>();
-  const claimed = new Set<string>();
   for (const j of failed) {
     const p = matchPattern(patterns, j, logContextFor(j.id, tail));
     if (!p) continue;
     hitsOf.set(p, [...(hitsOf.get(p) ?? []), j]);
-    claimed.add(j.id);
   }
   // The log read as records (JSON tracebacks expanded, colours and CRs gone), and which failed jobs' lines each is.
   const lines = readableLines(tail);
@@ -86,7 +84,7 @@ function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
     if (!hits.length && !logHits.length) continue;
     matches.push({ pattern: p, hits, logHits });
   }
-  return { matches, claimed };
+  return { matches };
 }
 
 function patternFindings({ ev, patterns }: RuleContext): Finding[] {
@@ -117,9 +115,11 @@ function patternFindings({ ev, patterns }: RuleContext): Finding[] {
 /** The failure patterns: a family of findings whose ids and severities are the patterns' own. */
 export const PATTERN_FAMILY: FindingFamily = { family: 'failure-pattern', scope: 'all', detect: patternFindings };
 
-function unknownFailures({ ev, patterns }: RuleContext): Draft[] {
+function unknownFailures({ ev, patterns, prior }: RuleContext): Draft[] {
   const failed = ev.queue?.failed.recent ?? [];
-  const { claimed } = matchPatterns(ev, patterns);
+  // The pattern family runs first (table.ts): the jobs its findings name are the claimed ones, not matched twice.
+  const ids = new Set(patterns.map((p) => p.id));
+  const claimed = new Set(prior.filter((f) => ids.has(f.id)).flatMap((f) => f.jobIds ?? []));
   const tail = logTail(ev);
   const bySignature = new Map<string, Job[]>();
   for (const j of failed) {
