@@ -310,6 +310,29 @@ async function startCluster(
  * UTC, TCP on 127.0.0.1 only. As root, the server runs as the `postgres` OS user (created if missing) and
  * `dir` is made traversable for it.
  */
+/**
+ * A migration with CONCURRENTLY (004_queue_read_indexes.sql) as psql -f runs it: each statement on its own, outside
+ * a transaction block (several statements in one query string would be one implicit transaction). Its statements
+ * are idempotent (`if not exists`), so one that fails halfway is applied again by the next start.
+ */
+async function applyOutsideTransaction(
+  c: { query: (text: string, values?: unknown[]) => Promise<unknown> },
+  sql: string,
+  file: string,
+  name: string,
+): Promise<void> {
+  const statements = sql
+    .split(/;\s*(?:\n|$)/)
+    .map((s) => s.replace(/^\s*--.*$/gm, '').trim())
+    .filter(Boolean);
+  try {
+    for (const statement of statements) await c.query(statement);
+    await c.query('INSERT INTO sandbox.schema_migrations (name) VALUES ($1)', [file]);
+  } catch (e) {
+    throw new Error(`migration ${file} failed on database ${name}: ${(e as Error).message}`);
+  }
+}
+
 export async function startPostgres(options: StartPostgresOptions): Promise<SandboxPostgres> {
   const dataDir = join(options.dir, 'pgdata');
   await mkdir(options.dir, { recursive: true });
@@ -382,6 +405,10 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Sand
       for (const file of files) {
         if (applied.has(file)) continue;
         const sql = await readFile(join(MIGRATIONS_DIR, file), 'utf8');
+        if (/\bconcurrently\b/i.test(sql)) {
+          await applyOutsideTransaction(c, sql, file, name);
+          continue;
+        }
         await c.query('BEGIN');
         try {
           await c.query(sql);

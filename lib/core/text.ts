@@ -32,3 +32,14 @@ export function editDistance(a: string, b: string): number {
   }
   return prev[b.length];
 }
+
+/**
+ * A count as the server gave it: exact as is ("12"), a planner's estimate as "about 52,000" (two significant
+ * figures: the estimate is not better than that).
+ */
+export function countText(n: number, estimated = false): string {
+  if (!estimated) return String(n);
+  const digits = Math.max(0, String(Math.round(n)).length - 2);
+  const rounded = Math.round(n / 10 ** digits) * 10 ** digits;
+  return `about ${rounded.toLocaleString('en-US')}`;
+}

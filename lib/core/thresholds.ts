@@ -31,3 +31,13 @@ export const CRASH_LOOP_YOUNG_MINUTES = 10;
  * to the clock tick, the log's times to the millisecond (or the second), so a line of this process never falls before.
  */
 export const PROCESS_START_SLACK_MS = 1_000;
+
+/**
+ * A queue read slower than this has used a quarter of Supabase's 8 s statement timeout for service_role: the table
+ * outgrew its indexes (finding `queue-read-slow`).
+ */
+export const SLOW_QUEUE_READ_MS = 1_000;
+/** Supabase's statement timeout for service_role; a read past it is cancelled (500, SQLSTATE 57014). */
+export const STATEMENT_TIMEOUT_MS = 8_000;
+/** The migration that adds the indexes the queue reads need. */
+export const READ_INDEXES_MIGRATION = 'sandbox/migrations/004_queue_read_indexes.sql';

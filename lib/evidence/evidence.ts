@@ -4,7 +4,7 @@ import type { SshFailure, SshTarget } from '../core/ports.ts';
 import type { StuckRules } from '../core/stuck-rules.ts';
 import type { SupabaseSide } from '../io/config.ts';
 import type { EnvIssue } from '../io/env-file.ts';
-import type { DbFailure, Job, QueueSnapshot } from '../io/jobs-db.ts';
+import type { DbFailure, Job, QueueSnapshot, ReadTime } from '../io/jobs-db.ts';
 import type { SparkEvidence } from './probe/spark-evidence.ts';
 
 export type { SupabaseSide };
@@ -15,6 +15,8 @@ export interface Evidence {
   laptop: SupabaseSide & { envFile?: string; issues: EnvIssue[] };
   /** The laptop's request to Supabase (the preflight / queue read). */
   supabase?: { ok: true; ms: number } | { ok: false; failure: DbFailure };
+  /** Each queue read's own time (the preflight's, or the queue step's four): a slow one means missing indexes. */
+  queueReads?: ReadTime[];
   queue?: QueueSnapshot;
   /** Not set when Spark is not configured (SPARK_HOST unset). */
   spark?:
@@ -24,7 +26,7 @@ export interface Evidence {
   worker?: SupabaseSide;
   app?: SupabaseSide & {
     /** When the app points somewhere other than the laptop: what that instance holds. */
-    other?: { ok: true; queued: number; oldest: Job | null } | { ok: false; message: string };
+    other?: { ok: true; queued: number; estimated?: boolean; oldest: Job | null } | { ok: false; message: string };
   };
 }
 

@@ -4,6 +4,7 @@
  */
 
 import path from 'node:path';
+import { countText } from '../core/text.ts';
 import { findAppSupabaseUrl, parseEnvText } from '../io/env-file.ts';
 import { describeKey, inspectKey } from '../io/keys.ts';
 import { expandTilde } from '../io/ssh/target.ts';
@@ -52,7 +53,9 @@ export const supabasePreflightStep: Step<GatherState> = {
   async run(state) {
     const r = await state.db.queuedSummary();
     state.evidence.supabase = r.ok ? { ok: true, ms: r.ms } : { ok: false, failure: r.failure };
-    return supabaseCheck(state, this.title, r.ok ? `hd_ingestion_jobs readable (${r.value.count} queued/pending)` : '');
+    if (r.ok) state.evidence.queueReads = [{ read: 'queued/pending count and oldest', ms: r.ms }];
+    const queued = r.ok ? countText(r.value.count, r.value.estimated) : '';
+    return supabaseCheck(state, this.title, r.ok ? `hd_ingestion_jobs readable (${queued} queued/pending)` : '');
   },
 };
 
@@ -67,9 +70,10 @@ export const queueStep: Step<GatherState> = {
     state.evidence.supabase = r.ok ? { ok: true, ms: r.ms } : { ok: false, failure: r.failure };
     if (!r.ok) return check('queue', this.title, 'failed', r.failure.message, { fix: r.failure.fix });
     evidence.queue = r.value;
+    evidence.queueReads = r.value.reads ?? [{ read: 'the queue', ms: r.ms }];
     const q = r.value;
     const oldest = q.queued.oldest[0];
-    const counts = `${q.queued.count} queued/pending${oldest ? ` (oldest ${formatAge(minutesBetween(evidence.now, oldest.created_at))})` : ''}, ${q.running.count} running, ${q.failed.count} failed in 24 h, ${q.done.count} done (${Math.round(r.ms)} ms)`;
+    const counts = `${countText(q.queued.count, q.queued.estimated)} queued/pending${oldest ? ` (oldest ${formatAge(minutesBetween(evidence.now, oldest.created_at))})` : ''}, ${countText(q.running.count, q.running.estimated)} running, ${countText(q.failed.count, q.failed.estimated)} failed in 24 h, ${countText(q.done.count, q.done.estimated)} done (${Math.round(r.ms)} ms)`;
     // A key row-level security binds reads what its policies let it see, often nothing: these counts are not the queue
     // (the wrong-key-role finding says which key to use).
     const key = evidence.laptop.key;
@@ -147,7 +151,7 @@ export const appStep: Step<GatherState> = {
         ports.out.addSecret(key);
         const r = await ports.openDb(url.origin, key).queuedSummary();
         app.other = r.ok
-          ? { ok: true, queued: r.value.count, oldest: r.value.oldest }
+          ? { ok: true, queued: r.value.count, estimated: r.value.estimated, oldest: r.value.oldest }
           : { ok: false, message: r.failure.message };
       }
     }
@@ -155,7 +159,7 @@ export const appStep: Step<GatherState> = {
       'app',
       this.title,
       same ? 'ok' : 'warning',
-      `${found.urlName}=${url.origin} (${url.kind}${url.localReason ? `: ${url.localReason}` : ''})${same ? ', same project as the runbook' : ''}${app.other?.ok ? `; it holds ${app.other.queued} queued job(s)` : app.other ? `; not reachable: ${app.other.message}` : ''}`,
+      `${found.urlName}=${url.origin} (${url.kind}${url.localReason ? `: ${url.localReason}` : ''})${same ? ', same project as the runbook' : ''}${app.other?.ok ? `; it holds ${countText(app.other.queued, app.other.estimated)} queued job(s)` : app.other ? `; not reachable: ${app.other.message}` : ''}`,
     );
   },
 };

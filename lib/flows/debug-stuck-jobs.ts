@@ -6,7 +6,7 @@
 import { EXIT, type ExitCode } from '../core/exit-codes.ts';
 import { atLeastWarning, type Finding } from '../core/finding.ts';
 import { describeRules, isOverdueQueued, isStaleRunning } from '../core/stuck-rules.ts';
-import { clip } from '../core/text.ts';
+import { clip, countText } from '../core/text.ts';
 import { type Evidence, formatAge, minutesBetween } from '../evidence/evidence.ts';
 import { appStep, closeSession, configStep, queueStep, sparkStep } from '../evidence/gather.ts';
 import { describeLayout, layoutOf } from '../evidence/log-layout.ts';
@@ -57,7 +57,7 @@ function showQueue(ports: Ports, ev: Evidence): void {
   out.heading('Queue');
   out.line(`rules: ${describeRules(ev.rules)}`);
   out.line(
-    `queued/pending ${q.queued.count} · running ${q.running.count} · failed (24 h) ${q.failed.count} · done ${q.done.count}${q.done.latest?.finished_at ? ` (last ${formatAge(minutesBetween(ev.now, q.done.latest.finished_at))} ago)` : ''}`,
+    `queued/pending ${countText(q.queued.count, q.queued.estimated)} · running ${countText(q.running.count, q.running.estimated)} · failed (24 h) ${countText(q.failed.count, q.failed.estimated)} · done ${countText(q.done.count, q.done.estimated)}${q.done.latest?.finished_at ? ` (last ${formatAge(minutesBetween(ev.now, q.done.latest.finished_at))} ago)` : ''}`,
   );
   const oldest = q.queued.oldest.slice(0, 5);
   if (oldest.length) {
@@ -81,7 +81,7 @@ function showQueue(ports: Ports, ev: Evidence): void {
       groups.set(k, (groups.get(k) ?? 0) + 1);
     }
     out.line(
-      `recent failures by job_type and error${q.failed.count > q.failed.recent.length ? ` (latest ${q.failed.recent.length} of ${q.failed.count})` : ''}:`,
+      `recent failures by job_type and error${q.failed.count > q.failed.recent.length ? ` (latest ${q.failed.recent.length} of ${countText(q.failed.count, q.failed.estimated)})` : ''}:`,
     );
     for (const [k, n] of [...groups.entries()].sort((a, b) => b[1] - a[1]))
       out.line(`  ${String(n).padStart(4)} × ${k}`);
@@ -270,6 +270,10 @@ export async function runDebugStuckJobs(
             running: q.running.count,
             failedLast24h: q.failed.count,
             done: q.done.count,
+            // The counts that are the planner's estimate (PostgREST count=estimated, above the API's max-rows).
+            estimatedCounts: (['queued', 'running', 'failed', 'done'] as const)
+              .filter((k) => q[k].estimated)
+              .map((k) => (k === 'failed' ? 'failedLast24h' : k)),
             oldestQueued: q.queued.oldest[0]?.created_at ?? null,
           }
         : null,

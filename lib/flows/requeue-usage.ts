@@ -3,7 +3,13 @@
  * operator typed is checked here, before any config is read or any request is made (bad input is exit 2).
  */
 
-import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, type RpcMode } from '../actions/requeue/apply.ts';
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_RPC_BATCH,
+  MAX_CONCURRENCY,
+  MAX_RPC_BATCH,
+  type RpcMode,
+} from '../actions/requeue/apply.ts';
 import { DEFAULT_CANARY_TIMEOUT_SECONDS } from '../actions/requeue/canary.ts';
 import {
   DEFAULT_LIMIT,
@@ -39,6 +45,7 @@ export const REQUEUE_OPTIONS = {
   verify: { type: 'string' },
   concurrency: { type: 'string' },
   rpc: { type: 'string' },
+  'rpc-batch': { type: 'string' },
   'from-worker': { type: 'boolean', default: false },
   'skip-fix-gate': { type: 'string' },
   'running-minutes': { type: 'string' },
@@ -87,6 +94,8 @@ Write:
   --concurrency N         compare-and-set writes in flight (default ${DEFAULT_CONCURRENCY}, at most ${MAX_CONCURRENCY})
   --rpc auto|off|only     the server-side batch function hd_requeue_jobs
                           (sandbox/migrations/002_requeue_rpc.sql): use when installed (auto), never, or require it
+  --rpc-batch N           jobs per call of hd_requeue_jobs (default ${DEFAULT_RPC_BATCH}, at most ${MAX_RPC_BATCH}); a result
+                          cut by the API's max-rows is read back, never taken as skipped
 
 Target and rules:
   --from-worker           use the worker's SUPABASE_URL and key, read from its .env on Spark over SSH
@@ -126,6 +135,7 @@ export interface RequeueFlags extends CommonFlags, SelectionFlags {
   verify?: string;
   concurrency?: string;
   rpc?: string;
+  'rpc-batch'?: string;
   'from-worker'?: boolean;
   'skip-fix-gate'?: string;
   'running-minutes'?: string;
@@ -149,6 +159,8 @@ export interface RequeueOptions {
   verifySeconds: number;
   concurrency: number;
   rpc: RpcMode;
+  /** Jobs per call of the SQL function. */
+  rpcBatch: number;
   fromWorker: boolean;
   /** Why the fix gate is skipped (`--skip-fix-gate REASON`); undefined: the gate applies. */
   skipFixGate?: string;
@@ -226,6 +238,8 @@ export function parseRequeueOptions(flags: RequeueFlags, now: Date, interactive:
       wholeNumber('--concurrency', flags.concurrency, 1, MAX_CONCURRENCY, String(DEFAULT_CONCURRENCY)) ??
       DEFAULT_CONCURRENCY,
     rpc,
+    rpcBatch:
+      wholeNumber('--rpc-batch', flags['rpc-batch'], 1, MAX_RPC_BATCH, String(DEFAULT_RPC_BATCH)) ?? DEFAULT_RPC_BATCH,
     fromWorker: flags['from-worker'] ?? false,
     skipFixGate: parseOneLine('--skip-fix-gate', flags['skip-fix-gate'], 300, '"hotfix verified on Spark by hand"'),
   };

@@ -3,7 +3,7 @@
  * first) → audit → canary → compare-and-set writes → result → verify → end line. `runRequeue` is the runbook;
  * `requeueJobs` is the hand-over debug-stuck-jobs calls with the ids of a finding; both run the same steps.
  */
-import { DEFAULT_CONCURRENCY } from '../actions/requeue/apply.ts';
+import { DEFAULT_CONCURRENCY, DEFAULT_RPC_BATCH } from '../actions/requeue/apply.ts';
 import { DEFAULT_CANARY_TIMEOUT_SECONDS } from '../actions/requeue/canary.ts';
 import { planJson } from '../actions/requeue/receipt.ts';
 import { DEFAULT_LIMIT } from '../actions/requeue/select.ts';
@@ -248,6 +248,7 @@ export function handoverOptions(request: HandoverRequest, interactive: boolean):
     verifySeconds: interactive ? INTERACTIVE_VERIFY_SECONDS : 0,
     concurrency: DEFAULT_CONCURRENCY,
     rpc: 'auto',
+    rpcBatch: DEFAULT_RPC_BATCH,
     fromWorker: false,
   };
 }

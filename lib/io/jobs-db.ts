@@ -21,11 +21,33 @@ export { classifyDbError, type DbFailure, type DbFailureKind, JOBS_TABLE } from 
 
 export type DbResult<T> = { ok: true; value: T; ms: number } | { ok: false; failure: DbFailure; ms: number };
 
+/**
+ * A count is asked as PostgREST's `count=estimated`: exact up to the API's max-rows (PostgREST counts at most
+ * max-rows + 1 rows, an index range scan), the planner's estimate above it (EXPLAIN, no scan). Supabase's default
+ * max-rows; a project that lowered it is noticed when a list comes back cut (see {@link CountCap}).
+ */
+export const EXACT_COUNT_UP_TO = 1000;
+
+/** The time one read took (the request, as this machine saw it): how diagnose-env tells a table that outgrew its indexes. */
+export interface ReadTime {
+  read: string;
+  ms: number;
+}
+
+/** The queue's four reads. `estimated` is set on a count that is the planner's estimate, not exact. */
 export interface QueueSnapshot {
-  queued: { count: number; oldest: Job[] };
-  running: { count: number; jobs: Job[] };
-  failed: { count: number; recent: Job[]; since: string };
-  done: { count: number; latest: Job | null };
+  queued: { count: number; estimated?: boolean; oldest: Job[] };
+  running: { count: number; estimated?: boolean; jobs: Job[] };
+  failed: { count: number; estimated?: boolean; recent: Job[]; since: string };
+  done: { count: number; estimated?: boolean; latest: Job | null };
+  /** Each read's own time (they run at once, so the snapshot's time is the slowest of them). */
+  reads?: ReadTime[];
+}
+
+/** The keyset of a page: the rows after this one in (created_at, id) order. */
+export interface JobCursor {
+  created_at: string;
+  id: string;
 }
 
 export interface JobFilter {
@@ -39,7 +61,18 @@ export interface JobFilter {
   createdAfter?: Date;
   /** Server-side substring match on error (ilike); regexes are applied by the caller on the result. */
   errorContains?: string;
+  /** Keyset paging: only rows after this one, in (created_at, id) order. */
+  after?: JobCursor;
+  /** Rows asked for; the server may send fewer (its max-rows), so a short page is never taken as the end. */
   limit: number;
+}
+
+/** One page of {@link JobsDb.findJobs}: the rows sent, and how many match from the cursor on (null when not told). */
+export interface JobPage {
+  jobs: Job[];
+  /** `count=estimated` from Content-Range: exact when it is at most the rows sent; null when the answer has none. */
+  total: number | null;
+  estimated: boolean;
 }
 
 /** Above this, a job's debug is not part of the compare-and-set (it would make the URL too long for gateways). */
@@ -52,8 +85,9 @@ export interface JobsDb {
   readonly url: string;
   queueSnapshot(o: { failedSince: Date; listLimit: number }): Promise<DbResult<QueueSnapshot>>;
   /** Count of queued/pending jobs and the oldest one: the evidence for failure A on the local instance. */
-  queuedSummary(): Promise<DbResult<{ count: number; oldest: Job | null }>>;
-  findJobs(filter: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>>;
+  queuedSummary(): Promise<DbResult<{ count: number; estimated: boolean; oldest: Job | null }>>;
+  /** One page, ordered by (created_at, id): page on with `after` (lib/actions/requeue/read.ts `scanJobs`). */
+  findJobs(filter: JobFilter): Promise<DbResult<JobPage>>;
   /** The watch view's refresh: seven reads in one parallel round, counts and narrow `limit`ed lists only. */
   watchReads(o: WatchReadsOptions): Promise<DbResult<WatchReads>>;
   /**
@@ -87,6 +121,8 @@ interface Conn {
   client: SupabaseClient;
   url: string;
   now: () => number;
+  /** The smallest max-rows a list showed (rows sent short of both the limit and the count); counts above are estimates. */
+  cap: number;
 }
 
 function createSupabase(o: JobsDbOptions): SupabaseClient {
@@ -117,7 +153,9 @@ async function run<T>(
   const r = await query;
   const ms = c.now() - started;
   if (r.error) return { ok: false, failure: classifyDbError(r.status, r.error, c.url), ms };
-  return { ok: true, value: pick(r.data, r.count ?? null), ms };
+  // supabase-js parses Content-Range's total with parseInt: `0-99/*` (no count asked, or a proxy dropped it) is NaN.
+  const count = typeof r.count === 'number' && Number.isFinite(r.count) ? r.count : null;
+  return { ok: true, value: pick(r.data, count), ms };
 }
 
 /** Table reads and writes always answer a JSON array; an empty or non-array body is a broken proxy, not data. */
@@ -131,127 +169,158 @@ function rows<T>(c: Conn, query: PgAnswer, pick: (data: Job[], count: number | n
   );
 }
 
-/** The queue in four parallel reads: queued (oldest first), running, failed since, and the latest done. */
+/** A list cut short of both its limit and its count shows the server's max-rows. */
+function noteCap(c: Conn, sent: number, asked: number, count: number | null): void {
+  if (count !== null && sent > 0 && sent < asked && sent < count) c.cap = Math.min(c.cap, sent);
+}
+
+/** Whether a `count=estimated` answer is the planner's estimate: above max-rows (as far as this run knows it). */
+function isEstimate(c: Conn, n: number, sent = 0): boolean {
+  return n > sent && n > Math.min(EXACT_COUNT_UP_TO, c.cap);
+}
+
+/** A list with its `count=estimated`: the rows, the count, and whether the count is an estimate. */
+interface Listed {
+  rows: Job[];
+  count: number;
+  estimated: boolean;
+}
+
+type Builder = ReturnType<ReturnType<typeof table>['select']>;
+
+function listed(c: Conn, limit: number, q: (b: Builder) => Builder): Promise<DbResult<Listed>> {
+  const b = q(table(c).select(JOB_COLUMNS, { count: 'estimated' }))
+    .limit(limit)
+    .retry(false);
+  return rows(c, b, (d, n) => {
+    noteCap(c, d.length, limit, n);
+    return { rows: d, count: n ?? d.length, estimated: false };
+  });
+}
+
+/** Marks each count that is an estimate, once every list of the round has shown what it knows of max-rows. */
+function settleEstimates(c: Conn, lists: Listed[]): void {
+  for (const l of lists) l.estimated = isEstimate(c, l.count, l.rows.length);
+}
+
+const NEWEST_FINISHED = { ascending: false, nullsFirst: false } as const;
+
+/**
+ * The queue in four parallel reads: queued (oldest first), running, failed since, and the latest done. Each is an
+ * index range scan under sandbox/migrations/004_queue_read_indexes.sql, whatever the size of the table.
+ */
 async function queueSnapshot(
   c: Conn,
   { failedSince, listLimit }: { failedSince: Date; listLimit: number },
 ): Promise<DbResult<QueueSnapshot>> {
   const started = c.now();
-  const [queued, running, failed, done] = await Promise.all([
-    rows(
-      c,
-      table(c)
-        .select(JOB_COLUMNS, { count: 'exact' })
-        .in('status', ['queued', 'pending'])
-        .order('created_at', { ascending: true })
-        .limit(listLimit)
-        .retry(false),
-      (d, n) => ({ count: n ?? 0, oldest: d as Job[] }),
+  const since = failedSince.toISOString();
+  const answers = await Promise.all([
+    listed(c, listLimit, (b) => b.in('status', ['queued', 'pending']).order('created_at', { ascending: true })),
+    listed(c, listLimit, (b) => b.eq('status', 'running').order('started_at', { ascending: true, nullsFirst: true })),
+    listed(c, listLimit, (b) =>
+      b.eq('status', 'failed').gte('finished_at', since).order('finished_at', NEWEST_FINISHED),
     ),
-    rows(
-      c,
-      table(c)
-        .select(JOB_COLUMNS, { count: 'exact' })
-        .eq('status', 'running')
-        .order('started_at', { ascending: true, nullsFirst: true })
-        .limit(listLimit)
-        .retry(false),
-      (d, n) => ({ count: n ?? 0, jobs: d as Job[] }),
-    ),
-    rows(
-      c,
-      table(c)
-        .select(JOB_COLUMNS, { count: 'exact' })
-        .eq('status', 'failed')
-        .gte('finished_at', failedSince.toISOString())
-        .order('finished_at', { ascending: false })
-        .limit(listLimit)
-        .retry(false),
-      (d, n) => ({ count: n ?? 0, recent: d as Job[], since: failedSince.toISOString() }),
-    ),
-    rows(
-      c,
-      table(c)
-        .select(JOB_COLUMNS, { count: 'exact' })
-        .eq('status', 'done')
-        .order('finished_at', { ascending: false, nullsFirst: false })
-        .limit(1)
-        .retry(false),
-      (d, n) => ({ count: n ?? 0, latest: ((d as Job[])[0] ?? null) as Job | null }),
-    ),
+    listed(c, 1, (b) => b.eq('status', 'done').order('finished_at', NEWEST_FINISHED)),
   ]);
   const ms = c.now() - started;
-  for (const r of [queued, running, failed, done]) if (!r.ok) return { ok: false, failure: r.failure, ms };
+  for (const r of answers) if (!r.ok) return { ok: false, failure: r.failure, ms };
+  const [queued, running, failed, done] = answers.map((r) => (r as { value: Listed }).value);
+  settleEstimates(c, [queued, running, failed, done]);
+  const names = ['queued/pending, oldest first', 'running', 'failed since', 'latest done'];
   return {
     ok: true,
     ms,
     value: {
-      queued: (queued as { value: QueueSnapshot['queued'] }).value,
-      running: (running as { value: QueueSnapshot['running'] }).value,
-      failed: (failed as { value: QueueSnapshot['failed'] }).value,
-      done: (done as { value: QueueSnapshot['done'] }).value,
+      queued: { count: queued.count, estimated: queued.estimated, oldest: queued.rows },
+      running: { count: running.count, estimated: running.estimated, jobs: running.rows },
+      failed: { count: failed.count, estimated: failed.estimated, recent: failed.rows, since },
+      done: { count: done.count, estimated: done.estimated, latest: done.rows[0] ?? null },
+      reads: answers.map((r, i) => ({ read: names[i], ms: r.ms })),
     },
   };
 }
 
-function queuedSummary(c: Conn): Promise<DbResult<{ count: number; oldest: Job | null }>> {
-  return rows(
-    c,
-    table(c)
-      .select(JOB_COLUMNS, { count: 'exact' })
-      .in('status', ['queued', 'pending'])
-      .order('created_at', { ascending: true })
-      .limit(1)
-      .retry(false),
-    (d, n) => ({ count: n ?? 0, oldest: ((d as Job[])[0] ?? null) as Job | null }),
-  );
+async function queuedSummary(c: Conn): Promise<DbResult<{ count: number; estimated: boolean; oldest: Job | null }>> {
+  const r = await listed(c, 1, (b) => b.in('status', ['queued', 'pending']).order('created_at', { ascending: true }));
+  if (!r.ok) return r;
+  settleEstimates(c, [r.value]);
+  return { ...r, value: { count: r.value.count, estimated: r.value.estimated, oldest: r.value.rows[0] ?? null } };
 }
 
-/** Lists without id, error or debug, ordered by indexed columns; counts as HEAD requests (no body). */
+/**
+ * Lists without id, error or debug, ordered by indexed columns; counts as HEAD requests (no body). Counts over the
+ * whole table are `estimated`; the two over the rate window stay exact (a range scan of the window's rows).
+ */
 async function watchReads(c: Conn, { since, limit }: WatchReadsOptions): Promise<DbResult<WatchReads>> {
   const started = c.now();
   const at = since.toISOString();
   const { backlog: first, others } = listLimits(limit);
-  type Builder = ReturnType<typeof from>;
-  const from = (cols: string, count: 'exact' | 'estimated' = 'exact', head = false) =>
-    table(c).select(cols, { count, head }).retry(false);
-  const list = (cols: string, n: number, q: (b: Builder) => Builder) =>
-    rows(c, q(from(cols)).limit(n), (d, count): Counted<Job> => ({ count: count ?? 0, rows: d }));
-  const head = (count: 'exact' | 'estimated', q: (b: Builder) => Builder) =>
-    run(c, q(from('id', count, true)), (_d, n) => n ?? 0);
-  const desc = { ascending: false };
+  type Count = 'exact' | 'estimated';
+  const from = (cols: string, count: Count, head = false) =>
+    table(c).select(cols, { count, head }).retry(false) as unknown as Builder;
+  const list = (cols: string, n: number, count: Count, q: (b: Builder) => Builder) =>
+    rows(c, q(from(cols, count)).limit(n), (d, total): Counted<Job> => {
+      noteCap(c, d.length, n, total);
+      return { count: total ?? d.length, rows: d };
+    });
+  const head = (count: Count, q: (b: Builder) => Builder) => run(c, q(from('id', count, true)), (_d, n) => n ?? 0);
   const answers = await Promise.all([
-    list('job_type,status,created_at', first, (b) => b.in('status', ['queued', 'pending']).order('created_at')),
-    head('exact', (b) => b.eq('status', 'pending')),
-    list('job_type,created_at,started_at', others, (b) =>
+    list('job_type,status,created_at', first, 'estimated', (b) =>
+      b.in('status', ['queued', 'pending']).order('created_at'),
+    ),
+    head('estimated', (b) => b.eq('status', 'pending')),
+    list('job_type,created_at,started_at', others, 'estimated', (b) =>
       b.eq('status', 'running').order('started_at', { nullsFirst: true }),
     ),
-    list('job_type', others, (b) => b.eq('status', 'failed').order('created_at', desc)),
+    list('job_type', others, 'estimated', (b) => b.eq('status', 'failed').order('created_at', { ascending: false })),
     head('estimated', (b) => b.eq('status', 'done')),
-    list('created_at,started_at', others, (b) =>
-      b.in('status', ['done', 'failed']).gte('finished_at', at).order('finished_at', desc),
+    list('created_at,started_at', others, 'exact', (b) =>
+      b.in('status', ['done', 'failed']).gte('finished_at', at).order('finished_at', NEWEST_FINISHED),
     ),
     head('exact', (b) => b.eq('status', 'failed').gte('finished_at', at)),
   ]);
   const bad = answers.find((r) => !r.ok);
   if (bad && !bad.ok) return { ok: false, failure: bad.failure, ms: c.now() - started };
   const values = answers.map((r) => (r as { value: unknown }).value) as WatchAnswers;
-  return { ok: true, ms: c.now() - started, value: assembleWatchReads(since, values) };
+  const reads = assembleWatchReads(since, values);
+  const [backlog, pending, running, failed, done] = values;
+  const estimated = (n: number, sent = 0) => isEstimate(c, n, sent);
+  reads.estimated = {
+    queued: estimated(backlog.count, backlog.rows.length) || estimated(pending),
+    pending: estimated(pending),
+    running: estimated(running.count, running.rows.length),
+    failed: estimated(failed.count, failed.rows.length),
+    done: estimated(done),
+  };
+  return { ok: true, ms: c.now() - started, value: reads };
 }
 
-function findJobs(c: Conn, f: JobFilter): Promise<DbResult<{ jobs: Job[]; total: number }>> {
-  let q = table(c).select(JOB_COLUMNS, { count: 'exact' });
+/** `or=(…)` values with `.`, `:` or `,` are double-quoted (PostgREST's reserved characters). */
+const quoted = (v: string) => `"${v.replace(/["\\]/g, (ch) => `\\${ch}`)}"`;
+
+function findJobs(c: Conn, f: JobFilter): Promise<DbResult<JobPage>> {
+  let q = table(c).select(JOB_COLUMNS, { count: 'estimated' });
   if (f.ids?.length) q = q.in('id', f.ids);
-  if (f.statuses?.length) q = q.in('status', f.statuses);
+  // One status as eq: an ordered scan of (status, created_at, id) that stops at the limit. `= ANY(…)` of several
+  // reads every matching row and sorts them (a range scan over the matches, never the table).
+  if (f.statuses?.length === 1) q = q.eq('status', f.statuses[0]);
+  else if (f.statuses?.length) q = q.in('status', f.statuses);
   if (f.jobType) q = q.eq('job_type', f.jobType);
   if (f.accountId) q = q.eq('account_id', f.accountId);
   if (f.createdBefore) q = q.lt('created_at', f.createdBefore.toISOString());
   if (f.createdAfter) q = q.gte('created_at', f.createdAfter.toISOString());
   if (f.errorContains) q = q.ilike('error', `%${escapeLike(f.errorContains)}%`);
-  return rows(c, q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false), (d, n) => ({
-    jobs: d as Job[],
-    total: n ?? (d as Job[]).length,
-  }));
+  if (f.after) {
+    // (created_at, id) > cursor, written so that created_at >= cursor is an index range condition.
+    const at = quoted(f.after.created_at);
+    q = q.gte('created_at', f.after.created_at).or(`created_at.gt.${at},id.gt.${quoted(f.after.id)}`);
+  }
+  const page = q.order('created_at', { ascending: true }).order('id').limit(f.limit).retry(false);
+  return rows(c, page, (d, n) => {
+    noteCap(c, d.length, f.limit, n);
+    return { jobs: d, total: n, estimated: n !== null && isEstimate(c, n, d.length) };
+  });
 }
 
 function compareAndSet(
@@ -273,7 +342,7 @@ function compareAndSet(
 }
 
 export function createJobsDb(o: JobsDbOptions): JobsDb {
-  const c: Conn = { client: createSupabase(o), url: o.url, now: () => o.now() };
+  const c: Conn = { client: createSupabase(o), url: o.url, now: () => o.now(), cap: Number.POSITIVE_INFINITY };
   return {
     url: o.url,
     queueSnapshot: (q) => queueSnapshot(c, q),

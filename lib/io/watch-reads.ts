@@ -6,8 +6,13 @@ import type { Job, JobStatus } from '../core/job.ts';
 
 /** One refresh's reads. */
 export interface WatchReads {
-  /** Per status; done is PostgREST's `estimated` count (exact up to the API's max-rows, the planner's above). */
+  /**
+   * Per status, PostgREST's `estimated` counts (exact up to the API's max-rows, the planner's estimate above); the
+   * window's counts are exact.
+   */
   counts: Record<JobStatus, number>;
+  /** The statuses whose count is the planner's estimate (set by the db port; absent: all exact). */
+  estimated?: Partial<Record<JobStatus, boolean>>;
   /** The oldest queued/pending jobs, oldest first (at most `limit`). */
   backlog: Array<Pick<Job, 'job_type' | 'status' | 'created_at'>>;
   /** Running jobs, longest running first (at most {@link listLimits}' `others`). */

@@ -12,6 +12,8 @@ export interface MemoryJobsDbOptions {
   url?: string;
   /** Whether `hd_requeue_jobs` exists (else rpc answers 404 like PostgREST's PGRST202). */
   rpcInstalled?: boolean;
+  /** The API's max-rows: a read or an RPC result sends at most this many rows, whatever was asked (as PostgREST). */
+  maxRows?: number;
 }
 
 /** One call the memory db received, for assertions on what was (not) written. */
@@ -26,6 +28,8 @@ export interface MemoryJobsDb extends JobsDb {
   jobs: Map<string, Job>;
   calls: MemoryCall[];
   rpcInstalled: boolean;
+  /** See {@link MemoryJobsDbOptions.maxRows}; may be changed between calls. */
+  maxRows: number;
   /** Runs before a write is evaluated (compare-and-set or each job of an rpc): change a row here to race. */
   beforeWrite?: (jobId: string) => void;
   /** Makes a write fail with this; `applied: true` makes it fail after writing (a lost answer). */
@@ -44,6 +48,11 @@ const copy = <T>(v: T): T => (v === undefined ? v : JSON.parse(JSON.stringify(v)
 function instantKey(ts: string): string {
   const fraction = /\.(\d+)/.exec(ts)?.[1] ?? '';
   return `${Math.floor(Date.parse(ts) / 1000)}.${fraction.padEnd(6, '0').slice(0, 6)}`;
+}
+
+/** (created_at, id) order, as the keyset pages. */
+function keyOrder(a: Pick<Job, 'created_at' | 'id'>, b: Pick<Job, 'created_at' | 'id'>): number {
+  return instantKey(a.created_at).localeCompare(instantKey(b.created_at)) || a.id.localeCompare(b.id);
 }
 
 function sameInstant(a: string | null, b: string | null): boolean {
@@ -74,6 +83,7 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
     jobs,
     calls,
     rpcInstalled: options.rpcInstalled ?? false,
+    maxRows: options.maxRows ?? Number.POSITIVE_INFINITY,
     insert(job) {
       const full: Job = {
         account_id: null,
@@ -110,8 +120,11 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
         .filter((j) => !f.createdBefore || Date.parse(j.created_at) < f.createdBefore.getTime())
         .filter((j) => !f.createdAfter || Date.parse(j.created_at) >= f.createdAfter.getTime())
         .filter((j) => needle === undefined || (j.error ?? '').toLowerCase().includes(needle))
-        .sort((a, b) => instantKey(a.created_at).localeCompare(instantKey(b.created_at)) || a.id.localeCompare(b.id));
-      const result = ok({ jobs: copy(all.slice(0, f.limit)), total: all.length });
+        .filter((j) => !f.after || keyOrder(j, f.after) > 0)
+        .sort(keyOrder);
+      // Content-Range's total counts every matching row; the page is cut at the limit and at max-rows.
+      const page = all.slice(0, Math.min(f.limit, db.maxRows));
+      const result = ok({ jobs: copy(page), total: all.length, estimated: false });
       db.afterRead?.();
       return result;
     },
@@ -187,7 +200,8 @@ export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJob
         jobs.set(g.id, updated);
         out.push(copy(updated));
       }
-      return lostAnswer ? fail(lostAnswer) : ok(out as T);
+      // PostgREST cuts a function's result at max-rows too: the rows past it were written all the same.
+      return lostAnswer ? fail(lostAnswer) : ok(out.slice(0, db.maxRows) as T);
     },
   };
   return db;

@@ -63,8 +63,17 @@ function seed(db: MemoryJobsDb, n: number): Job[] {
   );
 }
 
-function setup(opts: { jobs?: number; rpcInstalled?: boolean; rpc?: RpcMode; signal?: AbortSignal } = {}) {
-  const db = createMemoryJobsDb({ rpcInstalled: opts.rpcInstalled ?? false });
+const PATHS_UNDER_CAP: [string, { rpcInstalled: boolean; rpc: RpcMode; maxRows: number }][] = [
+  ['per job, max-rows 100', { rpcInstalled: false, rpc: 'auto', maxRows: 100 }],
+  ['per job, max-rows 30 (each read-back of 100 ids is paged)', { rpcInstalled: false, rpc: 'auto', maxRows: 30 }],
+  ['hd_requeue_jobs, max-rows 100', { rpcInstalled: true, rpc: 'auto', maxRows: 100 }],
+  ['hd_requeue_jobs, max-rows 30', { rpcInstalled: true, rpc: 'auto', maxRows: 30 }],
+];
+
+function setup(
+  opts: { jobs?: number; rpcInstalled?: boolean; rpc?: RpcMode; signal?: AbortSignal; maxRows?: number } = {},
+) {
+  const db = createMemoryJobsDb({ rpcInstalled: opts.rpcInstalled ?? false, maxRows: opts.maxRows });
   const jobs = seed(db, opts.jobs ?? 3);
   const files = memFiles();
   const out = createOutput({ write: () => {}, color: false, spinner: false, verbose: false });
@@ -99,6 +108,63 @@ function setup(opts: { jobs?: number; rpcInstalled?: boolean; rpc?: RpcMode; sig
   const jobLines = () => lines().filter((l): l is AuditJobLine => l.outcome !== 'intent');
   return { db, jobs, files, out, plan, audit, applier, lines, jobLines };
 }
+
+describe('under an API max-rows below the batch (Supabase cuts every answer, a function result too)', () => {
+  it.each(PATHS_UNDER_CAP)('%s: 250 jobs are all requeued, reported and audited as requeued', async (_n, o) => {
+    const s = setup({ jobs: 250, ...o });
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toBeUndefined();
+    expect(run.results.filter((r) => r.outcome === 'requeued')).toHaveLength(250);
+    expect(new Set(run.results.map((r) => r.jobId)).size).toBe(250);
+    expect(s.jobLines().map((l) => l.outcome)).toEqual(Array(250).fill('requeued'));
+    for (const j of s.jobs) {
+      const history = (s.db.get(j.id)!.debug as { requeue_history: unknown[] }).requeue_history;
+      expect(history).toHaveLength(1);
+    }
+    // The exact state before the write comes from the history entry, also for the jobs the server did not list.
+    expect(s.jobLines().every((l) => l.before?.status === 'failed' && l.before?.attempts === 2)).toBe(true);
+  });
+
+  it('a batch of 500 by default: one call writes 250, and the 150 it did not list are read back by id', async () => {
+    const s = setup({ jobs: 250, maxRows: 100, rpcInstalled: true });
+    await s.applier.apply(s.plan.writes);
+    expect(s.db.calls.filter((c) => c.method === 'rpc' && c.ids?.length).map((c) => c.ids?.length)).toEqual([250]);
+    expect(s.applier.describePath()).toContain('500 jobs per call');
+  });
+
+  it('a job the server did not list and that changed meanwhile is skipped, named by what changed', async () => {
+    const s = setup({ jobs: 3, maxRows: 1, rpcInstalled: true });
+    s.db.beforeWrite = (jobId) => {
+      if (jobId === id(3)) s.db.jobs.set(jobId, { ...s.db.jobs.get(jobId)!, status: 'running', attempts: 3 });
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.results.map((r) => r.outcome)).toEqual(['requeued', 'requeued', 'skipped']);
+    expect(run.results[2].detail).toMatch(/^changed since the preview: status failed → running/);
+  });
+
+  it('jobs the server did not list and that cannot be read back are unknown (the run stops), never skipped', async () => {
+    const s = setup({ jobs: 3, maxRows: 1, rpcInstalled: true });
+    s.db.failRead = (f) => (f.ids?.length === 2 ? NETWORK_TIMEOUT : undefined);
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.results.map((r) => r.outcome)).toEqual(['requeued', 'unknown', 'unknown']);
+    expect(run.stopped?.kind).toBe('outcome-unknown');
+    expect(s.jobLines().map((l) => l.outcome)).toEqual(['requeued']);
+  });
+
+  it('a lower --rpc-batch splits the calls', async () => {
+    const s = setup({ jobs: 250, maxRows: 100, rpcInstalled: true });
+    const applier = createApplier({ db: s.db, clock: fakeClock(), out: s.out, audit: s.audit }, s.plan, {
+      concurrency: 4,
+      rpc: 'only',
+      rpcBatch: 100,
+    });
+    const run = await applier.apply(s.plan.writes);
+    expect(run.results.filter((r) => r.outcome === 'requeued')).toHaveLength(250);
+    expect(s.db.calls.filter((c) => c.method === 'rpc' && c.ids?.length).map((c) => c.ids?.length)).toEqual([
+      100, 100, 50,
+    ]);
+  });
+});
 
 const PATHS: [string, { rpcInstalled: boolean; rpc: RpcMode }, string][] = [
   ['per-job compare-and-set', { rpcInstalled: false, rpc: 'auto' }, 'compareAndSet'],

@@ -204,12 +204,62 @@ describe('readSelection', () => {
     expect(read.requests).toBeGreaterThanOrEqual(3);
   });
 
-  it('does not loop when a whole page shares one created_at', async () => {
+  it('pages past a page that shares one created_at: the keyset is (created_at, id)', async () => {
     const db = createMemoryJobsDb();
     for (let i = 0; i < 1200; i++)
       db.insert({ id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`, created_at: ts(0) });
     const read = await readSelection(db, parseSelection({}, NOW), 1100);
-    expect(read.scanCut).toBe(true);
-    expect(read.jobs).toHaveLength(1000);
+    expect(read.scanCut).toBe(false);
+    expect(new Set(read.jobs.map((j) => j.id)).size).toBe(1100);
+    expect(read.more).toEqual({ total: 1200 });
+  });
+});
+
+describe('readSelection under an API max-rows (a page shorter than asked is not the end)', () => {
+  const jobId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+  // Microseconds, as PostgREST sends timestamptz: the keyset must not round them away.
+  const at = (i: number) =>
+    `2026-03-10T10:${String(Math.floor(i / 60) % 60).padStart(2, '0')}:${String(i % 60).padStart(2, '0')}.${String(i).padStart(6, '0')}+00:00`;
+
+  it('a selection of 250 jobs with max-rows 100 sees all 250, in pages of (created_at, id)', async () => {
+    const db = createMemoryJobsDb({ maxRows: 100 });
+    for (let i = 0; i < 250; i++) db.insert({ id: jobId(i), created_at: at(i % 7) });
+    const read = await readSelection(db, parseSelection({}, NOW), 500);
+    expect(read.jobs).toHaveLength(250);
+    expect(new Set(read.jobs.map((j) => j.id)).size).toBe(250);
+    expect(read.more).toBeUndefined();
+    expect(read.requests).toBe(3);
+  });
+
+  it('the regex scan finds every match with max-rows 100, and says when more match than the limit', async () => {
+    const db = createMemoryJobsDb({ maxRows: 100 });
+    for (let i = 0; i < 1000; i++)
+      db.insert({ id: jobId(i), created_at: at(i), error: i % 4 === 0 ? 'ValueError: Circular reference' : 'OOM' });
+    const read = await readSelection(db, parseSelection({ error: '/circular/i' }, NOW), 500);
+    expect(read.jobs).toHaveLength(250);
+    expect(read.jobs.every((j) => j.error?.includes('Circular'))).toBe(true);
+    expect(read.more).toBeUndefined();
+    expect(read.scanCut).toBe(false);
+    const cut = await readSelection(db, parseSelection({ error: '/circular/i' }, NOW), 100);
+    expect(cut.jobs).toHaveLength(100);
+    expect(cut.more).toEqual({});
+  });
+
+  it('reads 100 ids with max-rows 30 in pages, none missing', async () => {
+    const db = createMemoryJobsDb({ maxRows: 30 });
+    const ids = Array.from({ length: 100 }, (_, i) => jobId(i));
+    for (const id of ids) db.insert({ id, created_at: at(3) });
+    const read = await readSelection(db, { kind: 'ids', ids }, 500);
+    expect(read.jobs).toHaveLength(100);
+    expect(read.missingIds).toEqual([]);
+    expect(read.requests).toBe(4);
+  });
+
+  it('counts past the limit from the first page (the count from Content-Range, not the rows sent)', async () => {
+    const db = createMemoryJobsDb({ maxRows: 100 });
+    for (let i = 0; i < 250; i++) db.insert({ id: jobId(i), created_at: at(i) });
+    const read = await readSelection(db, parseSelection({}, NOW), 120);
+    expect(read.jobs).toHaveLength(120);
+    expect(read.more).toEqual({ total: 250 });
   });
 });

@@ -38,8 +38,14 @@ export const DEFAULT_CONCURRENCY = 24;
 export const MAX_CONCURRENCY = 64;
 /** Jobs per audit intent and re-read on the per-job path (a multiple of the default concurrency). */
 const CAS_BATCH = 240;
-/** Jobs per server call: one statement of guarded updates, well under a second even for the largest batch. */
-const RPC_BATCH = 1000;
+/**
+ * Jobs per server call by default: one statement of guarded updates, well under a second. Below Supabase's default
+ * max-rows (1,000), which also cuts a function's result; a project with a lower cap answers with fewer rows, and the
+ * rest are read back (rpc.ts), never taken as skipped.
+ */
+export const DEFAULT_RPC_BATCH = 500;
+/** The most `--rpc-batch` allows: Supabase's default max-rows. */
+export const MAX_RPC_BATCH = 1000;
 
 /** `--rpc`: use the SQL function when installed, never, or require it. */
 export type RpcMode = 'auto' | 'off' | 'only';
@@ -57,15 +63,22 @@ export interface ApplyDeps {
 export interface ApplyOptions {
   concurrency: number;
   rpc: RpcMode;
+  /** Jobs per call of the SQL function (default {@link DEFAULT_RPC_BATCH}). */
+  rpcBatch?: number;
 }
 
 type WritePath = 'rpc' | 'cas';
 
 /** Decides the path once: probes for the SQL function unless told not to; `--rpc only` without it throws. */
-async function choosePath(db: JobsDb, rpc: RpcMode, concurrency: number): Promise<{ path: WritePath; note: string }> {
+async function choosePath(
+  db: JobsDb,
+  rpc: RpcMode,
+  concurrency: number,
+  rpcBatch: number,
+): Promise<{ path: WritePath; note: string }> {
   if (rpc === 'off') return { path: 'cas', note: `one compare-and-set per job (--rpc off), ${concurrency} at a time` };
   const why = await rpcUnusable(db);
-  if (why === undefined) return { path: 'rpc', note: `server-side ${RPC_FUNCTION}, ${RPC_BATCH} jobs per call` };
+  if (why === undefined) return { path: 'rpc', note: `server-side ${RPC_FUNCTION}, ${rpcBatch} jobs per call` };
   if (rpc === 'only') {
     throw new RunbookError(
       `--rpc only: ${why}`,
@@ -108,8 +121,9 @@ async function writeBatches(
   writes: readonly PlannedWrite[],
   results: WriteResult[],
   tick: (n?: number) => void,
+  rpcSize: number,
 ): Promise<Stopped> {
-  const size = path === 'rpc' ? RPC_BATCH : CAS_BATCH;
+  const size = path === 'rpc' ? rpcSize : CAS_BATCH;
   for (let i = 0; i < writes.length; i += size) {
     if (ctx.aborted()) return interrupted();
     const batch = writes.slice(i, i + size);
@@ -143,6 +157,7 @@ function unreached(writes: readonly PlannedWrite[], results: WriteResult[]): voi
  */
 export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: ApplyOptions) {
   const concurrency = Math.max(1, Math.min(MAX_CONCURRENCY, options.concurrency));
+  const rpcBatch = Math.max(1, Math.min(MAX_RPC_BATCH, options.rpcBatch ?? DEFAULT_RPC_BATCH));
   const ctx: BatchContext = {
     db: deps.db,
     clock: deps.clock,
@@ -159,11 +174,11 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
     async apply(writes: readonly PlannedWrite[]): Promise<ApplyRun> {
       const results: WriteResult[] = [];
       if (!writes.length) return { results };
-      chosen ??= await choosePath(deps.db, options.rpc, concurrency);
+      chosen ??= await choosePath(deps.db, options.rpc, concurrency, rpcBatch);
       const meter = progressMeter(deps.out, deps.clock, writes.length);
       let stopped: Stopped;
       try {
-        stopped = await writeBatches(ctx, chosen.path, writes, results, meter.tick);
+        stopped = await writeBatches(ctx, chosen.path, writes, results, meter.tick, rpcBatch);
       } finally {
         meter.clear();
       }

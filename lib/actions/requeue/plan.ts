@@ -76,7 +76,7 @@ export interface RequeuePlan {
   writes: PlannedWrite[];
   excluded: Exclusion[];
   /** More jobs match than the limit took (total known when the server did all the filtering). */
-  more?: { total?: number };
+  more?: { total?: number; estimated?: boolean };
   limit: number;
   scanCut: boolean;
 }

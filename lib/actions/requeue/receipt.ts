@@ -3,7 +3,7 @@
  * receipt, as lines for the terminal and the markdown report, and as data for the JSON. Pure.
  */
 
-import { clip } from '../../core/text.ts';
+import { clip, countText } from '../../core/text.ts';
 import { formatAge, minutesBetween } from '../../evidence/evidence.ts';
 import type { WriteResult } from './apply.ts';
 import type { CanaryVerdict } from './canary.ts';
@@ -83,7 +83,7 @@ export function previewLines(plan: RequeuePlan, now: Date, verbose: boolean): st
   const lines: string[] = [`selection: ${plan.selection} (limit ${plan.limit})`];
   if (plan.more) {
     lines.push(
-      `limit reached: ${plan.writes.length + plan.excluded.length} taken${plan.more.total !== undefined ? ` of ${plan.more.total} matching` : '; more may match'} — rerun the same command afterwards for the rest, or raise --limit`,
+      `limit reached: ${plan.writes.length + plan.excluded.length} taken${plan.more.total !== undefined ? ` of ${countText(plan.more.total, plan.more.estimated)} matching` : '; more may match'} — rerun the same command afterwards for the rest, or raise --limit`,
     );
   }
   if (plan.scanCut)

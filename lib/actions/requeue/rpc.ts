@@ -51,7 +51,7 @@ export async function rpcBatch(
   let stopped: Stopped;
   if (!r.ok && refused(r.failure)) stopped = refusedBatch(ctx, batch, results, r.failure);
   else if (!r.ok) stopped = await unknownBatch(ctx, batch, results, r.failure);
-  else await answeredBatch(ctx, batch, results, r.value);
+  else stopped = await answeredBatch(ctx, batch, results, r.value);
   tick(batch.length);
   return stopped;
 }
@@ -94,14 +94,18 @@ async function unknownBatch(
   return unknown ? outcomeUnknown(failure.message) : undefined;
 }
 
-/** The server answered with the rows it wrote; the others are read back to say why they were not. */
+/**
+ * The server answered with the rows it wrote, but at most its max-rows of them: every other job is read back, and
+ * one carrying this run's history entry was written (by this call: a run writes a job once). Only a job without it
+ * was not written; a job that could not be read back is unknown (the run stops, a rerun settles it), never skipped.
+ */
 async function answeredBatch(
   ctx: BatchContext,
   batch: readonly PlannedWrite[],
   results: WriteResult[],
   written: Job[] | null,
-): Promise<void> {
-  const rows = new Map((written ?? []).map((j) => [j.id, j]));
+): Promise<Stopped> {
+  const rows = new Map((written ?? []).map((j) => [j.id.toLowerCase(), j]));
   const missing = batch.filter((w) => !rows.has(w.jobId));
   const back = missing.length
     ? await readBack(
@@ -110,12 +114,20 @@ async function answeredBatch(
       )
     : new Map<string, Job>();
   const now = ctx.clock.now().toISOString();
+  let unknown = 0;
   for (const w of batch) {
-    const row = rows.get(w.jobId);
+    const row = rows.get(w.jobId) ?? withEntryOfRun(ctx, back?.get(w.jobId));
     const res = row ? writtenByServer(ctx, w, row) : notWrittenByServer(ctx, w, back);
-    auditLine(ctx, w, res, now);
+    if (res.outcome === 'unknown') unknown++;
+    else auditLine(ctx, w, res, now);
     results.push(res);
   }
+  return unknown ? outcomeUnknown('the jobs the server did not list could not be read back') : undefined;
+}
+
+/** The row read back, when this run's history entry is on it (the server wrote it but did not list it). */
+function withEntryOfRun(ctx: BatchContext, seen: Job | undefined): Job | undefined {
+  return seen && entryOfRun(seen.debug, ctx.plan.runId) ? seen : undefined;
 }
 
 function writtenByServer(ctx: BatchContext, w: PlannedWrite, row: Job): WriteResult {
@@ -130,14 +142,16 @@ function writtenByServer(ctx: BatchContext, w: PlannedWrite, row: Job): WriteRes
 }
 
 function notWrittenByServer(ctx: BatchContext, w: PlannedWrite, back: Map<string, Job> | undefined): WriteResult {
-  const seen = back?.get(w.jobId);
+  if (!back) {
+    const why = `${RPC_FUNCTION} did not list it and it could not be read back`;
+    return notWritten(w, 'unknown', `${why} — a rerun of the same command settles it`, 'rpc');
+  }
+  const seen = back.get(w.jobId);
   const previous = seen ? entryOfOp(seen.debug, ctx.plan.opId) : undefined;
-  const detail = !back
-    ? 'not written by the server (its current state could not be read)'
-    : !seen
-      ? 'the job no longer exists'
-      : previous && matchesGuard(seen, w.guard)
-        ? `not written by the server: its ${RPC_FUNCTION} predates sandbox/migrations/003_requeue_again.sql, which lets a job that failed again since this command requeued it be requeued again (apply it, or rerun with --rpc off)`
-        : describeChange(w.guard, seen);
+  const detail = !seen
+    ? 'the job no longer exists'
+    : previous && matchesGuard(seen, w.guard)
+      ? `not written by the server: its ${RPC_FUNCTION} predates sandbox/migrations/003_requeue_again.sql, which lets a job that failed again since this command requeued it be requeued again (apply it, or rerun with --rpc off)`
+      : describeChange(w.guard, seen);
   return notWritten(w, 'skipped', detail, 'rpc', w.before, seen ? jobState(seen) : null);
 }

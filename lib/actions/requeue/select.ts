@@ -7,15 +7,13 @@
 import { RunbookError } from '../../core/exit-codes.ts';
 import { JOB_STATUSES, type Job, type JobStatus } from '../../core/job.ts';
 import type { JobFilter, JobsDb } from '../../io/jobs-db.ts';
-import { readJobsById } from './read.ts';
+import { PAGE_SIZE, readJobsById, scanJobs } from './read.ts';
 
 /** How many jobs a run selects when `--limit` is not given, and the most it may ask for. */
 export const DEFAULT_LIMIT = 500;
 /** The most `--limit` (and `--id`) may name in one run. */
 export const MAX_LIMIT = 10_000;
 
-/** Rows per page: hosted Supabase caps a response at 1000 rows (max-rows). */
-const PAGE_SIZE = 1000;
 /** Rows read at most while an error regex filters client-side: bounds a run on a huge table. */
 const SCAN_MAX = 50_000;
 
@@ -314,8 +312,11 @@ export interface SelectionRead {
   jobs: Job[];
   /** `--id` values with no such job. */
   missingIds: string[];
-  /** More jobs match than were taken: exactly how many when the server did all the filtering. */
-  more?: { total?: number };
+  /**
+   * More jobs match than were taken: how many when the server did all the filtering (`estimated`: the planner's
+   * estimate, above the API's max-rows).
+   */
+  more?: { total?: number; estimated?: boolean };
   /** The client-side scan stopped at its bound before the end of the candidates. */
   scanCut: boolean;
   requests: number;
@@ -325,23 +326,26 @@ function failure(message: string, fix: string): RunbookError {
   return new RunbookError(message, fix);
 }
 
-/** Reads the jobs a selection names: ids in chunks, filters page by page (keyset on created_at). */
+async function readIds(db: JobsDb, ids: string[]): Promise<SelectionRead> {
+  const r = await readJobsById(db, ids);
+  if (!r.ok) throw failure(`could not read the jobs: ${r.failure.message}`, r.failure.fix);
+  const found = r.found;
+  const jobs = ids.map((id) => found.get(id)).filter((j): j is Job => j !== undefined);
+  jobs.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
+  return { jobs, missingIds: ids.filter((id) => !found.has(id)), scanCut: false, requests: r.requests };
+}
+
+/**
+ * Reads the jobs a selection names: ids in chunks, filters page by page (keyset on created_at, id; a page shorter
+ * than asked is not the end, the count is), then the client-side error regex over every page.
+ */
 export async function readSelection(db: JobsDb, sel: Selection, limit: number): Promise<SelectionRead> {
-  let requests = 0;
-  if (sel.kind === 'ids') {
-    const r = await readJobsById(db, sel.ids);
-    requests += r.requests;
-    if (!r.ok) throw failure(`could not read the jobs: ${r.failure.message}`, r.failure.fix);
-    const found = r.found;
-    const jobs = sel.ids.map((id) => found.get(id)).filter((j): j is Job => j !== undefined);
-    jobs.sort((a, b) => a.created_at.localeCompare(b.created_at) || a.id.localeCompare(b.id));
-    return { jobs, missingIds: sel.ids.filter((id) => !found.has(id)), scanCut: false, requests };
-  }
-  if (sel.statuses.length === 0) return { jobs: [], missingIds: [], scanCut: false, requests };
+  if (sel.kind === 'ids') return readIds(db, sel.ids);
+  if (sel.statuses.length === 0) return { jobs: [], missingIds: [], scanCut: false, requests: 0 };
 
   const serverSubstring = serverErrorSubstring(sel.error);
   const clientTest = sel.error && serverSubstring === undefined ? compileErrorMatcher(sel.error) : undefined;
-  const base: Omit<JobFilter, 'limit'> = {
+  const filter: Omit<JobFilter, 'limit'> = {
     statuses: sel.statuses,
     jobType: sel.jobType,
     accountId: sel.accountId,
@@ -349,47 +353,35 @@ export async function readSelection(db: JobsDb, sel: Selection, limit: number): 
     createdAfter: sel.newerThan?.at,
     errorContains: serverSubstring,
   };
-  const seen = new Set<string>();
   const jobs: Job[] = [];
-  const pageSize = clientTest ? PAGE_SIZE : Math.min(PAGE_SIZE, limit);
-  let serverTotal: number | undefined;
-  let cursor: Date | undefined;
-  let exhausted = false;
+  let total: { n: number | null; estimated: boolean } | undefined;
+  let scanned = 0;
   let scanCut = false;
   let overflow = false;
-  while (jobs.length < limit) {
-    const createdAfter =
-      cursor && (!base.createdAfter || cursor.getTime() > base.createdAfter.getTime()) ? cursor : base.createdAfter;
-    const r = await db.findJobs({ ...base, createdAfter, limit: pageSize });
-    requests++;
-    if (!r.ok) throw failure(`could not read the jobs: ${r.failure.message}`, r.failure.fix);
-    serverTotal ??= r.value.total;
-    const page = r.value.jobs;
-    let fresh = 0;
-    for (const j of page) {
-      if (seen.has(j.id)) continue;
-      seen.add(j.id);
-      fresh++;
-      if (clientTest && !clientTest(j.error)) continue;
-      if (jobs.length < limit) jobs.push(j);
-      else overflow = true;
-    }
-    if (page.length < pageSize) {
-      exhausted = true;
-      break;
-    }
-    if (fresh === 0 || seen.size >= SCAN_MAX) {
-      // A whole page sharing one created_at (a keyset on a timestamp cannot step past it), or the scan bound:
-      // say so rather than loop.
-      scanCut = true;
-      break;
-    }
-    // Date keeps milliseconds and Postgres microseconds: the cursor rounds down, so no row is ever skipped, and
-    // the rows read twice are dropped by id.
-    cursor = new Date(Date.parse(page[page.length - 1].created_at));
-  }
-  const result: SelectionRead = { jobs, missingIds: [], scanCut, requests };
-  if (!clientTest && serverTotal !== undefined && serverTotal > jobs.length) result.more = { total: serverTotal };
-  else if (clientTest && (overflow || (!exhausted && !scanCut))) result.more = {};
+  const r = await scanJobs(
+    db,
+    filter,
+    () => (clientTest ? PAGE_SIZE : limit - jobs.length),
+    (page, first) => {
+      if (first) total = { n: page.total, estimated: page.estimated };
+      for (const j of page.jobs) {
+        scanned++;
+        if (clientTest && !clientTest(j.error)) continue;
+        if (jobs.length < limit) jobs.push(j);
+        else overflow = true;
+      }
+      if (jobs.length >= limit) return false;
+      // The bound on a client-side scan of a huge table: say so rather than read on.
+      if (scanned >= SCAN_MAX) scanCut = true;
+      return !scanCut;
+    },
+  );
+  if (!r.ok) throw failure(`could not read the jobs: ${r.failure.message}`, r.failure.fix);
+  if (scanCut && r.ended) scanCut = false;
+  const result: SelectionRead = { jobs, missingIds: [], scanCut, requests: r.requests };
+  if (!clientTest && total?.n != null && total.n > jobs.length) {
+    result.more = { total: total.n, ...(total.estimated ? { estimated: true } : {}) };
+  } else if (!clientTest && !r.ended && jobs.length >= limit) result.more = {};
+  else if (clientTest && (overflow || (!r.ended && !scanCut))) result.more = {};
   return result;
 }

@@ -5,6 +5,7 @@
  */
 
 import { isOverdueQueued, isStaleRunning } from '../../core/stuck-rules.ts';
+import { countText } from '../../core/text.ts';
 import { type Evidence, formatAge, minutesBetween } from '../../evidence/evidence.ts';
 import type { Draft, FindingRule, RuleContext } from '../rule.ts';
 
@@ -35,12 +36,12 @@ export function stallOf(ev: Evidence): Stall | undefined {
   if (!queue || !overdue.length) return undefined;
   const activity = lastActivity(ev);
   const sinceActivity = activity ? minutesBetween(now, activity) : undefined;
-  const { count, oldest } = queue.queued;
+  const { count, estimated, oldest } = queue.queued;
   const more = overdue.length === oldest.length && count > overdue.length ? '+' : '';
   return {
     jobIds: overdue.map((j) => j.id),
     lines: [
-      `${count} queued/pending job${count === 1 ? '' : 's'}; ${overdue.length}${more} waiting longer than the rule, oldest ${formatAge(minutesBetween(now, overdue[0].created_at))}`,
+      `${countText(count, estimated)} queued/pending job${count === 1 ? '' : 's'}; ${overdue.length}${more} waiting longer than the rule, oldest ${formatAge(minutesBetween(now, overdue[0].created_at))}`,
       activity
         ? `last worker activity in the table ${formatAge(sinceActivity)} ago`
         : 'no worker activity in the table (no job started or finished recently)',

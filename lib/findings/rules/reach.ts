@@ -4,6 +4,7 @@
  */
 
 import type { SshFailure } from '../../core/ports.ts';
+import { READ_INDEXES_MIGRATION, SLOW_QUEUE_READ_MS, STATEMENT_TIMEOUT_MS } from '../../core/thresholds.ts';
 import type { Evidence } from '../../evidence/evidence.ts';
 import { sshTargetLabel } from '../../io/ssh/target.ts';
 import type { Draft, FindingRule } from '../rule.ts';
@@ -21,6 +22,24 @@ function supabaseDraft(ev: Evidence, title: string, cause?: string): Draft[] {
       evidence: [`${ev.laptop.url?.origin ?? ev.laptop.source}: ${f.message}`],
       cause: cause ?? f.message,
       fix: f.fix,
+    },
+  ];
+}
+
+/** The queue reads slower than {@link SLOW_QUEUE_READ_MS}: a quarter of the statement timeout gone. */
+function slowReads(ev: Evidence): Draft[] {
+  const slow = (ev.queueReads ?? []).filter((r) => r.ms > SLOW_QUEUE_READ_MS);
+  if (!slow.length || (ev.supabase && !ev.supabase.ok)) return [];
+  const worst = Math.max(...slow.map((r) => r.ms));
+  return [
+    {
+      title: `a queue read took ${(worst / 1000).toFixed(1)} s (over ${SLOW_QUEUE_READ_MS / 1000} s)`,
+      evidence: [
+        ...slow.map((r) => `${r.read}: ${Math.round(r.ms)} ms`),
+        `Supabase cancels a service_role statement after ${STATEMENT_TIMEOUT_MS / 1000} s (500, 57014)`,
+      ],
+      cause: `a quarter of the ${STATEMENT_TIMEOUT_MS / 1000} s statement timeout is gone on one read: the table outgrew its indexes (or the database is overloaded, or the link is slow), and a larger table will time out`,
+      fix: `apply ${READ_INDEXES_MIGRATION} to the project (SQL editor or supabase db push: it builds the indexes without locking writes), then run diagnose-env again`,
     },
   ];
 }
@@ -77,6 +96,12 @@ export const REACH_RULES: readonly FindingRule[] = [
       if (!kind || isKeyProblem(kind) || kind === 'missing-table') return [];
       return supabaseDraft(ev, 'Supabase does not answer from this machine');
     },
+  },
+  {
+    id: 'queue-read-slow',
+    severity: 'warning',
+    scope: 'env',
+    detect: ({ ev }) => slowReads(ev),
   },
   {
     id: 'host-key-mismatch',

@@ -8,6 +8,7 @@
  * never the verdict: the other two sides decide which instance is the right one.
  */
 
+import { countText } from '../../core/text.ts';
 import { type Evidence, formatAge, minutesBetween, type SupabaseSide } from '../../evidence/evidence.ts';
 import { describeKey } from '../../io/keys.ts';
 
@@ -183,9 +184,15 @@ export function agreedName(others: readonly Target[], prefer: SideName): string 
 }
 
 /** What the queued jobs of an instance say: how many, and how old the oldest. */
-export function queuedLine(where: string, count: number, oldestCreated: string | undefined, now: Date): string {
+export function queuedLine(
+  where: string,
+  count: number,
+  oldestCreated: string | undefined,
+  now: Date,
+  estimated = false,
+): string {
   const oldest = oldestCreated ? `, oldest ${formatAge(minutesBetween(now, oldestCreated))} old` : '';
-  return `${where} holds ${count} queued job${count === 1 ? '' : 's'}${oldest}`;
+  return `${where} holds ${countText(count, estimated)} queued job${count === 1 ? '' : 's'}${oldest}`;
 }
 
 /** The app's instance, when it was counted (the app points elsewhere than the laptop): its queued jobs. */
@@ -193,12 +200,12 @@ export function appInstanceLine(ev: Evidence, where: string): string[] {
   const other = ev.app?.other;
   if (!other) return [];
   if (!other.ok) return [`${where} did not answer: ${other.message}`];
-  return [queuedLine(where, other.queued, other.oldest?.created_at, ev.now)];
+  return [queuedLine(where, other.queued, other.oldest?.created_at, ev.now, other.estimated)];
 }
 
 /** The queue the laptop read: the queued jobs in it. */
 export function laptopQueueLine(ev: Evidence, where: string): string[] {
   const q = ev.queue;
   if (!q) return [];
-  return [queuedLine(where, q.queued.count, q.queued.oldest[0]?.created_at, ev.now)];
+  return [queuedLine(where, q.queued.count, q.queued.oldest[0]?.created_at, ev.now, q.queued.estimated)];
 }

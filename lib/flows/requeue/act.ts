@@ -48,7 +48,11 @@ export const openAudit: RequeueStep = {
       run.findings.push(auditSettled(settled));
     }
     const io = { db: run.ctx.db, clock: ports.clock, out: ports.out, audit, signal: opts.signal };
-    run.applier = createApplier(io, plan, { concurrency: opts.concurrency, rpc: opts.rpc });
+    run.applier = createApplier(io, plan, {
+      concurrency: opts.concurrency,
+      rpc: opts.rpc,
+      rpcBatch: opts.rpcBatch,
+    });
     run.rest = plan.writes;
     return [];
   },

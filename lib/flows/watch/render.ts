@@ -2,25 +2,31 @@
  * The watch view for people (lines for the output port, which makes them inert and redacted) and for scripts (the
  * `--json` document, fields listed in README "watch"), and the line a watch ends with. Pure.
  */
+import type { JobStatus } from '../../core/job.ts';
+import { countText } from '../../core/text.ts';
 import { ageText, type TypeCounts, type WatchView } from './view.ts';
+
+const isEstimate = (v: WatchView, ...statuses: JobStatus[]) => statuses.some((st) => v.estimated?.includes(st));
+/** A count of the view, "about N" when it is the planner's estimate. */
+const shown = (v: WatchView, n: number, ...statuses: JobStatus[]) => countText(n, isEstimate(v, ...statuses));
 
 /** The JSON document's version: bumped when a field changes meaning or goes. */
 export const WATCH_JSON_VERSION = 1;
 
-function byType(label: string, t: TypeCounts): string | undefined {
+function byType(label: string, t: TypeCounts, total: string): string | undefined {
   const entries = Object.entries(t.counts);
   if (!entries.length) return undefined;
   const shown = entries.slice(0, 6).map(([type, n]) => `${type} ${n}`);
   if (entries.length > 6) shown.push(`${entries.length - 6} more types`);
-  const of = t.complete ? '' : ` (among the ${t.sampled} ${label === 'failed' ? 'latest' : 'oldest'} of ${t.total})`;
+  const of = t.complete ? '' : ` (among the ${t.sampled} ${label === 'failed' ? 'latest' : 'oldest'} of ${total})`;
   return `  ${label}: ${shown.join(', ')}${of}`;
 }
 
 function byTypeLines(v: WatchView): string[] {
   const lines = [
-    byType('queued', v.byJobType.queued),
-    byType('running', v.byJobType.running),
-    byType('failed', v.byJobType.failed),
+    byType('queued', v.byJobType.queued, shown(v, v.byJobType.queued.total, 'queued', 'pending')),
+    byType('running', v.byJobType.running, shown(v, v.byJobType.running.total, 'running')),
+    byType('failed', v.byJobType.failed, shown(v, v.byJobType.failed.total, 'failed')),
   ].filter((l): l is string => l !== undefined);
   return lines.length ? ['by job_type:', ...lines] : ['by job_type: nothing queued, running or failed'];
 }
@@ -28,8 +34,9 @@ function byTypeLines(v: WatchView): string[] {
 function etaLine(v: WatchView): string {
   if (v.eta.state === 'empty') return 'ETA: nothing queued';
   if (v.eta.state === 'not-draining')
-    return `ETA: not draining (${v.backlog} queued/pending, nothing done in the last ${v.windowMinutes} min)`;
-  return `ETA: ${ageText((v.eta.minutes ?? 0) * 60)} to drain ${v.backlog} at ${v.perMinute.done} done/min`;
+    return `ETA: not draining (${shown(v, v.backlog, 'queued', 'pending')} queued/pending, nothing done in the last ${v.windowMinutes} min)`;
+  const eta = `${isEstimate(v, 'queued', 'pending') ? 'about ' : ''}${ageText((v.eta.minutes ?? 0) * 60)}`;
+  return `ETA: ${eta} to drain ${shown(v, v.backlog, 'queued', 'pending')} at ${v.perMinute.done} done/min`;
 }
 
 /** The block of one refresh, below its title line. */
@@ -38,7 +45,7 @@ export function viewLines(v: WatchView): string[] {
   const tiq = v.timeInQueue;
   const oldest = v.oldestQueued;
   return [
-    `queued ${c.queued} · pending ${c.pending} · running ${c.running} · failed ${c.failed} · done ${c.done}`,
+    `queued ${shown(v, c.queued, 'queued')} · pending ${shown(v, c.pending, 'pending')} · running ${shown(v, c.running, 'running')} · failed ${shown(v, c.failed, 'failed')} · done ${shown(v, c.done, 'done')}`,
     ...(v.overRule.running ? [`running over the rule: ${v.overRule.running}`] : []),
     ...byTypeLines(v),
     `last ${v.windowMinutes} min: ${v.window.done} done (${v.perMinute.done}/min) · ${v.window.failed} failed (${v.perMinute.failed}/min)`,
@@ -78,10 +85,15 @@ export function summaryLine(s: WatchSummary): string {
           : s.last.eta.state === 'draining'
             ? 'steady'
             : 'not draining';
-  const done = Math.max(0, s.last.counts.done - s.first.counts.done);
-  const failed = Math.max(0, s.last.counts.failed - s.first.counts.failed);
+  // Two planner estimates a few minutes apart say nothing about what finished between them.
+  const delta = (st: 'done' | 'failed') =>
+    isEstimate(s.first, st) || isEstimate(s.last, st)
+      ? 'an uncounted number of'
+      : String(Math.max(0, s.last.counts[st] - s.first.counts[st]));
+  const done = delta('done');
+  const failed = delta('failed');
   const refreshes = `${s.refreshes} refresh${s.refreshes === 1 ? '' : 'es'}`;
-  return `watched ${ageText(s.seconds)} (${refreshes}): backlog ${a} → ${b}, ${trend}; ${done} done, ${failed} failed meanwhile`;
+  return `watched ${ageText(s.seconds)} (${refreshes}): backlog ${shown(s.first, a, 'queued', 'pending')} → ${shown(s.last, b, 'queued', 'pending')}, ${trend}; ${done} done, ${failed} failed meanwhile`;
 }
 
 /** The `--json` document: the last refresh, plus the watch's summary when it ran longer than once. */
@@ -101,6 +113,8 @@ export function watchDocument(
     exitCode: meta.exitCode,
     stalled: v.stalled,
     counts: v.counts,
+    // The statuses whose count is the planner's estimate (PostgREST count=estimated, above the API's max-rows).
+    estimatedCounts: v.estimated ?? [],
     backlog: v.backlog,
     byJobType: v.byJobType,
     window: { minutes: v.windowMinutes, ...v.window },

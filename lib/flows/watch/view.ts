@@ -35,6 +35,8 @@ export interface WatchView {
   at: string;
   windowMinutes: number;
   counts: Record<JobStatus, number>;
+  /** The statuses whose count is the planner's estimate (above the API's max-rows), shown as "about N". */
+  estimated?: JobStatus[];
   /** queued + pending */
   backlog: number;
   byJobType: { queued: TypeCounts; running: TypeCounts; failed: TypeCounts };
@@ -143,6 +145,7 @@ export function buildView(reads: WatchReads, worker: WorkerView, rules: StuckRul
     at: now.toISOString(),
     windowMinutes: Math.round(minutes * 10) / 10,
     counts,
+    estimated: JOB_STATUSES.filter((st) => reads.estimated?.[st]),
     backlog,
     byJobType: {
       queued: typeCounts(reads.backlog, backlog),
