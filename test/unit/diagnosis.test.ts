@@ -1146,3 +1146,37 @@ describe('worker-log-stale', () => {
     expect(ids(all(evidence({ probe: quietFor(DEFAULT_RULES.queuedMinutes + 1) })))).toEqual(['worker-log-stale']);
   });
 });
+
+describe('queue-read-slow: a queue read over 1 s (a quarter of the 8 s statement timeout)', () => {
+  const reads = (...ms: number[]) =>
+    ms.map((t, i) => ({ read: ['queued/pending, oldest first', 'running', 'failed since', 'latest done'][i], ms: t }));
+
+  it('is a warning in diagnose-env and debug-stuck-jobs, naming each slow read, its time and the migration', () => {
+    const ev = evidence({ queueReads: reads(120, 40, 1_450, 2_300) });
+    for (const scope of ['env', 'all'] as const) {
+      const f = only(diagnose(ev, BUILTIN_ERROR_PATTERNS, scope), 'queue-read-slow');
+      expect(f.severity).toBe('warning');
+      expect(f.title).toBe('a queue read took 2.3 s (over 1 s)');
+      expect(f.evidence).toEqual([
+        'failed since: 1450 ms',
+        'latest done: 2300 ms',
+        'Supabase cancels a service_role statement after 8 s (500, 57014)',
+      ]);
+      expect(f.cause).toMatch(/quarter of the 8 s statement timeout.*outgrew its indexes/);
+      expect(f.fix).toContain('sandbox/migrations/004_queue_read_indexes.sql');
+    }
+  });
+
+  it('says nothing at 1 s or under, without times, or when the read failed (another finding says why)', () => {
+    expect(ids(all(evidence({ queueReads: reads(1_000, 999) })))).not.toContain('queue-read-slow');
+    expect(ids(all(evidence({ queueReads: undefined })))).not.toContain('queue-read-slow');
+    const failed: DbFailure = {
+      kind: 'timeout',
+      status: 0,
+      message: 'no answer within 10000 ms',
+      fix: 'raise --timeout',
+    };
+    const ev = evidence({ supabase: { ok: false, failure: failed }, queueReads: reads(10_000) });
+    expect(ids(all(ev))).not.toContain('queue-read-slow');
+  });
+});

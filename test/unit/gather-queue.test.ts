@@ -11,7 +11,7 @@ import { fakePorts, opaqueKey } from '../helpers/fake-ports.ts';
 
 const NOW = new Date('2026-01-15T12:00:00Z');
 
-function state(key: string, keyVar: string): GatherState {
+function state(key: string, keyVar: string, snapshot?: QueueSnapshot): GatherState {
   const url = classifySupabaseUrl('https://abcdefghijklmnopqrst.supabase.co');
   if (!url.ok) throw new Error('bad url');
   const laptop = { source: 'SUPABASE_URL in .env', urlVar: 'SUPABASE_URL', url, keyVar, key: inspectKey(key) };
@@ -22,7 +22,7 @@ function state(key: string, keyVar: string): GatherState {
     failed: { count: 0, recent: [], since: NOW.toISOString() },
     done: { count: 0, latest: null },
   };
-  const db = { queueSnapshot: async () => ({ ok: true, value: empty, ms: 12 }) } as unknown as JobsDb;
+  const db = { queueSnapshot: async () => ({ ok: true, value: snapshot ?? empty, ms: 12 }) } as unknown as JobsDb;
   const { ports } = fakePorts();
   const config = { values: {}, issues: [], laptop, supabaseKey: key, secrets: [key] } as unknown as LoadedConfig;
   return { ports, config, evidence: { now: NOW, rules: DEFAULT_RULES, laptop: { ...laptop, issues: [] } }, db };
@@ -33,6 +33,23 @@ describe('Read the queue', () => {
     const [r] = [await queueStep.run(state(opaqueKey('secret'), 'SUPABASE_SECRET_KEY'))].flat();
     expect(r.status).toBe('ok');
     expect(r.summary).toMatch(/^0 queued\/pending, 0 running, 0 failed in 24 h, 0 done/);
+  });
+
+  it('says "about N" for a count that is the planner\'s estimate, and keeps each read\'s time as evidence', async () => {
+    const big: QueueSnapshot = {
+      queued: { count: 12, oldest: [] },
+      running: { count: 1, jobs: [] },
+      failed: { count: 98_765, estimated: true, recent: [], since: NOW.toISOString() },
+      done: { count: 9_900_123, estimated: true, latest: null },
+      reads: [
+        { read: 'queued/pending, oldest first', ms: 30 },
+        { read: 'latest done', ms: 1_800 },
+      ],
+    };
+    const s = state(opaqueKey('secret'), 'SUPABASE_SECRET_KEY', big);
+    const [r] = [await queueStep.run(s)].flat();
+    expect(r.summary).toMatch(/^12 queued\/pending, 1 running, about 99,000 failed in 24 h, about 9,900,000 done/);
+    expect(s.evidence.queueReads).toEqual(big.reads);
   });
 
   it('with a publishable (anon) key: a warning, never a green "0 queued", and what to use instead', async () => {

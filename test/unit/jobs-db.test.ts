@@ -316,3 +316,73 @@ describe('createJobsDb over a fake fetch', () => {
     if (!r.ok) expect(r.failure.kind).toBe('forbidden');
   });
 });
+
+describe('the queue reads on the wire: estimated counts, index-friendly orders, keyset pages', () => {
+  const failed = { ...JOB, status: 'failed' as const, created_at: '2026-01-15T11:00:00.123456+00:00' };
+
+  it('findJobs asks count=estimated, one status as eq, and pages after (created_at, id) with an index range', async () => {
+    const d = db([{ status: 206, body: JSON.stringify([failed]), headers: { 'content-range': '0-0/250' } }]);
+    const r = await d.jobsDb.findJobs({
+      statuses: ['failed'],
+      after: { created_at: failed.created_at, id: failed.id },
+      limit: 1,
+    });
+    expect(r).toMatchObject({ ok: true, value: { jobs: [failed], total: 250, estimated: false } });
+    const url = new URL(d.requests[0].url);
+    expect(d.requests[0].headers.get('prefer')).toBe('count=estimated');
+    expect(url.searchParams.get('status')).toBe('eq.failed');
+    expect(url.searchParams.get('created_at')).toBe(`gte.${failed.created_at}`);
+    expect(url.searchParams.get('or')).toBe(`(created_at.gt."${failed.created_at}",id.gt."${failed.id}")`);
+    expect(url.searchParams.get('order')).toBe('created_at.asc,id.asc');
+    expect(url.searchParams.get('limit')).toBe('1');
+  });
+
+  it('learns a lowered max-rows from a page cut short of its limit and its count: counts above it are estimates', async () => {
+    const page = Array.from({ length: 20 }, (_, i) => ({ ...failed, id: `${failed.id.slice(0, -2)}${10 + i}` }));
+    const d = db([{ status: 206, body: JSON.stringify(page), headers: { 'content-range': '0-19/400' } }]);
+    const r = await d.jobsDb.findJobs({ statuses: ['failed'], limit: 100 });
+    expect(r).toMatchObject({ ok: true, value: { total: 400, estimated: true } });
+  });
+
+  it.each([
+    // PostgREST's Content-Range (docs, "Limits and Pagination"): `0-14/*` when no count is asked or given.
+    ['0-0/*', null, false],
+    ['0-0/1', 1, false],
+    ['0-0/1000', 1000, false],
+    // Above db-max-rows, count=estimated is the planner's (docs, "Estimated Count": `0-24/3573458`).
+    ['0-0/3573458', 3573458, true],
+  ])('findJobs reads Content-Range %s as total %s (estimated: %s)', async (range, total, estimated) => {
+    const d = db([{ status: 200, body: JSON.stringify([failed]), headers: { 'content-range': range } }]);
+    const r = await d.jobsDb.findJobs({ statuses: ['failed', 'running'], limit: 1 });
+    expect(r).toMatchObject({ ok: true, value: { total, estimated } });
+    expect(new URL(d.requests[0].url).searchParams.get('status')).toBe('in.(failed,running)');
+  });
+
+  it('queueSnapshot: four estimated counts, newest finished first with nulls last, each read timed', async () => {
+    const d = db([{ status: 200, body: JSON.stringify([JOB]), headers: { 'content-range': '0-0/1' } }]);
+    const r = await d.jobsDb.queueSnapshot({ failedSince: new Date('2026-01-14T12:00:00Z'), listLimit: 50 });
+    expect(r.ok).toBe(true);
+    expect(d.requests.map((q) => q.headers.get('prefer'))).toEqual(Array(4).fill('count=estimated'));
+    const orders = d.requests.map((q) => new URL(q.url).searchParams.get('order'));
+    expect(orders).toEqual([
+      'created_at.asc',
+      'started_at.asc.nullsfirst',
+      'finished_at.desc.nullslast',
+      'finished_at.desc.nullslast',
+    ]);
+    if (!r.ok) return;
+    expect(r.value.reads?.map((x) => x.read)).toEqual([
+      'queued/pending, oldest first',
+      'running',
+      'failed since',
+      'latest done',
+    ]);
+    expect(r.value.reads?.every((x) => x.ms > 0)).toBe(true);
+  });
+
+  it('queuedSummary marks a count above max-rows as an estimate', async () => {
+    const d = db([{ status: 206, body: JSON.stringify([JOB]), headers: { 'content-range': '0-0/52341' } }]);
+    const r = await d.jobsDb.queuedSummary();
+    expect(r).toMatchObject({ ok: true, value: { count: 52341, estimated: true, oldest: JOB } });
+  });
+});

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { clip } from '../../lib/core/text.ts';
+import { clip, countText } from '../../lib/core/text.ts';
 import { makeRedactor } from '../../lib/io/redact.ts';
 
 describe('clip', () => {
@@ -20,5 +20,18 @@ describe('clip', () => {
       const shown = redact(clip(line, max));
       expect(shown).not.toContain(key.slice(0, 12));
     }
+  });
+});
+
+describe('countText', () => {
+  it.each([
+    [0, false, '0'],
+    [52_341, false, '52341'],
+    [1_001, true, 'about 1,000'],
+    [52_341, true, 'about 52,000'],
+    [9_912_345, true, 'about 9,900,000'],
+    [87, true, 'about 87'],
+  ])('%s (estimated: %s) is %s', (n, estimated, text) => {
+    expect(countText(n, estimated)).toBe(text);
   });
 });

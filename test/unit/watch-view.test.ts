@@ -195,6 +195,18 @@ describe('what a watch says', () => {
     expect(summaryLine({ seconds: 10, refreshes: 3, first, last: first })).toContain('backlog 7 → 7, steady');
   });
 
+  it('shows a count that is the planner\'s estimate as "about N", and never a done delta made of two estimates', async () => {
+    const db = drainingQueue();
+    const exact = await view(db);
+    const big = { ...exact, counts: { ...exact.counts, done: 9_912_345 }, estimated: ['done' as const] };
+    expect(viewLines(big)[0]).toMatch(/ · done about 9,900,000$/);
+    const later = { ...big, counts: { ...big.counts, done: 9_912_345 } };
+    expect(summaryLine({ seconds: 60, refreshes: 12, first: big, last: later })).toMatch(
+      /; an uncounted number of done, 0 failed meanwhile$/,
+    );
+    expect(watchDocument(big, { target: {}, exitCode: 0 }).estimatedCounts).toEqual(['done']);
+  });
+
   it('the JSON document holds the view and, for a watch that ran, its summary', async () => {
     const v = await view(drainingQueue());
     const doc = watchDocument(v, { target: { supabase: 'https://x.supabase.co' }, exitCode: 0 });
