@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { scanJobs } from '../../lib/actions/requeue/read.ts';
 import {
   compileErrorMatcher,
   DEFAULT_LIMIT,
@@ -14,6 +15,7 @@ import {
 } from '../../lib/actions/requeue/select.ts';
 import { EXIT, RunbookError } from '../../lib/core/exit-codes.ts';
 import { parseRequeueOptions, REQUEUE_HELP, REQUEUE_OPTIONS } from '../../lib/flows/requeue-usage.ts';
+import type { JobsDb } from '../../lib/io/jobs-db.ts';
 import { createMemoryJobsDb } from '../helpers/memory-db.ts';
 
 const NOW = new Date('2026-03-10T12:00:00Z');
@@ -261,5 +263,47 @@ describe('readSelection under an API max-rows (a page shorter than asked is not 
     const read = await readSelection(db, parseSelection({}, NOW), 120);
     expect(read.jobs).toHaveLength(120);
     expect(read.more).toEqual({ total: 250 });
+  });
+});
+
+describe('scanJobs: where a scan ends', () => {
+  const jobId = (i: number) => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+
+  it('without a count in the answer (Content-Range `0-99/*`), pages on until an empty page', async () => {
+    const db = createMemoryJobsDb({ maxRows: 100 });
+    for (let i = 0; i < 250; i++)
+      db.insert({ id: jobId(i), created_at: `2026-03-10T10:00:00.${String(i).padStart(6, '0')}+00:00` });
+    const noCount: JobsDb = {
+      ...db,
+      findJobs: async (f) => {
+        const r = await db.findJobs(f);
+        return r.ok ? { ...r, value: { ...r.value, total: null } } : r;
+      },
+    };
+    const seen: string[] = [];
+    const r = await scanJobs(
+      noCount,
+      { statuses: ['failed'] },
+      () => 1000,
+      (page) => {
+        seen.push(...page.jobs.map((j) => j.id));
+        return true;
+      },
+    );
+    expect(r).toEqual({ ok: true, ended: true, requests: 4 });
+    expect(new Set(seen).size).toBe(250);
+  });
+
+  it('stops, not ended, when the server sends the same page again (it ignored the cursor)', async () => {
+    const db = createMemoryJobsDb({ maxRows: 100 });
+    for (let i = 0; i < 250; i++) db.insert({ id: jobId(i) });
+    const ignoresCursor: JobsDb = { ...db, findJobs: (f) => db.findJobs({ ...f, after: undefined }) };
+    const r = await scanJobs(
+      ignoresCursor,
+      {},
+      () => 1000,
+      () => true,
+    );
+    expect(r).toEqual({ ok: true, ended: false, requests: 2 });
   });
 });
