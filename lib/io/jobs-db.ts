@@ -24,7 +24,7 @@ export type DbResult<T> = { ok: true; value: T; ms: number } | { ok: false; fail
 /**
  * A count is asked as PostgREST's `count=estimated`: exact up to the API's max-rows (PostgREST counts at most
  * max-rows + 1 rows, an index range scan), the planner's estimate above it (EXPLAIN, no scan). Supabase's default
- * max-rows; a project that lowered it is noticed when a list comes back cut (see {@link CountCap}).
+ * max-rows; a project that lowered it is noticed when a list comes back cut short of its limit and its count.
  */
 export const EXACT_COUNT_UP_TO = 1000;
 

@@ -37,13 +37,14 @@ export async function scanJobs(
     if (!r.ok) return { ok: false, failure: r.failure, requests };
     const page = r.value;
     const last = page.jobs.at(-1);
+    // A server that ignored the cursor sends the same page again: stop rather than loop (or count it twice).
+    if (after && last && last.id === after.id && last.created_at === after.created_at) {
+      return { ok: true, ended: false, requests };
+    }
     const ended = !last || (page.total !== null && page.total <= page.jobs.length);
     const goOn = onPage(page, requests === 1);
     if (ended) return { ok: true, ended: true, requests };
-    // A server that ignored the cursor sends the same page again: stop rather than loop.
-    if (!goOn || (after && last.id === after.id && last.created_at === after.created_at)) {
-      return { ok: true, ended: false, requests };
-    }
+    if (!goOn) return { ok: true, ended: false, requests };
     after = { created_at: last.created_at, id: last.id };
   }
 }
