@@ -298,12 +298,14 @@ describe('scanJobs: where a scan ends', () => {
     const db = createMemoryJobsDb({ maxRows: 100 });
     for (let i = 0; i < 250; i++) db.insert({ id: jobId(i) });
     const ignoresCursor: JobsDb = { ...db, findJobs: (f) => db.findJobs({ ...f, after: undefined }) };
+    let pages = 0;
     const r = await scanJobs(
       ignoresCursor,
       {},
       () => 1000,
-      () => true,
+      () => ++pages > 0,
     );
     expect(r).toEqual({ ok: true, ended: false, requests: 2 });
+    expect(pages).toBe(1);
   });
 });
