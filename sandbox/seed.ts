@@ -94,6 +94,7 @@ export const SEED_JOB_TYPES: ReadonlyArray<{ jobType: string; percent: number }>
 const HOUR = 3_600;
 const DEFAULTS = { failedPercent: 1, queuedPercent: 0.1, running: 3, days: 90, chunk: 250_000, parallel: 2 };
 const ACCOUNTS = 64;
+const GOLDEN = '0.6180339887498949::float8';
 
 /** The rows per status and their time windows; pure, so the tests can check it without a database. */
 export function seedPlan(o: SeedOptions & { now: Date }): SeedGroup[] {
@@ -114,12 +115,16 @@ export function seedPlan(o: SeedOptions & { now: Date }): SeedGroup[] {
   ].filter((g) => g.count > 0);
 }
 
-/** `case` over `i % 100` picking from weighted choices; the values go in as parameters from `first`. */
+/**
+ * `case` over the row's bucket `b` (0–99) picking from weighted choices; the values go in as parameters from
+ * `first`. The buckets follow the golden-ratio sequence (the fractional part of i·0.618…), which spreads any run of
+ * consecutive rows evenly: 50 failures get 30 of the 60% kind, as 100,000 get 60,000, and kinds alternate in time.
+ */
 function weighted(choices: ReadonlyArray<{ percent: number }>, first: number, value: (k: number) => string): string {
   let upTo = 0;
   const arms = choices.map((c, k) => {
     upTo += c.percent;
-    return k === choices.length - 1 ? `else ${value(first + k)}` : `when i % 100 < ${upTo} then ${value(first + k)}`;
+    return k === choices.length - 1 ? `else ${value(first + k)}` : `when b < ${upTo} then ${value(first + k)}`;
   });
   return `case ${arms.join(' ')} end`;
 }
@@ -159,8 +164,9 @@ export function chunkStatement(g: SeedGroup, lo: number, hi: number): { text: st
     jsonb_build_object('source', 'uploads/acct-' || (i % ${ACCOUNTS}) || '/batch-' || i || '.jsonl'),
     ${debug}, c, ${started}, ${finished}
   from (
-    select i, r1, r2, to_timestamp(${g.from} + ${g.to - g.from}::float8 * (i - 1 + random()) / ${g.count}) as c
-    from (select i, random() as r1, random() as r2 from generate_series(${Math.floor(lo)}, ${Math.floor(hi)}) as i) s
+    select i, b, r1, r2, to_timestamp(${g.from} + ${g.to - g.from}::float8 * (i - 1 + random()) / ${g.count}) as c
+    from (select i, floor(100 * (i * ${GOLDEN} - floor(i * ${GOLDEN})))::int as b, random() as r1, random() as r2
+      from generate_series(${Math.floor(lo)}, ${Math.floor(hi)}) as i) s
   ) t`;
   return { text, values };
 }
