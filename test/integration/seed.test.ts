@@ -4,10 +4,13 @@
  * (the queue's counts, the failures named by the catalog, a requeue preview of the circular ones).
  */
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sandboxSeed, TSX } from '../../sandbox/client.ts';
+import { sandboxPaths } from '../../sandbox/layout.ts';
+import { seedJobs } from '../../sandbox/seed.ts';
 import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
@@ -123,6 +126,23 @@ describe('seed flags', () => {
       queued: after.queued - before.queued,
       running: after.running - before.running,
     }).toEqual({ done: 847, failed: 100, queued: 50, running: 3 });
+  });
+
+  it('with the indexes dropped during the load, builds the same ones again', async () => {
+    const indexes = () =>
+      sb.sql<{ def: string }>(
+        "select indexdef as def from pg_indexes where schemaname = 'public' and tablename = 'hd_ingestion_jobs' order by 1",
+      );
+    const before = await indexes();
+    const password = readFileSync(path.join(sandboxPaths(sb.dir).pgData, 'admin-password'), 'utf8').trim();
+    const url = `postgres://postgres:${password}@127.0.0.1:${sb.info.postgres.port}/cloud`;
+    const lines: string[] = [];
+    const r = await seedJobs(url, { jobs: 2_000, rebuildIndexes: true }, (l) => lines.push(l));
+    expect(r.counts).toEqual({ done: 1_975, failed: 20, queued: 2, running: 3 });
+    expect(await indexes()).toEqual(before);
+    expect(before.length).toBeGreaterThanOrEqual(3);
+    // The primary key is a constraint's (hd_assets refers to it): it stays; the others are rebuilt.
+    expect(lines.filter((l) => l.startsWith('seed: building index '))).toHaveLength(before.length - 1);
   });
 
   it.each([
