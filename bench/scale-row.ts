@@ -58,18 +58,45 @@ async function countQueued(sb: BenchSandbox): Promise<number> {
   return Number(r.rows[0].n);
 }
 
-async function runStep(sb: BenchSandbox, step: string, script: string, args: string[]): Promise<ScaleStep> {
+/**
+ * Waits until PostgreSQL runs no statement of the API's (the `authenticator` login): a runbook that gave up on a
+ * slow read leaves it running on the server, where it would be charged to the next step and slow it down.
+ */
+async function settle(sb: BenchSandbox, log: (m: string) => void): Promise<void> {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (let said = false; Date.now() < deadline; said = true) {
+    const r = await sb.sql<{ n: number }>(
+      "select count(*)::int as n from pg_stat_activity where usename = 'authenticator' and state = 'active'",
+    );
+    if (Number(r.rows[0].n) === 0) return;
+    if (!said) log(`scale row: waiting for ${r.rows[0].n} statement(s) the runbook left running on the server`);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+  }
+}
+
+async function runStep(
+  sb: BenchSandbox,
+  step: string,
+  script: string,
+  args: string[],
+  log: (m: string) => void,
+): Promise<ScaleStep> {
+  await settle(sb, log);
   await sb.resetStats();
+  const startedAt = Date.now();
   const r = await runTimed('npx', ['zx', `runbooks/${script}.mts`, ...args], {
     cwd: ROOT,
     env: childEnv(),
     timeoutMs: STEP_TIMEOUT_MS,
     memory: false,
   });
+  // The reads it left running end later: their server time is the step's too.
+  await settle(sb, log);
   const stats = await sb.stats();
-  const reads = queueReads(stats.events);
+  const events = stats.events.filter((e) => e.startedAt >= startedAt);
+  const reads = queueReads(events);
   const t = readTimes(reads, READ_GOAL_MS);
-  const rpcs = stats.events.filter((e) => e.method === 'POST' && e.path.endsWith('/rpc/hd_requeue_jobs'));
+  const rpcs = events.filter((e) => e.method === 'POST' && e.path.endsWith('/rpc/hd_requeue_jobs'));
   return {
     step,
     args,
@@ -123,7 +150,7 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
       ],
     ] as const) {
       o.log(`scale row: ${step}`);
-      const s = await runStep(sb, step, script, [...args]);
+      const s = await runStep(sb, step, script, [...args], o.log);
       o.log(
         `scale row: ${step}: exit ${s.exitCode}, ${(s.wallMs / 1000).toFixed(1)} s, ${s.reads.length} reads, slowest ${s.maxReadMs} ms`,
       );
@@ -136,6 +163,16 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
 }
 
 const secs = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/** A recorded query string (`?select=id%2Cstatus…`) as a person reads it (`select=id,status…`). */
+export function readable(query: string): string {
+  const q = query.replace(/^\?/, '');
+  try {
+    return decodeURIComponent(q);
+  } catch {
+    return q;
+  }
+}
 
 /** The row's table and the reads over the goal with their query strings. */
 export function scaleRowReport(r: ScaleRowResult): string[] {
@@ -162,7 +199,8 @@ export function scaleRowReport(r: ScaleRowResult): string[] {
     if (s.tail) out.push(`${s.step} (exit ${s.exitCode}): ${s.tail}`);
     if (!s.slowReads.length) continue;
     out.push(`${s.step}: reads over ${READ_GOAL_MS} ms (server time, query string)`);
-    for (const read of s.slowReads.slice(0, 8)) out.push(`  ${read.serverMs} ms  ${read.method} ?${read.query}`);
+    for (const read of s.slowReads.slice(0, 8))
+      out.push(`  ${read.serverMs} ms  ${read.method} ?${readable(read.query)}`);
     if (s.slowReads.length > 8) out.push(`  … and ${s.slowReads.length - 8} more (all in the JSON results)`);
   }
   out.push('');
