@@ -41,8 +41,8 @@ if (flags.help) {
                       [-- --only corpus,startup,diagnosis,link,scale,scale-row,bulk,profile] [-- --profile]
                       [-- --scale-jobs N]
 
-  --quick     under a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
-              (debug-stuck-jobs only), bulk at 200 jobs with one run per mode
+  --quick     about a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
+              (debug-stuck-jobs only), the scale row at 100,000 jobs, bulk at 200 jobs with one run per mode
   --runs N    runs per figure (default 5, quick 3); each figure is the median with min and max
   --latency   the emulated network latency in ms (default 50)
   --rtt       the link model's round-trip times in ms, each run with the old procedure on the same link

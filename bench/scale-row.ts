@@ -129,6 +129,8 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
     const seed = { seconds: (performance.now() - t) / 1000, summary };
     o.log(`scale row: ${summary}`);
     const env = ['--ci', '--env-file', sb.envFile];
+    // The preview writes nothing, but reads the audit file to settle an earlier run: the bench's own, never yours.
+    const audit = ['--audit', path.join(o.work, 'scale-row-audit.jsonl')];
     const steps: ScaleStep[] = [];
     const queuedBefore = await countQueued(sb);
     for (const [step, script, args] of [
@@ -137,7 +139,7 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
       [
         `requeue preview of ${preview.toLocaleString('en')}`,
         'requeue',
-        ['--status', 'failed', '--error', 'Circular reference', '--limit', String(preview), ...env],
+        ['--status', 'failed', '--error', 'Circular reference', '--limit', String(preview), ...audit, ...env],
       ],
       [
         `requeue --apply of ${apply.toLocaleString('en')} (SQL function)`,
@@ -145,7 +147,8 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
         [
           ...['--status', 'failed', '--limit', String(apply), '--apply', '--yes', '--rpc', 'only'],
           ...['--reason', 'bench: scale row', '--skip-fix-gate', 'the bench measures reads and writes, not the gate'],
-          ...['--audit', path.join(o.work, 'scale-row-audit.jsonl'), ...env],
+          ...audit,
+          ...env,
         ],
       ],
     ] as const) {
