@@ -1,10 +1,10 @@
 /**
  * npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --rtt MS,MS] [-- --out FILE] [-- --only SECTIONS]
- *                [-- --profile]
+ *                [-- --profile] [-- --scale-jobs N]
  *
  * Measures the runbooks against the sandbox (never part of `npm test`; traffic only to 127.0.0.1): round trips and
  * wall time of a diagnosis against the lower bound and the old procedure, startup, flatness in table and log size,
- * and the bulk requeue. Prints a table and writes bench/results.json (the committed full results; --quick writes
+ * the bulk requeue, and the production-scale row (10 million jobs, every queue read's server time). Prints a table and writes bench/results.json (the committed full results; --quick writes
  * bench/results.quick.json, git-ignored, and never the full file). See README, "Performance".
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,6 +18,7 @@ import { type LatencyProxy, startLatencyProxy } from './latency-proxy.ts';
 import { runOldProcedure, type SshTarget, sshArgs } from './old-procedure.ts';
 import { type CpuProfile, type ProfileSummary, summarizeProfile } from './profile.ts';
 import { type BenchSandbox, ROOT, startBenchSandbox, stopAllSandboxes } from './sandbox.ts';
+import { SCALE_ROW_JOBS, type ScaleRowResult, scaleRow, scaleRowGoals, scaleRowReport } from './scale-row.ts';
 import { costSummary, type RunCost, runCost, type Summary, summarize } from './stats.ts';
 import { fmt, kb, ratio, table } from './table.ts';
 
@@ -30,16 +31,18 @@ const { values: flags } = parseArgs({
     out: { type: 'string' },
     only: { type: 'string' },
     profile: { type: 'boolean', default: false },
+    'scale-jobs': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 
 if (flags.help) {
   process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --rtt MS,MS] [-- --out FILE]
-                      [-- --only corpus,startup,diagnosis,link,scale,bulk,profile] [-- --profile]
+                      [-- --only corpus,startup,diagnosis,link,scale,scale-row,bulk,profile] [-- --profile]
+                      [-- --scale-jobs N]
 
-  --quick     under a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
-              (debug-stuck-jobs only), bulk at 200 jobs with one run per mode
+  --quick     about a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
+              (debug-stuck-jobs only), the scale row at 100,000 jobs, bulk at 200 jobs with one run per mode
   --runs N    runs per figure (default 5, quick 3); each figure is the median with min and max
   --latency   the emulated network latency in ms (default 50)
   --rtt       the link model's round-trip times in ms, each run with the old procedure on the same link
@@ -47,6 +50,10 @@ if (flags.help) {
   --profile   also run one diagnosis (debug-stuck-jobs --ci, demo, sandbox --latency) under node --cpu-prof into a
               temp folder and print where its CPU time goes by package (self and on-stack time, per thread);
               the same as adding "profile" to --only
+  --scale-jobs N  the production-scale row's size (default 10,000,000, quick 100,000): its own sandbox seeded
+              with N jobs (npm run sandbox -- seed), then debug-stuck-jobs, diagnose-env, a requeue preview of
+              N/200 jobs and an applied requeue of N/100 through the SQL function, each with the server time of
+              its queue reads; part of "scale" (with the 1,000 / 1M flatness runs) or alone as "scale-row"
   --out FILE  where the JSON goes (default bench/results.json; with --quick or --only bench/results.quick.json,
               git-ignored: a quick or partial run never overwrites the committed full results)
 `);
@@ -92,6 +99,11 @@ const SCALE = QUICK
 const BULK_JOBS = QUICK ? 200 : 10_000;
 const BULK_RUNS = QUICK ? 1 : Math.min(RUNS, 3);
 const SCALE_RUNBOOKS = QUICK ? ['debug-stuck-jobs'] : ['debug-stuck-jobs', 'diagnose-env'];
+const SCALE_ROW = Number(flags['scale-jobs'] ?? (QUICK ? 100_000 : SCALE_ROW_JOBS));
+if (!Number.isInteger(SCALE_ROW) || SCALE_ROW < 1_000 || SCALE_ROW > 100_000_000) {
+  process.stderr.write(`bench: --scale-jobs ${flags['scale-jobs']}: a whole number from 1000 to 100000000\n`);
+  process.exit(2);
+}
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'hd-bench-'));
 const proxies: LatencyProxy[] = [];
@@ -234,6 +246,7 @@ interface Results {
   oldProcedure: Array<Record<string, unknown>>;
   scale: Array<Record<string, unknown>>;
   bulk: Array<Record<string, unknown>>;
+  scaleRow?: ScaleRowResult;
   profile?: {
     run: string;
     latencyMs: number;
@@ -255,7 +268,7 @@ const results: Results = {
     platform: `${os.type()} ${os.release()} ${os.arch()}`,
     loadAverageAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
   },
-  config: { quick: QUICK, runs: RUNS, latencyMs: L, scale: SCALE, bulkJobs: BULK_JOBS },
+  config: { quick: QUICK, runs: RUNS, latencyMs: L, scale: SCALE, bulkJobs: BULK_JOBS, scaleRowJobs: SCALE_ROW },
   lowerBound: {},
   diagnosis: [],
   oldProcedure: [],
@@ -773,6 +786,7 @@ function evaluateGoals(): void {
     const mem = large.maxRssMb as Summary;
     add(`${tag}: peak memory`, '<= 150 MB', fmt(mem, ' MB'), mem.n ? judge(mem.max <= 150) : null);
   }
+  if (results.scaleRow) g.push(...scaleRowGoals(results.scaleRow));
   for (const b of results.bulk) {
     if (!b.mode) continue;
     const target = b.mode === 'per-job' ? 30_000 : 3_000;
@@ -922,6 +936,7 @@ function printReport(): string {
       '',
     );
   }
+  if (results.scaleRow) out.push(...scaleRowReport(results.scaleRow));
   if (results.bulk.length) {
     out.push(`Bulk requeue (sandbox --latency ${L})`);
     out.push(
@@ -981,6 +996,20 @@ async function main(): Promise<void> {
       if (SECTIONS.has('bulk')) await bulkSection(sb);
     } finally {
       await sb.down();
+    }
+  }
+  // Its own sandbox, after the shared one is down: seeding millions of rows wants the machine to itself.
+  if (SECTIONS.has('scale') || SECTIONS.has('scale-row')) {
+    try {
+      results.scaleRow = await scaleRow({ jobs: SCALE_ROW, work, log });
+    } catch (e) {
+      results.scaleRow = {
+        jobs: SCALE_ROW,
+        limits: '',
+        seed: { seconds: 0, summary: '' },
+        steps: [],
+        notMeasured: (e as Error).message.split('\n')[0],
+      };
     }
   }
   if (QUICK) {

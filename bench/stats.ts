@@ -97,3 +97,39 @@ export function runCost(stats: StatsSnapshot): RunCost {
 export function costSummary(costs: readonly RunCost[], key: keyof RunCost): Summary {
   return summarize(costs.map((c) => c[key]));
 }
+
+/** One read of the queue as the sandbox served it: the query string and the server's time for it. */
+export interface QueueRead {
+  method: string;
+  query: string;
+  status: number;
+  serverMs: number;
+}
+
+/**
+ * The reads of `hd_ingestion_jobs` a run made (GET and HEAD from the laptop or from Spark; the worker's polling
+ * left out), in the order they started, each with its server time (`endedAt − startedAt` as the sandbox recorded).
+ */
+export function queueReads(events: readonly HttpEvent[]): QueueRead[] {
+  return events
+    .filter(
+      (e) =>
+        (e.method === 'GET' || e.method === 'HEAD') &&
+        /\/hd_ingestion_jobs$/.test(e.path) &&
+        originOf(e.client) !== 'worker',
+    )
+    .sort((a, b) => a.startedAt - b.startedAt)
+    .map((e) => ({ method: e.method, query: e.query ?? '', status: e.status, serverMs: e.endedAt - e.startedAt }));
+}
+
+/** How many reads, the slowest, and those over `limitMs` (slowest first). */
+export function readTimes(
+  reads: readonly QueueRead[],
+  limitMs: number,
+): { n: number; maxMs: number; over: QueueRead[] } {
+  return {
+    n: reads.length,
+    maxMs: reads.reduce((m, r) => Math.max(m, r.serverMs), 0),
+    over: reads.filter((r) => r.serverMs > limitMs).sort((a, b) => b.serverMs - a.serverMs),
+  };
+}

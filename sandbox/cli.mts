@@ -1,5 +1,5 @@
 /**
- * npm run sandbox -- up|down|scenario|stats|worker|fault --dir DIR
+ * npm run sandbox -- up|down|scenario|seed|stats|worker|fault --dir DIR
  *
  * The whole system on one machine: a Supabase-compatible API (cloud and local) over a real PostgreSQL,
  * the Spark SSH host and the worker. `up` returns once every part answers; `down` stops them all.
@@ -12,6 +12,7 @@ import { parseArgs } from 'node:util';
 import { callSandboxControl, readSandboxInfo, sandboxPaths } from './layout.ts';
 import { alive, stopProcessesUnder } from './processes.ts';
 import { isScenarioName, SCENARIOS } from './scenarios.ts';
+import { seedJobs } from './seed.ts';
 
 const HELP = `Usage: npm run sandbox -- <verb> --dir DIR [options]
 
@@ -21,6 +22,12 @@ Verbs:
                                                   with --owner-pid it stops by itself when process PID ends
   down --dir DIR                                  stop every process the sandbox started
   scenario NAME --dir DIR                         apply a named incident to a running sandbox
+  seed --dir DIR --jobs N [--failed PCT] [--queued PCT]
+                                                  add N jobs to the cloud project, made by PostgreSQL itself
+                                                  (10 million in minutes): PCT% failed in the last day
+                                                  (default 1), PCT% queued in the last 2 h (default 0.1), 3
+                                                  running, the rest done over 90 days; then ANALYZE.
+                                                  Progress on stderr
   stats --dir DIR [--reset]                       request, connection and channel counters as JSON
   worker stop|start|restart|fix --dir DIR         control the worker on Spark ("fix" deploys the healthy config)
   latency MS --dir DIR                            delay every HTTP response and SSH exec by MS
@@ -180,6 +187,35 @@ async function down(dir: string): Promise<void> {
   process.stdout.write(`sandbox in ${dir} stopped${extra}\n`);
 }
 
+/** `seed`: N jobs straight into the cloud database, as its superuser (the sandbox's own admin password). */
+async function seed(dir: string, jobs: string | undefined, failed: string | undefined, queued: string | undefined) {
+  if (!jobs || !/^\d{1,9}$/.test(jobs) || Number(jobs) < 1)
+    fail('seed needs --jobs N, a whole number, e.g. --jobs 10000000');
+  const percent = (flag: string, v: string | undefined) => {
+    if (v === undefined) return undefined;
+    if (!/^\d{1,3}(\.\d{1,4})?$/.test(v) || Number(v) > 100)
+      fail(`--${flag} takes a percentage from 0 to 100, e.g. --${flag} 1`);
+    return Number(v);
+  };
+  const failedPercent = percent('failed', failed);
+  const queuedPercent = percent('queued', queued);
+  if ((failedPercent ?? 1) + (queuedPercent ?? 0.1) > 100) fail('--failed and --queued add up to more than 100%');
+  if (!runningPid(dir))
+    fail(`the sandbox in ${dir} is not running: start it with \`npm run sandbox -- up --dir ${dir}\``);
+  const info = readSandboxInfo(dir);
+  const password = readFileSync(path.join(sandboxPaths(dir).pgData, 'admin-password'), 'utf8').trim();
+  const url = `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${info.postgres.port}/cloud`;
+  const r = await seedJobs(url, { jobs: Number(jobs), failedPercent, queuedPercent }, (line) =>
+    process.stderr.write(`${line}\n`),
+  );
+  const counts = Object.entries(r.counts)
+    .map(([status, n]) => `${n.toLocaleString('en')} ${status}`)
+    .join(', ');
+  process.stdout.write(
+    `seeded ${Number(jobs).toLocaleString('en')} jobs (${counts}) in ${r.totalSeconds.toFixed(1)} s: insert ${r.insertSeconds.toFixed(1)} s, indexes ${r.indexSeconds.toFixed(1)} s, analyze ${r.analyzeSeconds.toFixed(1)} s\n`,
+  );
+}
+
 const FAULTS: Record<string, object> = {
   'http-401': { httpFault: { kind: 'status', status: 401 } },
   'http-403': { httpFault: { kind: 'status', status: 403 } },
@@ -212,6 +248,9 @@ async function main(): Promise<void> {
       api: { type: 'string' },
       method: { type: 'string' },
       times: { type: 'string' },
+      jobs: { type: 'string' },
+      failed: { type: 'string' },
+      queued: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -233,6 +272,8 @@ async function main(): Promise<void> {
       process.stdout.write(`scenario ${arg} applied: ${SCENARIOS[arg]}\n`);
       return;
     }
+    case 'seed':
+      return seed(dir, values.jobs, values.failed, values.queued);
     case 'stats': {
       if (values.reset) await control(dir, 'POST', '/stats/reset');
       else process.stdout.write(`${JSON.stringify(await control(dir, 'GET', '/stats'), null, 2)}\n`);

@@ -3,7 +3,7 @@
  * through the operator's CLI (`sandbox/cli.mts up|down`), reached through the supervisor's control API. Each caller
  * adds what it alone needs (the tests' ownership of a sandbox, the bench's quiet worker and clean-up on exit).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -50,6 +50,52 @@ export async function sandboxUp(dir: string, opts: SandboxStartOptions, env: Nod
     ],
     env,
   );
+}
+
+/** How many jobs `seed` adds, and their mix (see `npm run sandbox -- --help`). */
+export interface SeedRequest {
+  jobs: number;
+  failedPercent?: number;
+  queuedPercent?: number;
+}
+
+/**
+ * `seed`: adds jobs to the running sandbox in `dir`; resolves to the CLI's summary line. Its progress lines (stderr)
+ * go to `progress` as they come: at 10 million jobs the seed takes minutes, far past the other verbs' timeout.
+ */
+export function sandboxSeed(
+  dir: string,
+  req: SeedRequest,
+  env: NodeJS.ProcessEnv,
+  progress: (line: string) => void = () => {},
+): Promise<string> {
+  const args = ['seed', '--dir', dir, '--jobs', String(req.jobs)];
+  if (req.failedPercent !== undefined) args.push('--failed', String(req.failedPercent));
+  if (req.queuedPercent !== undefined) args.push('--queued', String(req.queuedPercent));
+  const child = spawn(process.execPath, ['--import', TSX, path.join(ROOT, 'sandbox/cli.mts'), ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  let partial = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr = (stderr + d).slice(-4000);
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) if (l.trim()) progress(l);
+  });
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => {
+      if (code === 0) resolve(stdout.trim());
+      else reject(new Error(`sandbox seed exited ${code}: ${stderr.trim().split('\n').slice(-3).join(' / ')}`));
+    });
+  });
 }
 
 /** `down`: stops every process the sandbox in `dir` started. */

@@ -1,6 +1,6 @@
 // The benchmark's pure helpers (bench/stats.ts, bench/table.ts). The benchmark itself never runs in `npm test`.
 import { describe, expect, it } from 'vitest';
-import { httpRounds, originOf, runCost, summarize } from '../../bench/stats.ts';
+import { httpRounds, originOf, queueReads, readTimes, runCost, summarize } from '../../bench/stats.ts';
 import { fmt, table } from '../../bench/table.ts';
 import type { HttpEvent, StatsSnapshot } from '../../sandbox/stats.ts';
 
@@ -97,4 +97,45 @@ describe('table output', () => {
       ),
     ).toBe(['run          ms', '---------  ----', 'a             5', 'long name  1234'].join('\n'));
   });
+});
+
+describe('queueReads and readTimes', () => {
+  const read = (startedAt: number, endedAt: number, query: string, over: Partial<HttpEvent> = {}): HttpEvent => ({
+    ...ev(startedAt, endedAt, 'supabase-js-node/2.109.0'),
+    query,
+    ...over,
+  });
+  const events = [
+    read(10, 2_510, 'select=id&status=eq.done&order=finished_at.desc&limit=1'),
+    read(0, 40, 'select=id&status=in.(queued,pending)&order=created_at.asc&limit=50'),
+    read(5, 1_005, 'select=id&status=eq.running'),
+    read(20, 25, 'select=id', { client: 'node' }),
+    read(30, 3_030, '', { method: 'POST', path: '/rest/v1/rpc/hd_requeue_jobs' }),
+    read(40, 45, 'select=id', { method: 'PATCH' }),
+    read(50, 1_250, 'select=id', { method: 'HEAD', client: 'curl/8.5.0' }),
+  ];
+
+  it("keeps the runbook's and Spark's GET and HEAD of the queue, in order, with their server time", () => {
+    expect(queueReads(events)).toEqual([
+      {
+        method: 'GET',
+        query: 'select=id&status=in.(queued,pending)&order=created_at.asc&limit=50',
+        status: 200,
+        serverMs: 40,
+      },
+      { method: 'GET', query: 'select=id&status=eq.running', status: 200, serverMs: 1_000 },
+      { method: 'GET', query: 'select=id&status=eq.done&order=finished_at.desc&limit=1', status: 200, serverMs: 2_500 },
+      { method: 'HEAD', query: 'select=id', status: 200, serverMs: 1_200 },
+    ]);
+  });
+
+  it('names the slowest and those over the budget, slowest first (exactly the budget is within it)', () => {
+    const t = readTimes(queueReads(events), 1_000);
+    expect(t.n).toBe(4);
+    expect(t.maxMs).toBe(2_500);
+    expect(t.over.map((r) => r.serverMs)).toEqual([2_500, 1_200]);
+  });
+
+  it('has nothing over the budget without reads', () =>
+    expect(readTimes([], 1_000)).toEqual({ n: 0, maxMs: 0, over: [] }));
 });
