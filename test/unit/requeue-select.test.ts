@@ -57,8 +57,8 @@ describe('parseLimit', () => {
     expect(parseLimit('1')).toBe(1);
     expect(parseLimit(String(MAX_LIMIT))).toBe(MAX_LIMIT);
   });
-  it.each(['0', '-5', '10001', '99999999', '1e3', '12abc', '', ' 5'])('rejects %j', (v) =>
-    usageError(() => parseLimit(v), '--limit must be a whole number from 1 to 10000'),
+  it.each(['0', '-5', '100001', '99999999', '1e3', '12abc', '', ' 5'])('rejects %j', (v) =>
+    usageError(() => parseLimit(v), '--limit must be a whole number from 1 to 100000'),
   );
 });
 

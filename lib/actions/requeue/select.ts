@@ -12,7 +12,7 @@ import { PAGE_SIZE, readJobsById, scanJobs } from './read.ts';
 /** How many jobs a run selects when `--limit` is not given, and the most it may ask for. */
 export const DEFAULT_LIMIT = 500;
 /** The most `--limit` (and `--id`) may name in one run. */
-export const MAX_LIMIT = 10_000;
+export const MAX_LIMIT = 100_000;
 
 /** Rows read at most while an error regex filters client-side: bounds a run on a huge table. */
 const SCAN_MAX = 50_000;
