@@ -25,6 +25,13 @@ function supabaseDraft(ev: Evidence, title: string, cause?: string): Draft[] {
   ];
 }
 
+/** The gateway's own answers get their own title: the project answers, but not with the queue. */
+const UNREACHABLE_TITLES: Partial<Record<string, string>> = {
+  paused: 'the Supabase project is paused',
+  gateway: "Supabase's gateway cannot get an answer from the project",
+  'pool-exhausted': "the project's database pool is saturated",
+};
+
 const isKeyProblem = (kind: string) => kind === 'unauthorized' || kind === 'forbidden';
 
 function sshFailure(ev: Evidence) {
@@ -75,7 +82,7 @@ export const REACH_RULES: readonly FindingRule[] = [
     detect: ({ ev }) => {
       const kind = supabaseFailure(ev)?.kind;
       if (!kind || isKeyProblem(kind) || kind === 'missing-table') return [];
-      return supabaseDraft(ev, 'Supabase does not answer from this machine');
+      return supabaseDraft(ev, UNREACHABLE_TITLES[kind] ?? 'Supabase does not answer from this machine');
     },
   },
   {
