@@ -4,6 +4,7 @@
  * gateway's error page: Cloudflare's 52x, an nginx 502) is shown as its status and its <title>, one inert line,
  * never the markup (supabase-js puts the whole page in `error.message`).
  */
+import { htmlSummary as pageTitle } from '../core/html.ts';
 import { clip } from '../core/text.ts';
 import { TRANSPORT_ERROR_PATTERN } from './http.ts';
 import { inert } from './inert.ts';
@@ -60,32 +61,13 @@ export const GATEWAY_STATUS_NAMES: Readonly<Record<number, string>> = {
 /** Statuses answered by the gateway, not by PostgREST: reads are retried on these (but 540), writes read back. */
 export const GATEWAY_STATUSES: ReadonlySet<number> = new Set([520, 521, 522, 523, 524, 544]);
 
-const HTML_START = /^\s*(?:<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]|<!--\[if\b)/i;
-const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ', bull: '•' };
-
-/** One line of text from HTML: tags dropped, the common entities decoded, whitespace collapsed, inert, clipped. */
-function htmlText(html: string, max: number): string {
-  const text = html
-    .replace(/<[^>]*>/g, ' ')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (m, e: string) => {
-      if (e[0] !== '#') return ENTITIES[e.toLowerCase()] ?? m;
-      const code = e[1] === 'x' || e[1] === 'X' ? Number.parseInt(e.slice(2), 16) : Number(e.slice(1));
-      return code > 0x1f && code < 0x110000 ? String.fromCodePoint(code) : ' ';
-    })
-    .replace(/\s+/g, ' ')
-    .trim();
-  return clip(inert(text), max);
-}
-
 /**
- * The one line an HTML body stands for: its <title> (else its first heading; empty when it has neither), or
- * undefined when the body is not an HTML page. Never the markup.
+ * The one line an HTML body stands for, inert and clipped: its <title> (else its first heading; empty when it has
+ * neither), or undefined when the body is not an HTML page. Never the markup.
  */
 export function htmlSummary(body: string | undefined): string | undefined {
-  if (!body || !(HTML_START.test(body) || /<\/?(?:html|title|body)[\s>]/i.test(body.slice(0, 2000)))) return undefined;
-  const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(body)?.[1];
-  const heading = /<h1[^>]*>([\s\S]*?)<\/h1>/i.exec(body)?.[1];
-  return htmlText(title ?? heading ?? '', 160);
+  const title = pageTitle(body);
+  return title === undefined ? undefined : clip(inert(title), 160);
 }
 
 function hostOf(url: string): string {

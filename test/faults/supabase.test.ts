@@ -53,7 +53,15 @@ interface SupabaseFault {
   givesUp?: boolean;
   /** --timeout SECONDS, when not the harness's default. */
   timeout?: string;
+  /**
+   * An answer of the gateway in front of the API: no HTML may reach the output, and each read is asked this many
+   * times in all (3: retried twice; 1: never retried).
+   */
+  gateway?: { tries: number };
 }
+
+/** Markup on the terminal or in a report: what an HTML error page must never become. */
+const MARKUP = /<!DOCTYPE|<\/?(?:html|head|title|body|div|span|h1|script)\b|cf-error-details|&bull;/i;
 
 const FAULTS: SupabaseFault[] = [
   {
@@ -115,6 +123,51 @@ const FAULTS: SupabaseFault[] = [
     says: /connection to 127\.0\.0\.1:\d+ was reset/,
     finding: 'supabase-unreachable',
   },
+  // The gateway in front of Supabase: Cloudflare's captured pages (test/fixtures/gateway), Supabase's own 540/544.
+  {
+    name: 'gateway 520: Cloudflare error page (HTML)',
+    fault: { api: 'cloud', kind: 'gateway', status: 520 },
+    says: /the gateway in front of Supabase \(Cloudflare\) answered 520: \S+ \| 520: Web server is returning an unknown error/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    name: 'gateway 522: Cloudflare error page (HTML)',
+    fault: { api: 'cloud', kind: 'gateway', status: 522 },
+    says: /the gateway in front of Supabase \(Cloudflare\) answered 522: \S+ \| 522: Connection timed out/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    name: 'gateway 524: Cloudflare error page (HTML)',
+    fault: { api: 'cloud', kind: 'gateway', status: 524 },
+    says: /the gateway in front of Supabase \(Cloudflare\) answered 524: \S+ \| 524: A timeout occurred/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    name: 'gateway 540: the project is paused',
+    fault: { api: 'cloud', kind: 'gateway', status: 540 },
+    says: /the Supabase project at 127\.0\.0\.1:\d+ is paused \(540: project paused\)/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 1 },
+  },
+  {
+    name: "gateway 544: Supabase's gateway timeout",
+    fault: { api: 'cloud', kind: 'gateway', status: 544 },
+    says: /Supabase's API gateway answered 544: project API gateway timeout/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    // Emulated: the limits work's `pool-exhausted` switch (a real pool of 10 with a 10 s acquisition timeout) is not
+    // on main yet; an injected 504 carries PostgREST's PGRST003 body (sandbox/rest/server.ts faultAnswer).
+    name: 'pool-exhausted: 504 PGRST003 on every read (injected)',
+    fault: { api: 'cloud', kind: 'status', status: 504 },
+    says: /the database pool was saturated \(504 PGRST003: Timed out acquiring connection from connection pool\.\)/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
 ];
 
 describe('Supabase faults', () => {
@@ -140,12 +193,29 @@ describe('Supabase faults', () => {
           });
           if (runbook === 'requeue') expect(r.stderr).toMatch(/^error: could not read the jobs: /m);
           if (f.givesUp) expect(reportedFailure(r, runbook, f.finding)).toMatch(f.says);
-          expect(runbookWrites((await sb.stats()).events)).toEqual([]);
+          const events = (await sb.stats()).events;
+          expect(runbookWrites(events)).toEqual([]);
+          if (f.gateway) expectGatewayNamed(r, runbook, f, events);
         },
       );
     }
   }
 });
+
+/**
+ * A gateway answer: named in the report as in the output, no markup anywhere (output, JSON report), and each read
+ * asked as often as the rule says (retried twice, or once for a paused project), no more.
+ */
+function expectGatewayNamed(r: Run, runbook: RunbookName, f: SupabaseFault, events: readonly HttpEvent[]): void {
+  const report = JSON.stringify(r.report ?? {});
+  expect(`${r.stdout}\n${r.stderr}`, 'markup in the output').not.toMatch(MARKUP);
+  expect(report, 'markup in the JSON report').not.toMatch(MARKUP);
+  expect(reportedFailure(r, runbook, f.finding)).toMatch(f.says);
+  const reads = triesByRequest(requestsOfRun(r, events).filter((e) => e.method === 'GET' || e.method === 'HEAD'));
+  expect(reads.size).toBeGreaterThan(0);
+  for (const [read, tries] of reads) expect(tries.length, read).toBe(f.gateway!.tries);
+  observe(`${reads.size} read${reads.size === 1 ? '' : 's'} × ${f.gateway!.tries}`);
+}
 
 /** What the JSON report gives as the reason of the failure: requeue's error, or the finding's cause and evidence. */
 function reportedFailure(r: Run, runbook: RunbookName, finding: string): string {

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { withoutMarkup } from '../../lib/core/html.ts';
 import { classifyDbError, htmlSummary } from '../../lib/io/db-failure.ts';
 import { RETRY_STATUSES } from '../../lib/io/http.ts';
 
@@ -110,5 +111,24 @@ describe('an HTML body anywhere', () => {
     expect(f.kind).toBe('unauthorized');
     expect(f.message).toContain('an HTML page: Sign in');
     expectOneInertLine(f.message);
+  });
+});
+
+describe('an HTML page inside a longer text (a worker log line)', () => {
+  it('stands for its title, the text around it kept', () => {
+    const line = `2026-12-02T01:32:41Z ERROR poll failed: 522 ${page(522).trim().replace(/\n/g, ' ')} (retrying)`;
+    expect(withoutMarkup(line)).toBe(
+      '2026-12-02T01:32:41Z ERROR poll failed: 522 [HTML page: fyhftlxokyjtpndbkfse.supabase.co | 522: Connection timed out] (retrying)',
+    );
+  });
+
+  it('a page cut short by the line limit still becomes its title', () => {
+    expect(withoutMarkup(`poll failed: ${page(520).slice(0, page(520).indexOf('<meta'))}`)).toBe(
+      'poll failed: [HTML page: fyhftlxokyjtpndbkfse.supabase.co | 520: Web server is returning an unknown error]',
+    );
+  });
+
+  it('leaves text without a page alone', () => {
+    expect(withoutMarkup('a < b and c > d')).toBe('a < b and c > d');
   });
 });
