@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { HttpEvent, HttpFault } from '../../sandbox/stats.ts';
-import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
+import { runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 import {
   closedPort,
   envVariant,
@@ -199,6 +199,39 @@ describe('Supabase faults', () => {
         },
       );
     }
+  }
+});
+
+/**
+ * The watch (not in the harness's bundle: run from its source, as an operator does) with `--once`: a queue it never
+ * read is exit 2, with the failure's own line and fix.
+ */
+describe('Supabase faults in the watch', () => {
+  for (const f of FAULTS.filter((x) => x.gateway)) {
+    faultCase(
+      { group: 'Supabase', runbook: 'watch', name: f.name, expected: 'exit 2 · the queue could not be read: its line' },
+      async () => {
+        await sb.resetStats();
+        const dir = tempDir('watch');
+        const startedAt = Date.now();
+        const r = await withControls(sb, { httpFault: f.fault }, () =>
+          runRunbook('watch', ['--config', sb.envFile, '--once', '--ci', '--timeout', '2'], {
+            env: { HOME: dir, XDG_STATE_HOME: path.join(dir, 'state') },
+            timeoutMs: HANG_MS,
+          }),
+        );
+        const run = { ...r, ms: Date.now() - startedAt, startedAt };
+        observe(`exit ${r.code}`);
+        expectClear(run, { code: 2, says: f.says });
+        expect(r.stderr).toMatch(/^error: the queue could not be read: /m);
+        expect(`${r.stdout}\n${r.stderr}`, 'markup in the output').not.toMatch(MARKUP);
+        const events = (await sb.stats()).events;
+        expect(runbookWrites(events)).toEqual([]);
+        const reads = triesByRequest(requestsOfRun(run, events));
+        expect(reads.size).toBeGreaterThan(0);
+        for (const [read, tries] of reads) expect(tries.length, read).toBe(f.gateway!.tries);
+      },
+    );
   }
 });
 
@@ -441,6 +474,44 @@ describe('writes', () => {
       written: true,
     },
     {
+      name: "the PATCH answered 522, Cloudflare's page (not written)",
+      fault: { api: 'cloud', method: 'PATCH', kind: 'gateway', status: 522 },
+      rpc: 'off',
+      outcome: 'unknown',
+      code: 1,
+      says: /answered 522: \S+ \| 522: Connection timed out/,
+      written: false,
+    },
+    {
+      name: 'the PATCH answered 540: the project was paused since the preview',
+      fault: { api: 'cloud', method: 'PATCH', kind: 'gateway', status: 540 },
+      rpc: 'off',
+      outcome: 'failed',
+      code: 2,
+      says: /is paused \(540: project paused\)/,
+      written: false,
+    },
+    {
+      name: "the batch RPC answered 524, Cloudflare's page (not written)",
+      fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'gateway', status: 524, skip: 1 },
+      rpc: 'auto',
+      outcome: 'unknown',
+      code: 1,
+      says: /answered 524: \S+ \| 524: A timeout occurred/,
+      written: false,
+    },
+    {
+      // Emulated pool-exhausted (see the Supabase group): the function's one call per batch is not halved; the batch
+      // is read back and, not written, left for the rerun.
+      name: 'the batch RPC answered 504 PGRST003, the pool saturated (injected)',
+      fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'status', status: 504, skip: 1 },
+      rpc: 'auto',
+      outcome: 'unknown',
+      code: 1,
+      says: /the database pool was saturated \(504 PGRST003/,
+      written: false,
+    },
+    {
       name: 'the batch RPC answered 503 (not written)',
       fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'status', status: 503, skip: 1 },
       rpc: 'auto',
@@ -481,6 +552,8 @@ describe('writes', () => {
         ];
         const r = await withControls(sb, { httpFault: w.fault }, () => run('requeue', args));
         expectClear(r, { code: w.code, says: w.says, fix: w.outcome !== 'requeued' });
+        expect(`${r.stdout}\n${r.stderr}`, 'markup in the output').not.toMatch(MARKUP);
+        expect(JSON.stringify(r.report ?? {}), 'markup in the report').not.toMatch(MARKUP);
         const results = requeueResults(r);
         expect(results.map((x) => [x.jobId, x.outcome])).toEqual([[id, w.outcome]]);
         if (w.settleMs) await new Promise((resolve) => setTimeout(resolve, w.settleMs));
@@ -522,4 +595,55 @@ describe('writes', () => {
       },
     );
   }
+
+  faultCase(
+    {
+      group: 'Writes',
+      runbook: 'requeue',
+      name: 'two PATCHes answered 504 PGRST003, the pool saturated (injected)',
+      expected:
+        'exit 0 · concurrency halved, said in the summary; each refused job read back, then written once; all reported',
+    },
+    async () => {
+      const jobType = `fault_write_${++n}`;
+      const ids = await insertFailed(sb, 8, jobType);
+      await sb.resetStats();
+      const audit = path.join(tempDir('audit'), 'audit.jsonl');
+      const args = ['--env-file', sb.envFile, '--job-type', jobType, '--apply', '--yes', '--reason', 'fault harness'];
+      const r = await withControls(
+        sb,
+        { httpFault: { api: 'cloud', method: 'PATCH', kind: 'status', status: 504, times: 2 } },
+        () => run('requeue', [...args, '--rpc', 'off', '--concurrency', '4', ...NO_GATE, '--audit', audit]),
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const said =
+        /the database pool was saturated: concurrency lowered to ([12]) \(2 writes turned away with 504 PGRST003, each read back before it was retried\)/;
+      expect(r.stdout).toMatch(said);
+      expect(r.stdout).toMatch(/^requeued 8 of 8 jobs; the database pool was saturated: concurrency lowered to [12]/m);
+      expect(JSON.stringify(r.report)).toMatch(/the database pool was saturated: concurrency lowered to/);
+      expect(requeueResults(r).map((x) => x.outcome)).toEqual(Array(8).fill('requeued'));
+      const rows = await jobRows(sb, ids);
+      for (const id of ids) {
+        expect(rows.get(id)!.status).toBe('queued');
+        expect(rows.get(id)!.debug?.requeue_history ?? []).toHaveLength(1);
+      }
+      const events = requestsOfRun(r, (await sb.stats()).events);
+      const patches = events.filter((e) => e.method === 'PATCH');
+      expect(patches).toHaveLength(10);
+      // Each refused job was read back (its own read by id) after the refusal and before it was sent again.
+      for (const refused of patches.filter((e) => e.status === 504)) {
+        const id = /id=eq\.([0-9a-f-]{36})/.exec(refused.query ?? '')![1];
+        const again = patches.find(
+          (e) => e !== refused && e.startedAt >= refused.startedAt && e.query?.includes(`id=eq.${id}`),
+        );
+        const readBack = events.find(
+          (e) => e.method === 'GET' && e.startedAt >= refused.endedAt && (e.query ?? '').includes(id),
+        );
+        expect(again, `the refused write of ${id} was sent again`).toBeDefined();
+        expect(readBack, `the refused job ${id} was read back`).toBeDefined();
+        expect(readBack!.startedAt).toBeLessThanOrEqual(again!.startedAt);
+      }
+      observe(`${patches.length} PATCHes for 8 jobs; ${r.stdout.match(said)?.[0] ?? ''}`);
+    },
+  );
 });
