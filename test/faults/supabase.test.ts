@@ -501,17 +501,6 @@ describe('writes', () => {
       written: false,
     },
     {
-      // Emulated pool-exhausted (see the Supabase group): the function's one call per batch is not halved; the batch
-      // is read back and, not written, left for the rerun.
-      name: 'the batch RPC answered 504 PGRST003, the pool saturated (injected)',
-      fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'status', status: 504, skip: 1 },
-      rpc: 'auto',
-      outcome: 'unknown',
-      code: 1,
-      says: /the database pool was saturated \(504 PGRST003/,
-      written: false,
-    },
-    {
       name: 'the batch RPC answered 503 (not written)',
       fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'status', status: 503, skip: 1 },
       rpc: 'auto',
@@ -644,6 +633,44 @@ describe('writes', () => {
         expect(readBack!.startedAt).toBeLessThanOrEqual(again!.startedAt);
       }
       observe(`${patches.length} PATCHes for 8 jobs; ${r.stdout.match(said)?.[0] ?? ''}`);
+    },
+  );
+
+  faultCase(
+    {
+      group: 'Writes',
+      runbook: 'requeue',
+      name: 'the batch RPC turned away once with 504 PGRST003, the pool saturated (injected)',
+      expected: 'exit 0 · the batch read back, then sent again in halves; each job written once; the summary says it',
+    },
+    async () => {
+      const jobType = `fault_write_${++n}`;
+      const ids = await insertFailed(sb, 4, jobType);
+      await sb.resetStats();
+      const audit = path.join(tempDir('audit'), 'audit.jsonl');
+      const args = ['--env-file', sb.envFile, '--job-type', jobType, '--apply', '--yes', '--reason', 'fault harness'];
+      const rpcPath = '/rest/v1/rpc/hd_requeue_jobs';
+      const r = await withControls(
+        sb,
+        // skip 1: the empty probe for the function goes through; the batch's call is turned away, once.
+        { httpFault: { api: 'cloud', method: 'POST', path: '/rpc/', kind: 'status', status: 504, skip: 1, times: 1 } },
+        () => run('requeue', [...args, '--rpc', 'auto', ...NO_GATE, '--audit', audit]),
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(
+        /^requeued 4 of 4 jobs; the database pool was saturated: batches halved \(1 call of the SQL function turned away with 504 PGRST003/m,
+      );
+      expect(requeueResults(r).map((x) => x.outcome)).toEqual(Array(4).fill('requeued'));
+      const rows = await jobRows(sb, ids);
+      for (const id of ids) expect(rows.get(id)!.debug?.requeue_history ?? []).toHaveLength(1);
+      const events = requestsOfRun(r, (await sb.stats()).events);
+      const calls = events.filter((e) => e.path === rpcPath).slice(1);
+      expect(calls.map((e) => e.status)).toEqual([504, 200, 200]);
+      // Read back between the refused call and the first call sent again.
+      expect(
+        events.some((e) => e.method === 'GET' && e.startedAt >= calls[0].endedAt && e.endedAt <= calls[1].startedAt),
+      ).toBe(true);
+      expect(events.filter((e) => e.method === 'PATCH')).toEqual([]);
     },
   );
 });

@@ -27,8 +27,8 @@ const PROJECT = {
   privileged: true,
 };
 
-function setup(n: number, concurrency: number) {
-  const db = createMemoryJobsDb({ rpcInstalled: false });
+function setup(n: number, concurrency: number, rpc = false) {
+  const db = createMemoryJobsDb({ rpcInstalled: rpc });
   const jobs = Array.from({ length: n }, (_, i) =>
     db.insert({
       id: id(i + 1),
@@ -72,7 +72,7 @@ function setup(n: number, concurrency: number) {
   });
   const sleeps: number[] = [];
   const clock: Clock = { now: () => NOW, sleep: async (ms) => void sleeps.push(ms) };
-  const applier = createApplier({ db, clock, out, audit }, plan, { concurrency, rpc: 'off' });
+  const applier = createApplier({ db, clock, out, audit }, plan, { concurrency, rpc: rpc ? 'only' : 'off' });
   const jobLines = () => parseAuditText(data.get(AUDIT)).filter((l): l is AuditJobLine => l.outcome !== 'intent');
   const history = (n: number) =>
     ((db.get(id(n))!.debug as { requeue_history?: unknown[] }).requeue_history ?? []).length;
@@ -212,5 +212,59 @@ describe('gateway answers to a write', () => {
     expect(run.stopped).toMatchObject({ kind: 'write-failed', message: paused.message, fix: paused.fix });
     expect(run.results.find((r) => r.jobId === id(1))?.outcome).toBe('failed');
     expect(s.db.get(id(1))!.status).toBe('failed');
+  });
+});
+
+describe('a call of the SQL function turned away by a saturated pool (504 PGRST003)', () => {
+  it('reads the batch back, sends it again in halves after a pause, and the run goes on', async () => {
+    const s = setup(6, 4, true);
+    let turnedAway = false;
+    s.db.failWrite = (jobId) => {
+      if (jobId !== id(1) || turnedAway) return undefined;
+      turnedAway = true;
+      return { failure: POOL_EXHAUSTED };
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toBeUndefined();
+    expect(run.results.map((r) => r.outcome).sort()).toEqual(Array(6).fill('requeued'));
+    for (let n = 1; n <= 6; n++) expect(s.history(n)).toBe(1);
+    expect(s.jobLines().map((l) => l.outcome)).toEqual(Array(6).fill('requeued'));
+    // The probe, the call turned away, then two halves of three.
+    const calls = s.db.calls.filter((c) => c.method === 'rpc').map((c) => c.ids?.length);
+    expect(calls).toEqual([0, 6, 3, 3]);
+    expect(s.sleeps).toEqual([250]);
+    expect(s.applier.saturation()).toBe(
+      'the database pool was saturated: batches halved (1 call of the SQL function turned away with 504 PGRST003, each read back before it was retried)',
+    );
+  });
+
+  it('reports a job changed meanwhile as skipped and sends only the others again', async () => {
+    const s = setup(4, 4, true);
+    let turnedAway = false;
+    s.db.failWrite = (jobId) => {
+      if (jobId !== id(1) || turnedAway) return undefined;
+      turnedAway = true;
+      const row = s.db.jobs.get(id(2))!;
+      s.db.jobs.set(id(2), { ...row, status: 'running', attempts: 2 });
+      return { failure: POOL_EXHAUSTED };
+    };
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toBeUndefined();
+    expect(run.results.find((r) => r.jobId === id(2))).toMatchObject({ outcome: 'skipped' });
+    expect(run.results.filter((r) => r.outcome === 'requeued')).toHaveLength(3);
+    expect(s.db.get(id(2))!.status).toBe('running');
+  });
+
+  it('stops, every job reported not written, when the pool stays saturated', async () => {
+    const s = setup(4, 4, true);
+    s.db.failWrite = () => ({ failure: POOL_EXHAUSTED });
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped?.kind).toBe('write-failed');
+    const outcomes = run.results.map((r) => r.outcome);
+    expect(outcomes).toContain('failed');
+    expect(outcomes.filter((o) => o !== 'failed' && o !== 'not-attempted')).toEqual([]);
+    expect(run.results).toHaveLength(4);
+    for (let n = 1; n <= 4; n++) expect(s.db.get(id(n))!.status).toBe('failed');
+    expect(new Set(s.jobLines().map((l) => l.job_id)).size).toBe(4);
   });
 });

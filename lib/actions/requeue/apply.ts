@@ -8,7 +8,7 @@
  * after its write. A write whose outcome is unknown (timeout, 5xx, a gateway error page) is checked by reading the
  * job back; the run then stops rather than guess, and a rerun of the same command settles it. A write the database
  * pool turned away (504 PGRST003) halves the writes in flight (down to 1) and the run goes on: the job is read back,
- * then written again or reported.
+ * then written again or reported (rpc-pool.ts: the SQL function's batch is read back and sent again in halves).
  */
 
 import { RunbookError } from '../../core/exit-codes.ts';
@@ -27,7 +27,8 @@ import {
   writeLimit,
 } from './outcome.ts';
 import type { PlannedWrite, RequeuePlan } from './plan.ts';
-import { rpcBatch, rpcUnusable } from './rpc.ts';
+import { rpcUnusable } from './rpc.ts';
+import { rpcBatchPooled } from './rpc-pool.ts';
 
 export {
   type ApplyRun,
@@ -124,7 +125,7 @@ async function writeBatches(
     if (ctx.aborted()) return interrupted();
     const batch = writes.slice(i, i + size);
     const stopped =
-      path === 'rpc' ? await rpcBatch(ctx, batch, results, tick) : await casBatch(ctx, batch, results, tick);
+      path === 'rpc' ? await rpcBatchPooled(ctx, batch, results, tick) : await casBatch(ctx, batch, results, tick);
     if (stopped) return stopped;
     if (ctx.aborted()) return interrupted();
   }
@@ -164,9 +165,9 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
   let chosen: { path: WritePath; note: string } | undefined;
   return {
     /** How writes go, once decided (after the first apply), and whether the database pool made them slow down. */
-    describePath: (): string => [chosen?.note, saturationLine(ctx.limit)].filter(Boolean).join('; '),
+    describePath: (): string => [chosen?.note, saturationLine(ctx.limit, chosen?.path)].filter(Boolean).join('; '),
     /** "the database pool was saturated: concurrency lowered to N (…)", when it was. */
-    saturation: (): string | undefined => saturationLine(ctx.limit),
+    saturation: (): string | undefined => saturationLine(ctx.limit, chosen?.path),
     path: (): WritePath | undefined => chosen?.path,
     async apply(writes: readonly PlannedWrite[]): Promise<ApplyRun> {
       const results: WriteResult[] = [];

@@ -64,8 +64,12 @@ export function lowerLimit(limit: WriteLimit, startedAt: number): void {
 }
 
 /** The line a summary gives a run whose pool was saturated, or undefined when it was not. */
-export function saturationLine(limit: WriteLimit): string | undefined {
+export function saturationLine(limit: WriteLimit, path?: 'rpc' | 'cas'): string | undefined {
   if (!limit.refusals) return undefined;
+  if (path === 'rpc') {
+    const calls = `${limit.refusals} call${limit.refusals === 1 ? '' : 's'} of the SQL function`;
+    return `the database pool was saturated: batches halved (${calls} turned away with 504 PGRST003, each read back before it was retried)`;
+  }
   const lowered = limit.current < limit.start ? `concurrency lowered to ${limit.current}` : 'concurrency kept at 1';
   return `the database pool was saturated: ${lowered} (${limit.refusals} write${limit.refusals === 1 ? '' : 's'} turned away with 504 PGRST003, each read back before it was retried)`;
 }
