@@ -106,7 +106,7 @@ function gatewayFailure(status: number, error: PgError, page: string | undefined
       kind: 'pool-exhausted',
       status,
       message: `the database pool was saturated (504 PGRST003: ${clip(inert(error.message ?? ''), 120)})`,
-      fix: 'other clients (the worker, the app) hold every connection: lower --concurrency, or wait for them, then run this again',
+      fix: "other clients (the worker, the app, a requeue) hold every connection of the project's pool: wait a minute or raise the pool size (Database settings), then run this again",
     };
   }
   return undefined;

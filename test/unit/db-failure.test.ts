@@ -82,7 +82,7 @@ describe("Supabase's own statuses", () => {
     expect(f.message).toBe(
       'the database pool was saturated (504 PGRST003: Timed out acquiring connection from connection pool.)',
     );
-    expect(f.fix).toMatch(/--concurrency/);
+    expect(f.fix).toMatch(/raise the pool size/);
   });
 
   it('a 504 that is not PGRST003 stays a server failure', () => {
