@@ -34,8 +34,11 @@ Verbs:
   fault NAME|off --dir DIR [--api cloud|local] [--method M] [--times N]
                                                   break the sandbox on purpose (http-401, http-403, http-404,
                                                   http-500, http-503, http-slow, http-malformed, http-reset,
-                                                  http-reset-after, ssh-auth-fail, ssh-slow, ssh-blackhole,
-                                                  ssh-drop, ssh-drop-output, ssh-no-procps, ssh-no-curl);
+                                                  http-reset-after, gateway-520, gateway-522, gateway-524,
+                                                  gateway-540, gateway-544, ssh-auth-fail, ssh-slow,
+                                                  ssh-blackhole, ssh-drop, ssh-drop-output, ssh-no-procps,
+                                                  ssh-no-curl); gateway-*: the answer of Supabase's gateway
+                                                  (Cloudflare's HTML error page; 540 project paused);
                                                   --method/--times: only those requests, only N of them
 
 Scenarios:
@@ -226,6 +229,11 @@ const FAULTS: Record<string, object> = {
   'http-malformed': { httpFault: { kind: 'malformed-json' } },
   'http-reset': { httpFault: { kind: 'reset' } },
   'http-reset-after': { httpFault: { kind: 'reset-after' } },
+  'gateway-520': { httpFault: { kind: 'gateway', status: 520 } },
+  'gateway-522': { httpFault: { kind: 'gateway', status: 522 } },
+  'gateway-524': { httpFault: { kind: 'gateway', status: 524 } },
+  'gateway-540': { httpFault: { kind: 'gateway', status: 540 } },
+  'gateway-544': { httpFault: { kind: 'gateway', status: 544 } },
   'ssh-auth-fail': { sshFault: { kind: 'auth-fail' } },
   'ssh-slow': { sshFault: { kind: 'slow-handshake', delayMs: 30_000 } },
   'ssh-drop': { sshFault: { kind: 'drop-mid-command' } },

@@ -99,6 +99,11 @@ export type HttpFault = {
   times?: number;
 } & (
   | { kind: 'status'; status: number }
+  /**
+   * The gateway in front of the API answers instead of it, as Supabase's does: Cloudflare's 520/522/524 with its
+   * genuine HTML error page (test/fixtures/gateway), Supabase's 540 (project paused) or 544 (gateway timeout).
+   */
+  | { kind: 'gateway'; status: 520 | 522 | 524 | 540 | 544 }
   | { kind: 'slow'; delayMs: number }
   | { kind: 'malformed-json' }
   | { kind: 'reset' }

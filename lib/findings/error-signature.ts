@@ -4,6 +4,7 @@
  */
 
 /** The signature of an empty or missing error text. */
+import { withoutMarkup } from '../core/html.ts';
 import { clip } from '../core/text.ts';
 
 export const NO_ERROR_TEXT = '(no error text)';
@@ -86,7 +87,8 @@ function normalise(line: string): string {
  */
 export function errorSignature(text: string | null | undefined): string {
   if (text === null || text === undefined || text.trim() === '') return NO_ERROR_TEXT;
-  const lines = text.replace(/\r\n?/g, '\n').split('\n');
+  // A worker that stored a gateway's error page as the error: the page stands for its title, never its markup.
+  const lines = withoutMarkup(text).replace(/\r\n?/g, '\n').split('\n');
   const line = pythonExceptionLine(lines) ?? firstMeaningfulLine(lines);
   if (line === undefined) return NO_ERROR_TEXT;
   const signature = normalise(line);

@@ -91,7 +91,8 @@ Write:
                           (default ${INTERACTIVE_VERIFY_SECONDS} on a terminal, 0 otherwise)
   --audit FILE            the audit file (REQUEUE_AUDIT_FILE; default
                           $XDG_STATE_HOME/hd-worker-runbooks/requeue-audit.jsonl or ~/.local/state/…)
-  --concurrency N         compare-and-set writes in flight (default ${DEFAULT_CONCURRENCY}, at most ${MAX_CONCURRENCY})
+  --concurrency N         compare-and-set writes in flight (default ${DEFAULT_CONCURRENCY}, at most ${MAX_CONCURRENCY}); halved
+                          (down to 1) when the database pool turns a write away (504 PGRST003)
   --rpc auto|off|only     the server-side batch function hd_requeue_jobs
                           (sandbox/migrations/002_requeue_rpc.sql): use when installed (auto), never, or require it
   --rpc-batch N           jobs per call of hd_requeue_jobs (default ${DEFAULT_RPC_BATCH}, at most ${MAX_RPC_BATCH}); a result

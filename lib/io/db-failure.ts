@@ -1,9 +1,13 @@
 /**
  * What a failed Supabase request means to an operator: a kind, one line saying what failed, one saying what to do.
- * Pure: the status and the error body supabase-js returned, never the key.
+ * Pure: the status and the error body supabase-js returned, never the key. A body that is an HTML page (the
+ * gateway's error page: Cloudflare's 52x, an nginx 502) is shown as its status and its <title>, one inert line,
+ * never the markup (supabase-js puts the whole page in `error.message`).
  */
+import { htmlSummary as pageTitle } from '../core/html.ts';
 import { clip } from '../core/text.ts';
 import { TRANSPORT_ERROR_PATTERN } from './http.ts';
+import { inert } from './inert.ts';
 
 export const JOBS_TABLE = 'hd_ingestion_jobs';
 
@@ -15,7 +19,13 @@ export type DbFailureKind =
   | 'server'
   | 'timeout'
   | 'unreachable'
-  | 'malformed';
+  | 'malformed'
+  /** 540: the project is paused; nothing answers until its owner restores it. */
+  | 'paused'
+  /** 520/521/522/523/524 (Cloudflare could not get an answer from the project) or 544 (Supabase's gateway timeout). */
+  | 'gateway'
+  /** 504 PGRST003: PostgREST timed out waiting for a database connection; the request never ran. */
+  | 'pool-exhausted';
 
 export interface DbFailure {
   kind: DbFailureKind;
@@ -33,16 +43,86 @@ export interface PgError {
   hint?: string | null;
 }
 
+/**
+ * What the gateway's own statuses mean, for a page without a title (and a HEAD request, which has no body).
+ * Cloudflare's names: developers.cloudflare.com/support/troubleshooting/http-status-codes/cloudflare-5xx-errors/;
+ * Supabase's: supabase.com/docs/guides/platform/http-status-codes.
+ */
+export const GATEWAY_STATUS_NAMES: Readonly<Record<number, string>> = {
+  520: 'Web server is returning an unknown error',
+  521: 'Web server is down',
+  522: 'Connection timed out',
+  523: 'Origin is unreachable',
+  524: 'A timeout occurred',
+  540: 'project paused',
+  544: 'project API gateway timeout',
+};
+
+/** Statuses answered by the gateway, not by PostgREST: reads are retried on these (but 540), writes read back. */
+export const GATEWAY_STATUSES: ReadonlySet<number> = new Set([520, 521, 522, 523, 524, 544]);
+
+/**
+ * The one line an HTML body stands for, inert and clipped: its <title> (else its first heading; empty when it has
+ * neither), or undefined when the body is not an HTML page. Never the markup.
+ */
+export function htmlSummary(body: string | undefined): string | undefined {
+  const title = pageTitle(body);
+  return title === undefined ? undefined : clip(inert(title), 160);
+}
+
+function hostOf(url: string): string {
+  try {
+    return new URL(url).host;
+  } catch {
+    return url;
+  }
+}
+
+/** The gateway's own answers, named: the project paused, the gateway unable to reach it, the pool saturated. */
+function gatewayFailure(status: number, error: PgError, page: string | undefined, host: string): DbFailure | undefined {
+  const said = page === undefined ? clip(inert((error.message ?? '').replace(/\s+/g, ' ').trim()), 120) : page;
+  const seen = said || GATEWAY_STATUS_NAMES[status] || '';
+  if (status === 540) {
+    return {
+      kind: 'paused',
+      status,
+      message: `the Supabase project at ${host} is paused (540${seen ? `: ${seen}` : ''})`,
+      fix: 'restore it in the Supabase dashboard (Project → Restore), then run this again; retrying does not help',
+    };
+  }
+  if (GATEWAY_STATUSES.has(status)) {
+    const supabase = status === 544;
+    return {
+      kind: 'gateway',
+      status,
+      message: `${supabase ? "Supabase's API gateway" : 'the gateway in front of Supabase (Cloudflare)'} answered ${status}: ${seen || 'no body'}`,
+      fix: supabase
+        ? "the request ran past the gateway's time limit: check the project's API logs and slow queries, then run this again"
+        : `the gateway could not get an answer from the project at ${host}: check status.supabase.com and the project's health in the dashboard, then run this again`,
+    };
+  }
+  if (status === 504 && error.code === 'PGRST003') {
+    return {
+      kind: 'pool-exhausted',
+      status,
+      message: `the database pool was saturated (504 PGRST003: ${clip(inert(error.message ?? ''), 120)})`,
+      fix: "other clients (the worker, the app, a requeue) hold every connection of the project's pool: wait a minute or raise the pool size (Database settings), then run this again",
+    };
+  }
+  return undefined;
+}
+
 /** Maps what supabase-js returned to a failure an operator can act on. */
 export function classifyDbError(status: number, error: PgError, url: string): DbFailure {
-  const host = (() => {
-    try {
-      return new URL(url).host;
-    } catch {
-      return url;
-    }
-  })();
-  const text = clip([error.message, error.hint].filter(Boolean).join(' — '), 300);
+  const host = hostOf(url);
+  const page = htmlSummary(error.message);
+  const gateway = gatewayFailure(status, error, page, host);
+  if (gateway) return gateway;
+  // An HTML page stands for its title; any other text is clipped and made inert.
+  const text =
+    page !== undefined
+      ? `an HTML page${page ? `: ${page}` : ''}`
+      : clip(inert([error.message, error.hint].filter(Boolean).join(' — ').replace(/\s+/g, ' ')), 300);
   const transport = TRANSPORT_ERROR_PATTERN.exec(error.message ?? '');
   if (status === 0 && transport) {
     const [, kind, message] = transport;
@@ -69,7 +149,7 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
     return {
       kind: 'malformed',
       status,
-      message: `the API answered ${status} with a body that is not JSON`,
+      message: `the API answered ${status} with a body that is not JSON${page !== undefined ? ` (${text})` : ''}`,
       fix: `check that SUPABASE_URL (${host}) is the project's API URL, not a proxy or dashboard page`,
     };
   }

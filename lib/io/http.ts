@@ -6,14 +6,19 @@
 export interface GuardedFetchOptions {
   /** Per attempt. */
   timeoutMs: number;
-  /** Retries for GET/HEAD on a network error, a timeout or 502/503/504/520. */
+  /** Retries for GET/HEAD on a network error, a timeout, or a status in {@link RETRY_STATUSES}. */
   readRetries: number;
   backoffMs: (attempt: number) => number;
   sleep: (ms: number) => Promise<void>;
   fetch?: typeof fetch;
 }
 
-const RETRY_STATUSES = new Set([502, 503, 504, 520]);
+/**
+ * Answers a read is tried again on: PostgREST's 502/503/504 (connection, schema cache, pool), Cloudflare's 520–524
+ * (it could not get an answer from the project) and Supabase's 544 (its gateway's time limit). Never 540: a paused
+ * project stays paused until its owner restores it, so asking again only delays saying so.
+ */
+export const RETRY_STATUSES: ReadonlySet<number> = new Set([502, 503, 504, 520, 521, 522, 523, 524, 544]);
 
 /** A failure of the transport itself, classified so callers can say what to do. */
 export const TRANSPORT_ERROR_PATTERN = /^TransportError: (timeout|refused|dns|reset|network): (.*)$/s;

@@ -2,6 +2,8 @@
  * The sandbox's Supabase-compatible HTTP API for one project: `/rest/v1/*` answered like PostgREST behind
  * Supabase's gateway, over a real PostgreSQL reached as the `authenticator` role.
  */
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import pg from 'pg';
@@ -68,6 +70,32 @@ function faultAnswer(status: number, path: string): HttpAnswer {
   };
   const [code, message] = bodies[status] ?? [`PGRST${status}`, `HTTP ${status} (injected by the sandbox)`];
   return errorAnswer(apiError(status, code, message));
+}
+
+/** Where Cloudflare's captured pages live (their sources: test/fixtures/gateway/README.md). */
+const GATEWAY_FIXTURES = new URL('../../test/fixtures/gateway/', import.meta.url);
+/** The Cloudflare data centre each captured page names (Newark, Singapore), for its CF-RAY header. */
+const GATEWAY_COLO: Record<number, string> = { 520: 'EWR', 522: 'EWR', 524: 'SIN' };
+
+/**
+ * What Supabase's gateway answers instead of the API: for 520/522/524 the genuine Cloudflare page with Cloudflare's
+ * error-page headers and its Ray ID; for 540/544, whose bodies were never found captured, the status and the same
+ * headers with an empty body (nothing invented: see test/fixtures/gateway/README.md).
+ */
+export function gatewayAnswer(status: number): HttpAnswer {
+  const headers = JSON.parse(readFileSync(new URL('headers.json', GATEWAY_FIXTURES), 'utf8')) as Record<string, string>;
+  let body = '';
+  let ray = randomBytes(8).toString('hex');
+  if (status in GATEWAY_COLO) {
+    body = readFileSync(new URL(`cloudflare-${status}.html`, GATEWAY_FIXTURES), 'utf8');
+    ray = /Ray ID: <strong[^>]*>([0-9a-f]+)</.exec(body)?.[1] ?? ray;
+  }
+  return {
+    status,
+    headers: { ...headers, 'cf-ray': `${ray}-${GATEWAY_COLO[status] ?? 'EWR'}` },
+    body,
+    rollback: false,
+  };
 }
 
 /** A JSON body cut short, as a proxy dropping the connection mid-response would leave it. */
@@ -260,6 +288,9 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
         body: '',
         rollback: false,
       };
+    } else if (fault?.kind === 'gateway') {
+      // The gateway answers in the API's place: no role is resolved, nothing reaches the database.
+      answer = gatewayAnswer(fault.status);
     } else if (fault?.kind === 'status' || fault?.kind === 'malformed-json') {
       const r = await resolveRole(req.headers, authConfig, url.searchParams.get('apikey'));
       if (r.ok) role = r.role;

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
 import type { HttpEvent, HttpFault } from '../../sandbox/stats.ts';
-import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
+import { runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 import {
   closedPort,
   envVariant,
@@ -53,7 +53,15 @@ interface SupabaseFault {
   givesUp?: boolean;
   /** --timeout SECONDS, when not the harness's default. */
   timeout?: string;
+  /**
+   * An answer of the gateway in front of the API: no HTML may reach the output, and each read is asked this many
+   * times in all (3: retried twice; 1: never retried).
+   */
+  gateway?: { tries: number };
 }
+
+/** Markup on the terminal or in a report: what an HTML error page must never become. */
+const MARKUP = /<!DOCTYPE|<\/?(?:html|head|title|body|div|span|h1|script)\b|cf-error-details|&bull;/i;
 
 const FAULTS: SupabaseFault[] = [
   {
@@ -115,6 +123,51 @@ const FAULTS: SupabaseFault[] = [
     says: /connection to 127\.0\.0\.1:\d+ was reset/,
     finding: 'supabase-unreachable',
   },
+  // The gateway in front of Supabase: Cloudflare's captured pages (test/fixtures/gateway), Supabase's own 540/544.
+  {
+    name: 'gateway 520: Cloudflare error page (HTML)',
+    fault: { api: 'cloud', kind: 'gateway', status: 520 },
+    says: /the gateway in front of Supabase \(Cloudflare\) answered 520: \S+ \| 520: Web server is returning an unknown error/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    name: 'gateway 522: Cloudflare error page (HTML)',
+    fault: { api: 'cloud', kind: 'gateway', status: 522 },
+    says: /the gateway in front of Supabase \(Cloudflare\) answered 522: \S+ \| 522: Connection timed out/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    name: 'gateway 524: Cloudflare error page (HTML)',
+    fault: { api: 'cloud', kind: 'gateway', status: 524 },
+    says: /the gateway in front of Supabase \(Cloudflare\) answered 524: \S+ \| 524: A timeout occurred/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    name: 'gateway 540: the project is paused',
+    fault: { api: 'cloud', kind: 'gateway', status: 540 },
+    says: /the Supabase project at 127\.0\.0\.1:\d+ is paused \(540: project paused\)/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 1 },
+  },
+  {
+    name: "gateway 544: Supabase's gateway timeout",
+    fault: { api: 'cloud', kind: 'gateway', status: 544 },
+    says: /Supabase's API gateway answered 544: project API gateway timeout/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
+  {
+    // Emulated: the limits work's `pool-exhausted` switch (a real pool of 10 with a 10 s acquisition timeout) is not
+    // on main yet; an injected 504 carries PostgREST's PGRST003 body (sandbox/rest/server.ts faultAnswer).
+    name: 'pool-exhausted: 504 PGRST003 on every read (injected)',
+    fault: { api: 'cloud', kind: 'status', status: 504 },
+    says: /the database pool was saturated \(504 PGRST003: Timed out acquiring connection from connection pool\.\)/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 3 },
+  },
 ];
 
 describe('Supabase faults', () => {
@@ -140,12 +193,62 @@ describe('Supabase faults', () => {
           });
           if (runbook === 'requeue') expect(r.stderr).toMatch(/^error: could not read the jobs: /m);
           if (f.givesUp) expect(reportedFailure(r, runbook, f.finding)).toMatch(f.says);
-          expect(runbookWrites((await sb.stats()).events)).toEqual([]);
+          const events = (await sb.stats()).events;
+          expect(runbookWrites(events)).toEqual([]);
+          if (f.gateway) expectGatewayNamed(r, runbook, f, events);
         },
       );
     }
   }
 });
+
+/**
+ * The watch (not in the harness's bundle: run from its source, as an operator does) with `--once`: a queue it never
+ * read is exit 2, with the failure's own line and fix.
+ */
+describe('Supabase faults in the watch', () => {
+  for (const f of FAULTS.filter((x) => x.gateway)) {
+    faultCase(
+      { group: 'Supabase', runbook: 'watch', name: f.name, expected: 'exit 2 · the queue could not be read: its line' },
+      async () => {
+        await sb.resetStats();
+        const dir = tempDir('watch');
+        const startedAt = Date.now();
+        const r = await withControls(sb, { httpFault: f.fault }, () =>
+          runRunbook('watch', ['--config', sb.envFile, '--once', '--ci', '--timeout', '2'], {
+            env: { HOME: dir, XDG_STATE_HOME: path.join(dir, 'state') },
+            timeoutMs: HANG_MS,
+          }),
+        );
+        const run = { ...r, ms: Date.now() - startedAt, startedAt };
+        observe(`exit ${r.code}`);
+        expectClear(run, { code: 2, says: f.says });
+        expect(r.stderr).toMatch(/^error: the queue could not be read: /m);
+        expect(`${r.stdout}\n${r.stderr}`, 'markup in the output').not.toMatch(MARKUP);
+        const events = (await sb.stats()).events;
+        expect(runbookWrites(events)).toEqual([]);
+        const reads = triesByRequest(requestsOfRun(run, events));
+        expect(reads.size).toBeGreaterThan(0);
+        for (const [read, tries] of reads) expect(tries.length, read).toBe(f.gateway!.tries);
+      },
+    );
+  }
+});
+
+/**
+ * A gateway answer: named in the report as in the output, no markup anywhere (output, JSON report), and each read
+ * asked as often as the rule says (retried twice, or once for a paused project), no more.
+ */
+function expectGatewayNamed(r: Run, runbook: RunbookName, f: SupabaseFault, events: readonly HttpEvent[]): void {
+  const report = JSON.stringify(r.report ?? {});
+  expect(`${r.stdout}\n${r.stderr}`, 'markup in the output').not.toMatch(MARKUP);
+  expect(report, 'markup in the JSON report').not.toMatch(MARKUP);
+  expect(reportedFailure(r, runbook, f.finding)).toMatch(f.says);
+  const reads = triesByRequest(requestsOfRun(r, events).filter((e) => e.method === 'GET' || e.method === 'HEAD'));
+  expect(reads.size).toBeGreaterThan(0);
+  for (const [read, tries] of reads) expect(tries.length, read).toBe(f.gateway!.tries);
+  observe(`${reads.size} read${reads.size === 1 ? '' : 's'} × ${f.gateway!.tries}`);
+}
 
 /** What the JSON report gives as the reason of the failure: requeue's error, or the finding's cause and evidence. */
 function reportedFailure(r: Run, runbook: RunbookName, finding: string): string {
@@ -371,6 +474,33 @@ describe('writes', () => {
       written: true,
     },
     {
+      name: "the PATCH answered 522, Cloudflare's page (not written)",
+      fault: { api: 'cloud', method: 'PATCH', kind: 'gateway', status: 522 },
+      rpc: 'off',
+      outcome: 'unknown',
+      code: 1,
+      says: /answered 522: \S+ \| 522: Connection timed out/,
+      written: false,
+    },
+    {
+      name: 'the PATCH answered 540: the project was paused since the preview',
+      fault: { api: 'cloud', method: 'PATCH', kind: 'gateway', status: 540 },
+      rpc: 'off',
+      outcome: 'failed',
+      code: 2,
+      says: /is paused \(540: project paused\)/,
+      written: false,
+    },
+    {
+      name: "the batch RPC answered 524, Cloudflare's page (not written)",
+      fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'gateway', status: 524, skip: 1 },
+      rpc: 'auto',
+      outcome: 'unknown',
+      code: 1,
+      says: /answered 524: \S+ \| 524: A timeout occurred/,
+      written: false,
+    },
+    {
       name: 'the batch RPC answered 503 (not written)',
       fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'status', status: 503, skip: 1 },
       rpc: 'auto',
@@ -411,6 +541,8 @@ describe('writes', () => {
         ];
         const r = await withControls(sb, { httpFault: w.fault }, () => run('requeue', args));
         expectClear(r, { code: w.code, says: w.says, fix: w.outcome !== 'requeued' });
+        expect(`${r.stdout}\n${r.stderr}`, 'markup in the output').not.toMatch(MARKUP);
+        expect(JSON.stringify(r.report ?? {}), 'markup in the report').not.toMatch(MARKUP);
         const results = requeueResults(r);
         expect(results.map((x) => [x.jobId, x.outcome])).toEqual([[id, w.outcome]]);
         if (w.settleMs) await new Promise((resolve) => setTimeout(resolve, w.settleMs));
@@ -452,4 +584,93 @@ describe('writes', () => {
       },
     );
   }
+
+  faultCase(
+    {
+      group: 'Writes',
+      runbook: 'requeue',
+      name: 'two PATCHes answered 504 PGRST003, the pool saturated (injected)',
+      expected:
+        'exit 0 · concurrency halved, said in the summary; each refused job read back, then written once; all reported',
+    },
+    async () => {
+      const jobType = `fault_write_${++n}`;
+      const ids = await insertFailed(sb, 8, jobType);
+      await sb.resetStats();
+      const audit = path.join(tempDir('audit'), 'audit.jsonl');
+      const args = ['--env-file', sb.envFile, '--job-type', jobType, '--apply', '--yes', '--reason', 'fault harness'];
+      const r = await withControls(
+        sb,
+        { httpFault: { api: 'cloud', method: 'PATCH', kind: 'status', status: 504, times: 2 } },
+        () => run('requeue', [...args, '--rpc', 'off', '--concurrency', '4', ...NO_GATE, '--audit', audit]),
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      const said =
+        /the database pool was saturated: concurrency lowered to ([12]) \(2 writes turned away with 504 PGRST003, each read back before it was retried\)/;
+      expect(r.stdout).toMatch(said);
+      expect(r.stdout).toMatch(/^requeued 8 of 8 jobs; the database pool was saturated: concurrency lowered to [12]/m);
+      expect(JSON.stringify(r.report)).toMatch(/the database pool was saturated: concurrency lowered to/);
+      expect(requeueResults(r).map((x) => x.outcome)).toEqual(Array(8).fill('requeued'));
+      const rows = await jobRows(sb, ids);
+      for (const id of ids) {
+        expect(rows.get(id)!.status).toBe('queued');
+        expect(rows.get(id)!.debug?.requeue_history ?? []).toHaveLength(1);
+      }
+      const events = requestsOfRun(r, (await sb.stats()).events);
+      const patches = events.filter((e) => e.method === 'PATCH');
+      expect(patches).toHaveLength(10);
+      // Each refused job was read back (its own read by id) after the refusal and before it was sent again.
+      for (const refused of patches.filter((e) => e.status === 504)) {
+        const id = /id=eq\.([0-9a-f-]{36})/.exec(refused.query ?? '')![1];
+        const again = patches.find(
+          (e) => e !== refused && e.startedAt >= refused.startedAt && e.query?.includes(`id=eq.${id}`),
+        );
+        const readBack = events.find(
+          (e) => e.method === 'GET' && e.startedAt >= refused.endedAt && (e.query ?? '').includes(id),
+        );
+        expect(again, `the refused write of ${id} was sent again`).toBeDefined();
+        expect(readBack, `the refused job ${id} was read back`).toBeDefined();
+        expect(readBack!.startedAt).toBeLessThanOrEqual(again!.startedAt);
+      }
+      observe(`${patches.length} PATCHes for 8 jobs; ${r.stdout.match(said)?.[0] ?? ''}`);
+    },
+  );
+
+  faultCase(
+    {
+      group: 'Writes',
+      runbook: 'requeue',
+      name: 'the batch RPC turned away once with 504 PGRST003, the pool saturated (injected)',
+      expected: 'exit 0 · the batch read back, then sent again in halves; each job written once; the summary says it',
+    },
+    async () => {
+      const jobType = `fault_write_${++n}`;
+      const ids = await insertFailed(sb, 4, jobType);
+      await sb.resetStats();
+      const audit = path.join(tempDir('audit'), 'audit.jsonl');
+      const args = ['--env-file', sb.envFile, '--job-type', jobType, '--apply', '--yes', '--reason', 'fault harness'];
+      const rpcPath = '/rest/v1/rpc/hd_requeue_jobs';
+      const r = await withControls(
+        sb,
+        // skip 1: the empty probe for the function goes through; the batch's call is turned away, once.
+        { httpFault: { api: 'cloud', method: 'POST', path: '/rpc/', kind: 'status', status: 504, skip: 1, times: 1 } },
+        () => run('requeue', [...args, '--rpc', 'auto', ...NO_GATE, '--audit', audit]),
+      );
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(r.stdout).toMatch(
+        /^requeued 4 of 4 jobs; the database pool was saturated: batches halved \(1 call of the SQL function turned away with 504 PGRST003/m,
+      );
+      expect(requeueResults(r).map((x) => x.outcome)).toEqual(Array(4).fill('requeued'));
+      const rows = await jobRows(sb, ids);
+      for (const id of ids) expect(rows.get(id)!.debug?.requeue_history ?? []).toHaveLength(1);
+      const events = requestsOfRun(r, (await sb.stats()).events);
+      const calls = events.filter((e) => e.path === rpcPath).slice(1);
+      expect(calls.map((e) => e.status)).toEqual([504, 200, 200]);
+      // Read back between the refused call and the first call sent again.
+      expect(
+        events.some((e) => e.method === 'GET' && e.startedAt >= calls[0].endedAt && e.endedAt <= calls[1].startedAt),
+      ).toBe(true);
+      expect(events.filter((e) => e.method === 'PATCH')).toEqual([]);
+    },
+  );
 });

@@ -71,6 +71,22 @@ export const NETWORK_TIMEOUT: DbFailure = {
   fix: 'check the network',
 };
 
+/** PostgREST's answer when its pool had no connection for the request within its timeout: nothing ran. */
+export const POOL_EXHAUSTED: DbFailure = {
+  kind: 'pool-exhausted',
+  status: 504,
+  message: 'the database pool was saturated (504 PGRST003: Timed out acquiring connection from connection pool.)',
+  fix: 'lower --concurrency',
+};
+
+/** Cloudflare's 522 page in front of the project: the request may or may not have run. */
+export const GATEWAY_522: DbFailure = {
+  kind: 'gateway',
+  status: 522,
+  message: 'the gateway in front of Supabase (Cloudflare) answered 522: memory.local | 522: Connection timed out',
+  fix: 'check status.supabase.com',
+};
+
 /** A fresh, empty memory db. */
 export function createMemoryJobsDb(options: MemoryJobsDbOptions = {}): MemoryJobsDb {
   const jobs = new Map<string, Job>();

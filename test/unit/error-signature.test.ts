@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { errorSignature, NO_ERROR_TEXT } from '../../lib/findings/error-signature.ts';
 
@@ -98,6 +99,12 @@ describe('errorSignature', () => {
       expect(errorSignature(text)).toBe(expected);
     });
   }
+
+  it("a gateway's error page stored as the error is its title, never the markup", () => {
+    const page = readFileSync(new URL('../fixtures/gateway/cloudflare-522.html', import.meta.url), 'utf8');
+    const signature = errorSignature(`postgrest.exceptions.APIError: ${page}`);
+    expect(signature).toBe('postgrest.exceptions.APIError: [HTML page: <token> | <n>: Connection timed out]');
+  });
 
   it('groups failures that differ only in ids, numbers and paths', () => {
     const a = errorSignature(

@@ -105,6 +105,42 @@ describe('guardedFetch retries', () => {
   });
 });
 
+describe('guardedFetch and the gateway', () => {
+  it.each([520, 522, 524, 544])('retries a GET answered %i, then returns the success', async (status) => {
+    const g = guarded([status, 200]);
+    expect((await g.fetch(URL_)).status).toBe(200);
+    expect(g.calls).toHaveLength(2);
+    expect(g.sleeps).toEqual([100]);
+  });
+
+  it('gives a GET answered 522 every time back after the retries: three tries, two backoffs', async () => {
+    const g = guarded([522]);
+    expect((await g.fetch(URL_)).status).toBe(522);
+    expect(g.calls).toHaveLength(3);
+    expect(g.sleeps).toEqual([100, 200]);
+  });
+
+  it('asks once when the project is paused (540), for a GET and a HEAD', async () => {
+    for (const method of ['GET', 'HEAD']) {
+      const g = guarded([540, 200]);
+      expect((await g.fetch(URL_, { method })).status).toBe(540);
+      expect(g.calls).toHaveLength(1);
+      expect(g.sleeps).toEqual([]);
+    }
+  });
+
+  it.each(['PATCH', 'POST'])(
+    'never retries a %s answered 522 or 504: a write is settled by its caller reading back',
+    async (method) => {
+      for (const status of [522, 504]) {
+        const g = guarded([status, 200]);
+        expect((await g.fetch(URL_, { method })).status).toBe(status);
+        expect(g.calls).toHaveLength(1);
+      }
+    },
+  );
+});
+
 describe('guardedFetch failures', () => {
   const cases: [name: string, error: Error, kind: TransportError['kind'], message: RegExp][] = [
     [

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { TransportError } from '../../lib/io/http.ts';
 import { classifyDbError, createJobsDb, type DbFailureKind, escapeLike, type Job } from '../../lib/io/jobs-db.ts';
@@ -139,7 +140,7 @@ describe('classifyDbError', () => {
       200,
       { message: '<!doctype html><html>…' },
       'malformed',
-      /^the API answered 200 with a body that is not JSON$/,
+      /^the API answered 200 with a body that is not JSON \(an HTML page\)$/,
       /not a proxy or dashboard page/,
     ],
     ['206 with a body that is not JSON', 206, { message: 'garbage' }, 'malformed', /answered 206/, /API URL/],
@@ -269,6 +270,84 @@ describe('createJobsDb over a fake fetch', () => {
       expect(r.failure.kind).toBe('unreachable');
       expect(r.failure.message).toBe(`connection to ${HOST} refused`);
     }
+  });
+
+  describe('gateway answers (the genuine pages of test/fixtures/gateway)', () => {
+    const html = (status: number) =>
+      readFileSync(new URL(`../fixtures/gateway/cloudflare-${status}.html`, import.meta.url), 'utf8');
+    const cf = (status: number) => ({
+      status,
+      body: html(status),
+      headers: { 'content-type': 'text/html; charset=UTF-8' },
+    });
+
+    it.each([520, 522, 524])(
+      'retries a read answered %i with backoff, then names the page in one line',
+      async (status) => {
+        const d = db([cf(status)]);
+        const r = await d.jobsDb.queuedSummary();
+        expect(d.requests.map((q) => q.method)).toEqual(['GET', 'GET', 'GET']);
+        expect(d.sleeps).toEqual([250, 500]);
+        expect(r.ok).toBe(false);
+        if (!r.ok) {
+          expect(r.failure.kind).toBe('gateway');
+          expect(r.failure.message).toMatch(
+            new RegExp(`^the gateway in front of Supabase \\(Cloudflare\\) answered ${status}: \\S+ \\| ${status}: `),
+          );
+          expect(r.failure.message).not.toMatch(/[<>\n]/);
+        }
+      },
+    );
+
+    it('reads through a gateway blip: a 522 then the answer', async () => {
+      const d = db([cf(522), { status: 200, body: JSON.stringify([JOB]), headers: { 'content-range': '0-0/1' } }]);
+      const r = await d.jobsDb.queuedSummary();
+      expect(d.requests).toHaveLength(2);
+      expect(r).toMatchObject({ ok: true, value: { count: 1 } });
+    });
+
+    it('asks once when the project is paused (540): retrying does not restore it', async () => {
+      const d = db([{ status: 540, body: '' }]);
+      const r = await d.jobsDb.queuedSummary();
+      expect(d.requests).toHaveLength(1);
+      expect(d.sleeps).toEqual([]);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.failure.kind).toBe('paused');
+    });
+
+    it('retries a read answered 544, and names it', async () => {
+      const d = db([{ status: 544, body: '' }]);
+      const r = await d.jobsDb.queuedSummary();
+      expect(d.requests).toHaveLength(3);
+      if (!r.ok) expect(r.failure.message).toBe("Supabase's API gateway answered 544: project API gateway timeout");
+    });
+
+    it('never retries a write answered 522: one PATCH, a gateway failure (its outcome is for the caller to read back)', async () => {
+      const d = db([cf(522), { status: 200, body: '[]' }]);
+      const r = await d.jobsDb.compareAndSet(
+        { id: JOB.id, status: 'failed', attempts: 1, started_at: null },
+        { status: 'queued' },
+      );
+      expect(d.requests.map((q) => q.method)).toEqual(['PATCH']);
+      expect(r.ok).toBe(false);
+      if (!r.ok) expect(r.failure.kind).toBe('gateway');
+    });
+
+    it('never retries a write answered 504 PGRST003: the pool was saturated', async () => {
+      const body = JSON.stringify({
+        code: 'PGRST003',
+        details: null,
+        hint: null,
+        message: 'Timed out acquiring connection from connection pool.',
+      });
+      const d = db([{ status: 504, body }]);
+      const r = await d.jobsDb.compareAndSet(
+        { id: JOB.id, status: 'failed', attempts: 1, started_at: null },
+        { status: 'queued' },
+      );
+      expect(d.requests).toHaveLength(1);
+      if (!r.ok) expect(r.failure.kind).toBe('pool-exhausted');
+    });
   });
 
   it('reports a timeout as timeout', async () => {

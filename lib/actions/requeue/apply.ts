@@ -5,8 +5,10 @@
  * - per batch (rpc.ts): one call of `hd_requeue_jobs` (sandbox/migrations/002_requeue_rpc.sql), which does the same
  *   guard and history append server-side, when that function is installed.
  * Either way each batch is announced in the audit file before it is written, and each job gets its line right
- * after its write. A write whose outcome is unknown (timeout, 5xx) is checked by reading the job back; the run then
- * stops rather than guess, and a rerun of the same command settles it.
+ * after its write. A write whose outcome is unknown (timeout, 5xx, a gateway error page) is checked by reading the
+ * job back; the run then stops rather than guess, and a rerun of the same command settles it. A write the database
+ * pool turned away (504 PGRST003) halves the writes in flight (down to 1) and the run goes on: the job is read back,
+ * then written again or reported (rpc-pool.ts: the SQL function's batch is read back and sent again in halves).
  */
 
 import { RunbookError } from '../../core/exit-codes.ts';
@@ -15,9 +17,18 @@ import type { JobsDb } from '../../io/jobs-db.ts';
 import type { Output } from '../../io/output.ts';
 import type { AuditLog } from './audit.ts';
 import { casBatch } from './cas.ts';
-import { type ApplyRun, type BatchContext, RPC_FUNCTION, type Stopped, type WriteResult } from './outcome.ts';
+import {
+  type ApplyRun,
+  type BatchContext,
+  RPC_FUNCTION,
+  type Stopped,
+  saturationLine,
+  type WriteResult,
+  writeLimit,
+} from './outcome.ts';
 import type { PlannedWrite, RequeuePlan } from './plan.ts';
-import { rpcBatch, rpcUnusable } from './rpc.ts';
+import { rpcUnusable } from './rpc.ts';
+import { rpcBatchPooled } from './rpc-pool.ts';
 
 export {
   type ApplyRun,
@@ -128,7 +139,7 @@ async function writeBatches(
     if (ctx.aborted()) return interrupted();
     const batch = writes.slice(i, i + size);
     const stopped =
-      path === 'rpc' ? await rpcBatch(ctx, batch, results, tick) : await casBatch(ctx, batch, results, tick);
+      path === 'rpc' ? await rpcBatchPooled(ctx, batch, results, tick) : await casBatch(ctx, batch, results, tick);
     if (stopped) return stopped;
     if (ctx.aborted()) return interrupted();
   }
@@ -163,13 +174,15 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
     clock: deps.clock,
     audit: deps.audit,
     plan,
-    concurrency,
+    limit: writeLimit(concurrency),
     aborted: () => deps.signal?.aborted === true,
   };
   let chosen: { path: WritePath; note: string } | undefined;
   return {
-    /** How writes go, once decided (after the first apply). */
-    describePath: (): string => chosen?.note ?? '',
+    /** How writes go, once decided (after the first apply), and whether the database pool made them slow down. */
+    describePath: (): string => [chosen?.note, saturationLine(ctx.limit, chosen?.path)].filter(Boolean).join('; '),
+    /** "the database pool was saturated: concurrency lowered to N (…)", when it was. */
+    saturation: (): string | undefined => saturationLine(ctx.limit, chosen?.path),
     path: (): WritePath | undefined => chosen?.path,
     async apply(writes: readonly PlannedWrite[]): Promise<ApplyRun> {
       const results: WriteResult[] = [];

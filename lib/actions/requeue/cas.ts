@@ -3,13 +3,14 @@
  * the status, attempts and started_at the preview saw, with the history entry built from the row as it is now.
  */
 import type { Job, JobsDb } from '../../io/jobs-db.ts';
-import { appendHistory, historyEntry, type JobState, jobState, requeuedState } from './history.ts';
+import { appendHistory, entryOfRun, historyEntry, type JobState, jobState, requeuedState } from './history.ts';
 import {
   announce,
   auditLine,
   type BatchContext,
   describeChange,
   eachBounded,
+  lowerLimit,
   matchesGuard,
   notWritten,
   outcomeUnknown,
@@ -23,6 +24,9 @@ import type { PlannedWrite } from './plan.ts';
 
 /** How often a job whose debug another writer changed meanwhile is read again and written again. */
 const MAX_DEBUG_REPLANS = 3;
+/** How often one job is sent while the pool turns it away (504 PGRST003), and the pause before the next try. */
+const MAX_POOL_TRIES = 4;
+const POOL_BACKOFF_MS = 250;
 
 /** Records one settled write; `stop`, when given, stops the batch from taking further jobs. */
 type Settle = (w: PlannedWrite, r: WriteResult, stop?: Stopped) => void;
@@ -51,7 +55,7 @@ export async function casBatch(
   };
   const started = await eachBounded(
     batch,
-    ctx.concurrency,
+    () => ctx.limit.current,
     (w) => casOne(ctx, w, fresh.get(w.jobId), settle),
     () => stopped !== undefined || ctx.aborted(),
   );
@@ -101,9 +105,53 @@ async function casOne(ctx: BatchContext, w: PlannedWrite, row: Job | undefined, 
     settle(w, notWritten(w, 'skipped', describeChange(w.guard, row), 'cas', w.before, jobState(row)));
     return;
   }
-  const before = jobState(row);
-  const r = await writeOnTopOfDebug(ctx, w, row, before);
-  await settleAnswer(ctx, w, before, r, settle);
+  let current = row;
+  for (let tries = 1; ; tries++) {
+    const before = jobState(current);
+    const startedAt = ctx.limit.current;
+    const r = await writeOnTopOfDebug(ctx, w, current, before);
+    if (r.ok || r.failure.kind !== 'pool-exhausted') return settleAnswer(ctx, w, before, r, settle);
+    // The pool turned the write away before it ran: fewer writes in flight from now on, and this job is read back
+    // (never assumed unwritten) before it is sent again or reported.
+    lowerLimit(ctx.limit, startedAt);
+    const back = await readBack(ctx, [w.jobId]);
+    const now = back?.get(w.jobId);
+    if (!back || !now || entryOfRun(now.debug, ctx.plan.runId) || !matchesGuard(now, w.guard)) {
+      settleTurnedAway(ctx, w, before, back, now, r.failure.message, settle);
+      return;
+    }
+    if (tries >= MAX_POOL_TRIES) {
+      const detail = `the database pool turned it away ${tries} times (504 PGRST003) and it is unchanged; not written`;
+      settle(w, notWritten(w, 'failed', detail, 'cas', before), {
+        kind: 'write-failed',
+        message: `the database pool stayed saturated at ${ctx.limit.current} write${ctx.limit.current === 1 ? '' : 's'} in flight (504 PGRST003)`,
+        fix: 'wait for the other clients of the database (the worker, the app) or raise the pool size, then rerun the same command: nothing is requeued twice',
+      });
+      return;
+    }
+    await ctx.clock.sleep(POOL_BACKOFF_MS * 2 ** (tries - 1));
+    current = now;
+  }
+}
+
+/** A write the pool turned away, settled from the row read back: written after all, changed, gone, or unknown. */
+function settleTurnedAway(
+  ctx: BatchContext,
+  w: PlannedWrite,
+  before: JobState,
+  back: Map<string, Job> | undefined,
+  now: Job | undefined,
+  why: string,
+  settle: Settle,
+): void {
+  if (back && now && !entryOfRun(now.debug, ctx.plan.runId)) {
+    settle(w, notWritten(w, 'skipped', describeChange(w.guard, now), 'cas', before, jobState(now)));
+  } else if (back && !now) {
+    settle(w, notWritten(w, 'skipped', 'the job no longer exists', 'cas', before));
+  } else {
+    const settled = settleFromRow(ctx, w, now, 'cas', why);
+    settle(w, settled, settled.outcome === 'unknown' ? outcomeUnknown(why) : undefined);
+  }
 }
 
 /**

@@ -39,33 +39,73 @@ export interface ApplyRun {
 /** Why a batch stopped the run, or undefined when the run goes on. */
 export type Stopped = ApplyRun['stopped'];
 
+/**
+ * How many writes may be in flight: `--concurrency` at first, halved (never below 1) each time the database pool
+ * turns a write away (504 PGRST003), for the rest of the run.
+ */
+export interface WriteLimit {
+  readonly start: number;
+  current: number;
+  /** Writes the pool turned away (each read back, then retried or reported). */
+  refusals: number;
+}
+
+export function writeLimit(start: number): WriteLimit {
+  return { start, current: Math.max(1, start), refusals: 0 };
+}
+
+/**
+ * A write started while `startedAt` writes were allowed was turned away by a saturated pool: halve the limit, once
+ * per generation (the other writes already in flight at that limit were sent before anyone knew).
+ */
+export function lowerLimit(limit: WriteLimit, startedAt: number): void {
+  limit.refusals += 1;
+  if (startedAt <= limit.current) limit.current = Math.max(1, Math.floor(limit.current / 2));
+}
+
+/** The line a summary gives a run whose pool was saturated, or undefined when it was not. */
+export function saturationLine(limit: WriteLimit, path?: 'rpc' | 'cas'): string | undefined {
+  if (!limit.refusals) return undefined;
+  if (path === 'rpc') {
+    const calls = `${limit.refusals} call${limit.refusals === 1 ? '' : 's'} of the SQL function`;
+    return `the database pool was saturated: batches halved (${calls} turned away with 504 PGRST003, each read back before it was retried)`;
+  }
+  const lowered = limit.current < limit.start ? `concurrency lowered to ${limit.current}` : 'concurrency kept at 1';
+  return `the database pool was saturated: ${lowered} (${limit.refusals} write${limit.refusals === 1 ? '' : 's'} turned away with 504 PGRST003, each read back before it was retried)`;
+}
+
 /** What a batch is written with: the ports, the plan, how many writes in flight, and whether to stop. */
 export interface BatchContext {
   db: JobsDb;
   clock: Clock;
   audit: AuditLog;
   plan: RequeuePlan;
-  concurrency: number;
+  limit: WriteLimit;
   aborted(): boolean;
 }
 
-/** Runs `fn` over `items` with at most `limit` in flight; stops taking new items once `stop()` says so. */
+/**
+ * Runs `fn` over `items` with at most `limit` in flight (a number, or read again before each item: a limit that
+ * drops lets the workers above it finish their item and stop); stops taking new items once `stop()` says so.
+ */
 export async function eachBounded<T>(
   items: readonly T[],
-  limit: number,
+  limit: number | (() => number),
   fn: (item: T) => Promise<void>,
   stop: () => boolean,
 ): Promise<Set<number>> {
+  const now = typeof limit === 'number' ? () => limit : limit;
   const started = new Set<number>();
   let next = 0;
-  const worker = async () => {
-    while (next < items.length && !stop()) {
+  const worker = async (w: number) => {
+    while (next < items.length && !stop() && w < Math.max(1, now())) {
       const i = next++;
       started.add(i);
       await fn(items[i]);
     }
   };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  const workers = Math.max(1, Math.min(now(), items.length));
+  await Promise.all(Array.from({ length: workers }, (_, w) => worker(w)));
   return started;
 }
 
@@ -100,9 +140,18 @@ export function describeChange(guard: JobGuard, now: Pick<Job, 'status' | 'attem
   return `changed since the preview: ${parts.join(', ') || 'unknown change'}${who}; not overwritten`;
 }
 
-/** Failures after which the server certainly did not write (the request was refused). */
+/**
+ * Failures after which the server certainly did not write (the request was refused). A paused project (540)
+ * runs nothing; a gateway error (520–524, 544) may come after the write committed, so it is not one of these.
+ */
 export function refused(f: DbFailure): boolean {
-  return f.kind === 'unauthorized' || f.kind === 'forbidden' || f.kind === 'bad-request' || f.kind === 'missing-table';
+  return (
+    f.kind === 'unauthorized' ||
+    f.kind === 'forbidden' ||
+    f.kind === 'bad-request' ||
+    f.kind === 'missing-table' ||
+    f.kind === 'paused'
+  );
 }
 
 /** The stop after a write whose outcome stays unknown. */

@@ -2,6 +2,8 @@
  * The worker's own request to its SUPABASE_URL, made from Spark with the key in its .env. Started in the background
  * before every other section (it is the slowest part) and collected last.
  */
+
+import { GATEWAY_STATUS_NAMES } from '../../io/db-failure.ts';
 import { check } from '../../io/steps.ts';
 import { defineSection, type ScriptOptions } from './section.ts';
 import type { SparkEvidence } from './spark-evidence.ts';
@@ -71,7 +73,15 @@ export const reachSection = defineSection({
           ),
         ];
       case 'http-error':
-        return [check('spark-reach', TITLE, 'warning', `HTTP ${reach.httpStatus} with the worker's key`)];
+        return [
+          check(
+            'spark-reach',
+            TITLE,
+            'warning',
+            // The gateway's own answers are named (522: Connection timed out, 540: project paused).
+            `HTTP ${reach.httpStatus}${GATEWAY_STATUS_NAMES[reach.httpStatus] ? ` (${GATEWAY_STATUS_NAMES[reach.httpStatus]})` : ''} with the worker's key`,
+          ),
+        ];
       case 'failed':
         return [check('spark-reach', TITLE, 'failed', reach.message)];
       case 'skipped':

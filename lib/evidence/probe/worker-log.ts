@@ -1,4 +1,5 @@
 /** The worker's log, logs/worker.log in its folder: its size and age, and a tail bounded in bytes. */
+import { withoutMarkup } from '../../core/html.ts';
 import { clip } from '../../core/text.ts';
 import { check } from '../../io/steps.ts';
 import { formatAge, minutesBetween } from '../evidence.ts';
@@ -45,7 +46,8 @@ export const workerLogSection = defineSection({
         }),
       ];
     }
-    const last = log.tail.length ? `; last: ${clip(log.tail[log.tail.length - 1], 120)}` : '';
+    // A worker that logs a gateway's error page logs the whole page: its title stands for it.
+    const last = log.tail.length ? `; last: ${clip(withoutMarkup(log.tail[log.tail.length - 1]), 120)}` : '';
     const line = `written ${formatAge(minutesBetween(now, log.modifiedAt))} ago, ${Math.round(log.size / 1024)} KB${last}`;
     return [check('worker-log', TITLE, 'ok', line)];
   },

@@ -39,10 +39,17 @@ function slowReads(ev: Evidence): Draft[] {
         `Supabase cancels a service_role statement after ${STATEMENT_TIMEOUT_MS / 1000} s (500, 57014)`,
       ],
       cause: `a quarter of the ${STATEMENT_TIMEOUT_MS / 1000} s statement timeout is gone on one read: the table outgrew its indexes (or the database is overloaded, or the link is slow), and a larger table will time out`,
-      fix: `apply ${READ_INDEXES_MIGRATION} to the project (SQL editor or supabase db push: it builds the indexes without locking writes), then run diagnose-env again`,
+      fix: `apply ${READ_INDEXES_MIGRATION} with psql "$SUPABASE_DB_URL" -f (it builds the indexes without blocking the worker's writes; not through supabase db push, which runs it in a transaction), then run diagnose-env again`,
     },
   ];
 }
+
+/** The gateway's own answers get their own title: the project answers, but not with the queue. */
+const UNREACHABLE_TITLES: Partial<Record<string, string>> = {
+  paused: 'the Supabase project is paused',
+  gateway: "Supabase's gateway cannot get an answer from the project",
+  'pool-exhausted': "the project's database pool is saturated",
+};
 
 const isKeyProblem = (kind: string) => kind === 'unauthorized' || kind === 'forbidden';
 
@@ -94,7 +101,7 @@ export const REACH_RULES: readonly FindingRule[] = [
     detect: ({ ev }) => {
       const kind = supabaseFailure(ev)?.kind;
       if (!kind || isKeyProblem(kind) || kind === 'missing-table') return [];
-      return supabaseDraft(ev, 'Supabase does not answer from this machine');
+      return supabaseDraft(ev, UNREACHABLE_TITLES[kind] ?? 'Supabase does not answer from this machine');
     },
   },
   {

@@ -191,7 +191,8 @@ function verdictOf(run: RequeueRun): string {
     receipt.ended === 'not-watched'
       ? ''
       : `; watched ${receipt.watchedSeconds} s: ${receipt.counts.done} done, ${receipt.counts.failedAgain} failed again, ${receipt.counts.stillQueued} still queued`;
-  return `requeued ${c.requeued} of ${plural(n, 'job')}${skipped}${notWritten ? `, ${notWritten} not written` : ''}${after}`;
+  const pool = run.applier?.saturation();
+  return `requeued ${c.requeued} of ${plural(n, 'job')}${skipped}${notWritten ? `, ${notWritten} not written` : ''}${after}${pool ? `; ${pool}` : ''}`;
 }
 
 /** The end line and exit code, and the lines a report's "actions" section keeps. */
