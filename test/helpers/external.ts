@@ -49,6 +49,12 @@ export function externalSupabase(env: NodeJS.ProcessEnv = process.env): External
   };
 }
 
+/** The connection string of a sandbox's cloud database as its owner (what SUPABASE_DB_URL is to a project). */
+export function sandboxDbUrl(sb: Sandbox, password?: string): string {
+  const pw = password ?? readFileSync(path.join(sb.dir, 'pg', 'admin-password'), 'utf8').trim();
+  return `postgres://postgres:${encodeURIComponent(pw)}@127.0.0.1:${sb.info.postgres.port}/cloud`;
+}
+
 /** The skip note every sandbox-only test carries in HD_TEST_SUPABASE_URL mode (the summary lists it). */
 export function sandboxOnlyNote(reason: string): string {
   return `needs the sandbox: ${reason} (HD_TEST_SUPABASE_URL mode)`;

@@ -11,6 +11,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { processesUnder } from '../../sandbox/processes.ts';
+import { sandboxDbUrl } from '../helpers/external.ts';
 import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
@@ -73,7 +74,6 @@ beforeAll(async () => {
 describe('HD_TEST_SUPABASE_URL mode', () => {
   it('runs the qualifying tests against the given Supabase, skips only the sandbox-bound ones with their reason, and leaves the rows it did not make alone', async () => {
     const before = await tableState(sb);
-    const password = readFileSync(path.join(sb.dir, 'pg', 'admin-password'), 'utf8').trim();
     const tmp = tempDir('hd-external-run-');
     // As root, a sandbox's PostgreSQL runs as `postgres`; the inner run starts none, but its folder is the same kind.
     chmodSync(tmp, 0o711);
@@ -82,7 +82,7 @@ describe('HD_TEST_SUPABASE_URL mode', () => {
       HD_TEST_SUPABASE_URL: sb.info.cloud.url,
       HD_TEST_SUPABASE_SERVICE_ROLE_KEY: sb.info.cloud.serviceRoleKey,
       HD_TEST_SUPABASE_ANON_KEY: sb.info.cloud.anonKey,
-      HD_TEST_SUPABASE_DB_URL: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${sb.info.postgres.port}/cloud`,
+      HD_TEST_SUPABASE_DB_URL: sandboxDbUrl(sb),
     });
     expect(code, out).toBe(0);
 

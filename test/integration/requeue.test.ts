@@ -512,6 +512,9 @@ describe('requeue in-process with the real db port', () => {
         homeDir: tmp,
         stdout: () => {},
         openDb: () => db,
+        openCatalog: () => {
+          throw new Error('not used');
+        },
         connectSpark: async () => {
           throw new Error('not used');
         },
