@@ -3,12 +3,27 @@
  * operator applies to the project): the indexes on hd_ingestion_jobs and the functions. Read from the files, not
  * written down twice, so a new migration's index is expected as soon as it is added.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Where the shipped migrations live. */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../sandbox/migrations/', import.meta.url));
+const MIGRATIONS = path.join('sandbox', 'migrations');
+
+/**
+ * Where the shipped migrations live: the nearest `sandbox/migrations` above this module. Searched, not fixed, so the
+ * same code finds them from lib/io/ and from a bundle of the runbooks (test/setup/bundle.ts builds one under
+ * node_modules/.cache); undefined when the runbooks were installed without them.
+ */
+export function findMigrationsDir(from: string = path.dirname(fileURLToPath(import.meta.url))): string | undefined {
+  for (let dir = from, i = 0; i < 8; i++) {
+    const candidate = path.join(dir, MIGRATIONS);
+    if (existsSync(candidate)) return candidate;
+    const up = path.dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return undefined;
+}
 
 export interface MigrationFile {
   /** The file name, e.g. `001_hd_ingestion_jobs.sql`. */
@@ -30,8 +45,9 @@ export interface ExpectedSchema {
   functions: Array<{ name: string; files: string[] }>;
 }
 
-/** The migration files, in the order they are applied (by name). */
-export function readMigrations(dir: string = MIGRATIONS_DIR): MigrationFile[] {
+/** The migration files, in the order they are applied (by name); none when the folder is not there. */
+export function readMigrations(dir: string | undefined = findMigrationsDir()): MigrationFile[] {
+  if (!dir) return [];
   return readdirSync(dir)
     .filter((f) => f.endsWith('.sql'))
     .sort()

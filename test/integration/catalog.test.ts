@@ -24,12 +24,15 @@ beforeAll(async () => {
 });
 
 /** diagnose-env with the sandbox's .env plus SUPABASE_DB_URL; the report file and everything printed. */
-async function diagnose(dbUrl: string): Promise<{ r: RunResult; report: Report; written: string }> {
+async function diagnose(
+  dbUrl: string,
+  from: 'source' | 'bundle' = 'source',
+): Promise<{ r: RunResult; report: Report; written: string }> {
   const dir = tempDir('hd-catalog-');
   const env = path.join(dir, '.env');
   writeFileSync(env, `${readFileSync(sb.envFile, 'utf8')}SUPABASE_DB_URL=${dbUrl}\n`, { mode: 0o600 });
   const file = path.join(dir, 'report.json');
-  const r = await runRunbook('diagnose-env', ['--config', env, '--ci', '--json', file]);
+  const r = await runRunbook('diagnose-env', ['--config', env, '--ci', '--json', file], { from });
   const written = readFileSync(file, 'utf8');
   return { r, report: JSON.parse(written) as Report, written };
 }
@@ -53,6 +56,14 @@ describe('diagnose-env reads the catalog over SUPABASE_DB_URL', () => {
     expect(run.report.findings.filter((f) => f.severity !== 'info')).toEqual([]);
     expect(run.r.stdout).toContain('Read the database catalog');
     neverPrinted(run, password);
+  });
+
+  it('the bundled runbook (test/setup/bundle.ts) finds the migrations too', async () => {
+    const [source, bundle] = await Promise.all([diagnose(sandboxDbUrl(sb)), diagnose(sandboxDbUrl(sb), 'bundle')]);
+    const line = (run: typeof source) =>
+      run.report.checks.find((c) => c.id === 'catalog')?.summary.replace(/ \(\d+ ms\)$/, '');
+    expect(line(bundle)).toBe(line(source));
+    expect(bundle.r.code).toBe(0);
   });
 
   it('names a dropped index and a missing requeue function with the migration that restores them, and the timeout reads run into', async () => {

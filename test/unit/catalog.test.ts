@@ -3,6 +3,7 @@
  * `pg`, the step with a fake port, and the rules' findings. The real catalog of the sandbox's PostgreSQL is read in
  * test/integration/catalog.test.ts.
  */
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { catalogEvidence, catalogStepWith } from '../../lib/evidence/catalog-step.ts';
 import { CATALOG_RULES } from '../../lib/findings/rules/catalog.ts';
@@ -17,9 +18,10 @@ import {
   type PgModule,
 } from '../../lib/io/catalog-db.ts';
 import type { JobsDb } from '../../lib/io/jobs-db.ts';
-import { columnsOfDefinition, expectedSchema, readMigrations } from '../../lib/io/migrations.ts';
+import { columnsOfDefinition, expectedSchema, findMigrationsDir, readMigrations } from '../../lib/io/migrations.ts';
 import { makeRedactor } from '../../lib/io/redact.ts';
 import { fakePorts, signedJwt } from '../helpers/fake-ports.ts';
+import { ROOT } from '../helpers/sandbox.ts';
 
 const DB_URL = 'postgresql://postgres:s3cret-Pa55word@db.abcdefghijklmnopqrst.supabase.co:5432/postgres';
 
@@ -93,6 +95,15 @@ describe('what the migrations expect', () => {
     expect(expected.functions).toEqual([
       { name: 'hd_requeue_jobs', files: ['002_requeue_rpc.sql', '003_requeue_again.sql'] },
     ]);
+  });
+
+  it('finds the migrations from lib/io/ and from a bundle under node_modules/.cache; none elsewhere', () => {
+    const dir = path.join(ROOT, 'sandbox', 'migrations');
+    expect(findMigrationsDir()).toBe(dir);
+    expect(findMigrationsDir(path.join(ROOT, 'node_modules', '.cache', 'hd-runbooks-tests', 'hd-test-run-x'))).toBe(
+      dir,
+    );
+    expect(findMigrationsDir('/')).toBeUndefined();
   });
 
   it("compares a catalog definition's columns with a migration's", () => {
@@ -308,6 +319,17 @@ describe('the catalog step and its findings', () => {
     );
     expect(denied[0]?.evidence).toEqual(['public.hd_requeue_jobs(p_jobs jsonb) exists; service_role lacks EXECUTE']);
     expect(judge(facts({ indexes: all }))).toEqual([]);
+  });
+
+  it('without the migrations beside the runbooks: the timeouts, and a warning that there is nothing to compare', async () => {
+    const { state } = await runState(DB_URL, { read: async () => ({ ok: true, value: facts(), ms: 1 }) });
+    const [line] = [await catalogStepWith(() => []).run(state)].flat();
+    expect(line).toMatchObject({
+      status: 'warning',
+      summary: 'PostgreSQL 17.4; statement_timeout: service_role unset, authenticator 8s, authenticated 8s, anon 3s',
+      fix: expect.stringContaining('sandbox/migrations/*.sql is not beside the runbooks'),
+    });
+    expect(runEntries(CATALOG_RULES, state.evidence, [])).toEqual([]);
   });
 
   it('a catalog that cannot be read is a warning with the fix, and the password is registered as a secret', async () => {
