@@ -16,7 +16,12 @@ import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
 const VITEST = path.join(path.dirname(createRequire(import.meta.url).resolve('vitest/package.json')), 'vitest.mjs');
-const FILES = ['test/integration/rest-api.test.ts', 'test/integration/requeue.test.ts'];
+/** The files that qualify (README, "Against a real Supabase"). */
+const FILES = [
+  'test/integration/queue-reads.test.ts',
+  'test/integration/rest-api.test.ts',
+  'test/integration/requeue.test.ts',
+];
 
 interface JsonResults {
   testResults: Array<{ name: string; assertionResults: Array<{ fullName: string; status: string }> }>;
@@ -29,6 +34,8 @@ function innerVitest(tmp: string, env: Record<string, string>): Promise<{ code: 
       VITEST,
       'run',
       ...FILES,
+      // dot: a failure's own error in the output (shown when the inner run fails); then the closing summary.
+      '--reporter=dot',
       '--reporter=./test/reporters/summary.ts',
       '--reporter=json',
       `--outputFile.json=${path.join(tmp, 'results.json')}`,
@@ -67,7 +74,7 @@ beforeAll(async () => {
   await sb.sql(
     `insert into public.hd_ingestion_jobs (account_id, job_type, status, attempts, error, finished_at)
      select gen_random_uuid(), t, 'failed', 1, 'OSError: [Errno 28] No space left on device', now()
-     from unnest(array['filter_test', 'ci_test', 'race_test', 'x']) t`,
+     from unnest(array['filter_test', 'ci_test', 'race_test', 'reads_test', 'x']) t`,
   );
 });
 
@@ -94,6 +101,8 @@ describe('HD_TEST_SUPABASE_URL mode', () => {
     // What the mode is for: PostgREST's answers and the requeue through the real table and its function.
     expect(passed).toEqual(
       expect.arrayContaining([
+        "the queue reads against the table the diagnosis's snapshot counts what SQL counts, and its oldest queued job is the table's oldest",
+        "the queue reads against the table the watch's refresh counts what SQL counts",
         'reads through supabase-js counts with head: true',
         'writes through supabase-js a conditional update returns the changed row, and nothing once its guard fails',
         'rpc calls a set-returning function, with a default argument',
