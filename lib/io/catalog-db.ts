@@ -42,6 +42,7 @@ export interface PgModule {
     connectionTimeoutMillis: number;
     query_timeout: number;
     application_name: string;
+    ssl?: { rejectUnauthorized: boolean };
   }) => {
     connect(): Promise<unknown>;
     query(text: string, params: unknown[]): Promise<{ rows: Array<Record<string, unknown>> }>;
@@ -138,6 +139,20 @@ export function classifyCatalogError(e: Error & { code?: string }, url: string):
 }
 
 /**
+ * TLS as psql's default (`sslmode=prefer`) gives it to Supabase's hosts, which always offer it: encrypted, the
+ * certificate not checked (Supabase's CA is not in Node's store). A `sslmode` in the string decides instead.
+ */
+export function tlsFor(url: string): { rejectUnauthorized: boolean } | undefined {
+  try {
+    const u = new URL(url);
+    if (u.searchParams.has('sslmode')) return undefined;
+    return /\.supabase\.(co|com)$/.test(u.hostname) ? { rejectUnauthorized: false } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The real port. `loadPg` is how `pg` arrives: imported on the first read (never at startup), or a fake in tests.
  * A read never throws: a failure is a value.
  */
@@ -159,6 +174,7 @@ export function createCatalogDb(opts: {
           connectionTimeoutMillis: opts.timeoutMs,
           query_timeout: opts.timeoutMs,
           application_name: 'hd-worker-runbooks diagnose-env',
+          ...(tlsFor(opts.url) ? { ssl: tlsFor(opts.url) } : {}),
         });
         // A connection that drops after the query must not end the run with an unhandled 'error'.
         client.on('error', () => {});

@@ -16,6 +16,7 @@ import {
   classifyCatalogError,
   createCatalogDb,
   type PgModule,
+  tlsFor,
 } from '../../lib/io/catalog-db.ts';
 import type { JobsDb } from '../../lib/io/jobs-db.ts';
 import { columnsOfDefinition, expectedSchema, findMigrationsDir, readMigrations } from '../../lib/io/migrations.ts';
@@ -189,6 +190,17 @@ describe('the catalog port', () => {
       },
     });
     expect(calls).toEqual(['new hd-worker-runbooks diagnose-env', 'connect', 'end']);
+  });
+
+  it("uses TLS like psql's default with Supabase's hosts; a sslmode in the string decides otherwise", () => {
+    expect(tlsFor(DB_URL)).toEqual({ rejectUnauthorized: false });
+    expect(
+      tlsFor('postgresql://postgres.abcdefghijklmnopqrst:x@aws-0-eu-central-1.pooler.supabase.com:5432/postgres'),
+    ).toEqual({
+      rejectUnauthorized: false,
+    });
+    expect(tlsFor(`${DB_URL}?sslmode=verify-full&sslrootcert=/etc/supabase-ca.crt`)).toBeUndefined();
+    expect(tlsFor('postgresql://postgres:postgres@127.0.0.1:54322/postgres')).toBeUndefined();
   });
 
   it('names each failure with its fix, never the password', () => {
