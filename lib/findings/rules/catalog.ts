@@ -75,13 +75,11 @@ export const CATALOG_RULES: readonly FindingRule[] = [
       const missing = c.missingFunctions;
       const denied = c.facts.functions.filter((f) => f.serviceRoleExecutes === false);
       if (!missing.length && !denied.length) return [];
-      const files = [
-        ...new Set(
-          [...missing, ...c.expected.functions.filter((f) => denied.some((d) => d.name === f.name))].flatMap(
-            (f) => f.files,
-          ),
-        ),
-      ];
+      // The migrations that create (and grant) each function concerned, in the order they apply.
+      const concerned = c.expected.functions.filter(
+        (f) => missing.includes(f) || denied.some((d) => d.name === f.name),
+      );
+      const files = [...new Set(concerned.flatMap((f) => f.files))];
       return [
         {
           title: missing.length
