@@ -9,9 +9,10 @@ await runbookEntry({
   help: DIAGNOSE_ENV_HELP,
   run: async (ports, flags) => {
     // Loaded only to run: --help needs no client library.
-    const [doctor, gather] = await Promise.all([
+    const [doctor, gather, catalog] = await Promise.all([
       import('../lib/flows/diagnose-env.ts'),
       import('../lib/evidence/gather.ts'),
+      import('../lib/evidence/catalog-step.ts'),
     ]);
     // The procedure: each step is a titled check in lib/evidence/gather.ts; an inner list runs at once. Then the
     // findings (lib/findings/), each with its fix, and one verdict.
@@ -21,6 +22,7 @@ await runbookEntry({
         gather.supabasePreflightStep, // 2. reach Supabase with the key: the jobs table answers
         gather.sparkStep, // 3. look at Spark: the worker process, its .env, its log (one SSH command)
         gather.appStep, // 4. read the app's env: where it writes its jobs
+        catalog.catalogStep, // 5. with SUPABASE_DB_URL: the indexes, role timeouts and functions in the catalog
       ],
     ]);
   },

@@ -15,6 +15,7 @@ import type { Finding } from '../core/finding.ts';
 import type { Evidence } from '../evidence/evidence.ts';
 import type { ErrorPattern } from './error-patterns.ts';
 import type { FindingRule, RuleContext, TableEntry } from './rule.ts';
+import { CATALOG_RULES } from './rules/catalog.ts';
 import { FAILURE_RULES, PATTERN_FAMILY } from './rules/failures.ts';
 import { QUEUE_RULES } from './rules/queue.ts';
 import { REACH_RULES } from './rules/reach.ts';
@@ -29,6 +30,8 @@ export const FINDING_TABLE: readonly TableEntry[] = [
   // A crash loop before worker-down: between two restarts no process runs, and the loop is the cause.
   ...DEATH_RULES,
   ...WORKER_RULES,
+  // diagnose-env with SUPABASE_DB_URL: what the migrations create that the project lacks.
+  ...CATALOG_RULES,
   ...QUEUE_RULES,
   PATTERN_FAMILY,
   ...FAILURE_RULES,

@@ -1,6 +1,7 @@
 /** diagnose-env: the environment doctor. Laptop config, keys, Supabase, Spark and the worker, the app; one verdict. */
 
 import type { ExitCode } from '../core/exit-codes.ts';
+import { catalogStep } from '../evidence/catalog-step.ts';
 import { appStep, closeSession, configStep, sparkStep, supabasePreflightStep } from '../evidence/gather.ts';
 import { diagnose } from '../findings/diagnosis.ts';
 import { stuckRulesFrom } from '../io/config.ts';
@@ -10,8 +11,8 @@ import { type CommonFlags, finishRun, type RunState, showFindings, startRun } fr
 
 export { DIAGNOSE_ENV_HELP } from './usage.ts';
 
-/** Check the config; then Supabase, Spark and the app's env, at once. */
-export const DIAGNOSE_GATHER: Plan<RunState> = [configStep, [supabasePreflightStep, sparkStep, appStep]];
+/** Check the config; then Supabase, Spark, the app's env and (with SUPABASE_DB_URL) the catalog, at once. */
+export const DIAGNOSE_GATHER: Plan<RunState> = [configStep, [supabasePreflightStep, sparkStep, appStep, catalogStep]];
 
 export async function runDiagnoseEnv(
   ports: Ports,

@@ -33,7 +33,12 @@ export const DIAGNOSE_ENV_HELP = `Usage: npx zx runbooks/diagnose-env.mts [optio
 Checks every side's configuration in seconds: the laptop's .env and keys, Supabase from this machine, Spark over
 SSH (the worker's folder, .env, key, process, log, clock, disk, and Supabase as seen from Spark), and the app's env.
 Flags an app writing to a local Supabase (or any project the worker does not read) before it becomes an incident.
-Read-only.`;
+Read-only.
+
+Optional: with SUPABASE_DB_URL (the project's Postgres connection string, Dashboard > Connect) it also reads the
+catalog: the indexes on hd_ingestion_jobs against those sandbox/migrations/*.sql create, the statement_timeout of
+service_role, authenticator, authenticated and anon, and whether hd_requeue_jobs is installed; what is missing is a
+finding (index-missing, requeue-function-missing). The string holds a password: it is never printed.`;
 
 export const WATCH_OPTIONS = {
   every: { type: 'string' },

@@ -113,9 +113,7 @@ export function loadConfig(input: ConfigInput): LoadedConfig {
     values,
     issues: validation.issues,
     supabaseKey: key,
-    secrets: [values.SUPABASE_SERVICE_ROLE_KEY, values.SUPABASE_SECRET_KEY, values.SPARK_SSH_KEY].filter(
-      (s): s is string => Boolean(s),
-    ),
+    secrets: configSecrets(values),
     laptop: {
       source: source('SUPABASE_URL'),
       urlVar: 'SUPABASE_URL',
@@ -126,6 +124,28 @@ export function loadConfig(input: ConfigInput): LoadedConfig {
       declaredRef: values.SUPABASE_PROJECT_REF,
     },
   };
+}
+
+/** The secrets among the values: the keys, and SUPABASE_DB_URL whole and its password alone. */
+function configSecrets(values: Record<string, string>): string[] {
+  const db = values.SUPABASE_DB_URL;
+  return [
+    values.SUPABASE_SERVICE_ROLE_KEY,
+    values.SUPABASE_SECRET_KEY,
+    values.SPARK_SSH_KEY,
+    db,
+    dbPassword(db),
+  ].filter((s): s is string => Boolean(s));
+}
+
+/** The password inside a connection string, decoded (the redactor also scrubs its URL-encoded form). */
+export function dbPassword(url: string | undefined): string | undefined {
+  if (!url) return undefined;
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Stuck rules from flags (when given) over env values over defaults. */

@@ -20,6 +20,7 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Clock, SshConnectResult, UnknownHostDecider } from '../core/ports.ts';
+import { type CatalogDb, createCatalogDb } from './catalog-db.ts';
 import { inert } from './inert.ts';
 import { createJobsDb, type JobsDb } from './jobs-db.ts';
 import { createOutput, type Output, wantsColor } from './output.ts';
@@ -46,6 +47,8 @@ export interface Ports {
   /** Writes machine output (`--json -`). */
   stdout: (text: string) => void;
   openDb(url: string, key: string): JobsDb;
+  /** The project's Postgres catalog over SUPABASE_DB_URL (optional; `pg` loads on the first read only). */
+  openCatalog(dbUrl: string): CatalogDb;
   connectSpark(settings: SparkSshSettings, onUnknownHost?: UnknownHostDecider): Promise<SshConnectResult>;
   /** Who runs this: RUNBOOK_OPERATOR, else git's user.email, else the login name. */
   operator(configured?: string): string;
@@ -161,6 +164,7 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
     timeoutMs: opts.timeoutMs,
     openDb: (url, key) =>
       createJobsDb({ url, key, timeoutMs: opts.timeoutMs, sleep: realClock.sleep, now: () => performance.now() }),
+    openCatalog: (dbUrl) => createCatalogDb({ url: dbUrl, timeoutMs: opts.timeoutMs, now: () => performance.now() }),
     connectSpark: (settings, onUnknownHost) =>
       connectSpark({
         target: settings.target,

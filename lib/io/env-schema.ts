@@ -256,6 +256,44 @@ const projectRef: Validator = (value, all) => {
   return undefined;
 };
 
+/**
+ * The project's Postgres connection string (Dashboard > Connect): direct `db.<ref>.supabase.co:5432` or the pooler,
+ * whose user is `postgres.<ref>`. Its password never appears in a message.
+ */
+const dbUrl: Validator = (value, all) => {
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return problem('SUPABASE_DB_URL is not a URL', 'copy the URI from the dashboard: Connect > Connection string');
+  }
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    return problem(
+      'SUPABASE_DB_URL is not a postgresql:// connection string',
+      'copy the URI from Connect > Connection string',
+    );
+  }
+  if (/\[YOUR[-_ ]PASSWORD\]/i.test(decodeURIComponent(value))) {
+    return problem(
+      'SUPABASE_DB_URL still holds the [YOUR-PASSWORD] placeholder',
+      "put the database's password in its place",
+    );
+  }
+  if (!url.hostname) return problem('SUPABASE_DB_URL names no host', 'copy the URI from Connect > Connection string');
+  const ref =
+    /^db\.([a-z0-9]{20})\.supabase\.co$/.exec(url.hostname)?.[1] ??
+    /^postgres\.([a-z0-9]{20})$/.exec(url.username)?.[1];
+  const urlRef = projectRefOfUrl(all);
+  if (ref && urlRef && ref !== urlRef) {
+    return problem(
+      `SUPABASE_DB_URL is project ${ref}, but SUPABASE_URL is project ${urlRef}`,
+      `use the connection string of project ${urlRef}`,
+      'warning',
+    );
+  }
+  return undefined;
+};
+
 const restartCommand: Validator = (value) => {
   if (/[\u0000-\u001f\u007f]/.test(value)) {
     return problem('WORKER_RESTART_CMD contains control characters', 'set it to one command line');
@@ -311,6 +349,12 @@ export const LAPTOP_ENV_SCHEMA: EnvSchema = Object.fromEntries(
       },
     ),
     spec('SUPABASE_PROJECT_REF', 'the project ref, for self-hosted/sandbox URLs that do not carry it', projectRef),
+    spec(
+      'SUPABASE_DB_URL',
+      "optional: the project's Postgres connection string; diagnose-env then reads the indexes and role timeouts",
+      dbUrl,
+      { secret: true },
+    ),
     spec('SPARK_HOST', "Spark's host: Tailscale IP or a ~/.ssh/config Host alias", sparkHost),
     spec('SPARK_PORT', "Spark's SSH port", integer('SPARK_PORT', 1, 65535), { default: '2222' }),
     spec('SPARK_USER', 'the login user on Spark', sparkUser, { default: 'sparkuser' }),

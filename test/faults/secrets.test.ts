@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { sandboxDbUrl } from '../helpers/external.ts';
 import { type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 import {
   envVariant,
@@ -44,6 +45,10 @@ function secrets(): Array<[name: string, value: string]> {
     ['local service-role key', local.serviceRoleKey],
     ['local anon key', local.anonKey],
     ['Spark SSH private key', readFileSync(spark.keyPath, 'utf8')],
+    [
+      "the database's password (SUPABASE_DB_URL)",
+      readFileSync(path.join(sb.dir, 'pg', 'admin-password'), 'utf8').trim(),
+    ],
   ];
 }
 
@@ -242,6 +247,33 @@ describe('no key in any output or file', () => {
         for (const [k, v] of Object.entries(r.texts)) texts[`${label}: ${k}`] = v;
       }
       expectNoLeak(texts);
+    },
+  );
+
+  faultCase(
+    {
+      group: 'Secrets',
+      runbook: 'diagnose-env',
+      name: 'SUPABASE_DB_URL: the catalog read, and a refused login, --verbose, --json -, --markdown',
+      expected: 'neither password in any output or report',
+    },
+    async () => {
+      const wrong = randomBytes(18).toString('base64url');
+      const texts: Record<string, string> = {};
+      for (const [label, dbUrl] of [
+        ['right password', sandboxDbUrl(sb)],
+        ['wrong password', sandboxDbUrl(sb, wrong)],
+      ] as const) {
+        const dir = tempDir('reports');
+        const r = await scanRun('diagnose-env', ['--verbose', '--json', '-', '--markdown', path.join(dir, 'r.md')], {
+          envFile: envVariant(sb, { SUPABASE_DB_URL: dbUrl }),
+        });
+        expect(r.texts.stdout).toContain(label === 'right password' ? '"catalog"' : 'catalog-unreadable');
+        for (const f of filesUnder(dir)) r.texts[path.basename(f)] = readFileSync(f, 'utf8');
+        for (const [k, v] of Object.entries(r.texts)) texts[`${label}: ${k}`] = v;
+      }
+      expectNoLeak(texts);
+      for (const [k, v] of Object.entries(texts)) expect(v, k).not.toContain(wrong);
     },
   );
 

@@ -146,12 +146,13 @@ export interface FakePortsOptions {
   verbose?: boolean;
   color?: boolean;
   openDb?: (url: string, key: string) => JobsDb;
+  openCatalog?: Ports['openCatalog'];
   connectSpark?: Ports['connectSpark'];
   operator?: string;
 }
 
 /**
- * A whole Ports object from fakes. `openDb` and `connectSpark` throw unless the test passes them: a unit test that
+ * A whole Ports object from fakes. `openDb`, `openCatalog` and `connectSpark` throw unless the test passes them: a unit test that
  * reaches the network by accident fails instead of hanging.
  */
 export function fakePorts(o: FakePortsOptions = {}): FakePorts {
@@ -174,6 +175,11 @@ export function fakePorts(o: FakePortsOptions = {}): FakePorts {
       o.openDb ??
       ((url) => {
         throw new Error(`unexpected openDb(${url}) in a unit test`);
+      }),
+    openCatalog:
+      o.openCatalog ??
+      (() => {
+        throw new Error('unexpected openCatalog() in a unit test');
       }),
     connectSpark:
       o.connectSpark ??

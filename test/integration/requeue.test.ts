@@ -1,12 +1,15 @@
 /**
  * The requeue runbook against the real sandbox: child processes as CI runs them (stdin closed, JSON read back),
  * and, for the race between preview and apply, the flow in-process with a real db port and a scripted prompt that
- * lets the "worker" claim a job while the operator reads the preview. One sandbox for the file.
+ * lets the "worker" claim a job while the operator reads the preview. One sandbox for the file; with
+ * HD_TEST_SUPABASE_URL, the tests that need no sandbox switch run against that Supabase instead (test/helpers/
+ * external.ts): every job they plant carries the file's account_id, and every filtered run is scoped to it.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TestContext } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { type AuditJobLine, type AuditLine, parseAuditText, pendingIntents } from '../../lib/actions/requeue/audit.ts';
 import { EXIT } from '../../lib/core/exit-codes.ts';
 import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
@@ -17,8 +20,9 @@ import { realClock, realFiles } from '../../lib/io/context.ts';
 import { createJobsDb } from '../../lib/io/jobs-db.ts';
 import { createOutput } from '../../lib/io/output.ts';
 import type { Prompter } from '../../lib/io/prompt.ts';
+import { needsSandbox, type SupabaseUnderTest, supabaseUnderTest } from '../helpers/external.ts';
 import { tempDir } from '../helpers/run.ts';
-import { cleanEnv, ROOT, type RunResult, runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
+import { cleanEnv, ROOT, type RunResult, runRunbook, type Sandbox } from '../helpers/sandbox.ts';
 
 interface RequeueJson {
   runbook: string;
@@ -48,17 +52,29 @@ interface JobRow {
   debug: { requeue_history?: Array<Record<string, unknown>>; [k: string]: unknown };
 }
 
-let sb: Sandbox;
+let target: SupabaseUnderTest;
 let tmp: string;
 
 beforeAll(async () => {
-  sb = await startSandbox();
+  target = await supabaseUnderTest();
   tmp = tempDir('hd-requeue-');
 });
 
-afterAll(async () => {
-  await sb?.down();
-});
+/** The sandbox, for a test that uses its switches (skipped, saying so, in HD_TEST_SUPABASE_URL mode). */
+function sandbox(ctx: TestContext, reason: string): Sandbox {
+  needsSandbox(ctx, reason);
+  return target.sandbox!;
+}
+
+/** A sandbox's healthy scenario with its worker stopped (nothing picks the jobs up); elsewhere nothing to do. */
+async function quietQueue(): Promise<void> {
+  if (!target.sandbox) return;
+  await target.sandbox.scenario('healthy');
+  await target.sandbox.worker('stop');
+}
+
+/** Filters a run to the jobs this file planted. */
+const own = (): string[] => ['--account', target.accountId];
 
 function json(r: RunResult): RequeueJson {
   try {
@@ -82,27 +98,27 @@ function requeuedLines(file: string): AuditJobLine[] {
 }
 
 function requeue(args: string[], timeoutMs = 30_000): Promise<RunResult> {
-  return runRunbook('requeue', ['--env-file', sb.envFile, '--by', 'tester@example.com', ...args], {
+  return runRunbook('requeue', ['--env-file', target.envFile, '--by', 'tester@example.com', ...args], {
     env: { XDG_STATE_HOME: path.join(tmp, 'state') },
     timeoutMs,
   });
 }
 
-/** Inserts `n` failed jobs of `jobType`; returns their ids in created_at order. */
+/** Inserts `n` failed jobs of `jobType` (this file's account); returns their ids in created_at order. */
 async function insertFailed(
   n: number,
   jobType: string,
   error: string,
   debug: object = { note: 'keep me' },
 ): Promise<string[]> {
-  const rows = await sb.sql<{ id: string }>(
-    `insert into public.hd_ingestion_jobs (job_type, status, attempts, error, debug, created_at, started_at, finished_at)
-     select $2, 'failed', 1, $3, $4::jsonb, now() - make_interval(secs => 1000 - g), now() - interval '5 min', now() - interval '4 min'
+  const rows = await target.sql<{ id: string }>(
+    `insert into public.hd_ingestion_jobs (account_id, job_type, status, attempts, error, debug, created_at, started_at, finished_at)
+     select $5, $2, 'failed', 1, $3, $4::jsonb, now() - make_interval(secs => 1000 - g), now() - interval '5 min', now() - interval '4 min'
      from generate_series(1, $1::int) g
      returning id`,
-    [n, jobType, error, JSON.stringify(debug)],
+    [n, jobType, error, JSON.stringify(debug), target.accountId],
   );
-  const ids = await sb.sql<{ id: string }>(
+  const ids = await target.sql<{ id: string }>(
     'select id from public.hd_ingestion_jobs where id = any($1::uuid[]) order by created_at, id',
     [rows.map((r) => r.id)],
   );
@@ -110,7 +126,7 @@ async function insertFailed(
 }
 
 async function jobs(ids: string[]): Promise<Map<string, JobRow>> {
-  const rows = await sb.sql<JobRow>(
+  const rows = await target.sql<JobRow>(
     'select id, status, attempts, error, debug from public.hd_ingestion_jobs where id = any($1::uuid[])',
     [ids],
   );
@@ -118,17 +134,19 @@ async function jobs(ids: string[]): Promise<Map<string, JobRow>> {
 }
 
 async function untouched(jobType: string): Promise<{ failed: number; withHistory: number }> {
-  const [r] = await sb.sql<{ failed: number; with_history: number }>(
+  const [r] = await target.sql<{ failed: number; with_history: number }>(
     `select count(*) filter (where status = 'failed')::int as failed,
             count(*) filter (where debug ? 'requeue_history')::int as with_history
-     from public.hd_ingestion_jobs where job_type = $1`,
-    [jobType],
+     from public.hd_ingestion_jobs where job_type = $1 and (account_id = $2 or $3)`,
+    // The sandbox's scenarios plant jobs of no account; a sandbox-only test counts those too.
+    [jobType, target.accountId, !target.external],
   );
   return { failed: r.failed, withHistory: r.with_history };
 }
 
 describe('requeue against the sandbox', () => {
-  it('requeues one job by id: the history keeps the old error and the rest of debug, the audit matches, the worker finishes it', async () => {
+  it('requeues one job by id: the history keeps the old error and the rest of debug, the audit matches, the worker finishes it', async (ctx) => {
+    const sb = sandbox(ctx, 'its scenarios and its worker (worker fix, --verify)');
     await sb.scenario('circular-metadata');
     const [failed] = await sb.sql<{ id: string; error: string }>(
       "select id, error from public.hd_ingestion_jobs where status = 'failed' order by created_at limit 1",
@@ -187,12 +205,12 @@ describe('requeue against the sandbox', () => {
   });
 
   it('requeues a filtered set through the server function and leaves the rest alone', async () => {
-    await sb.scenario('healthy');
-    await sb.worker('stop');
+    await quietQueue();
     const disk = await insertFailed(40, 'filter_test', 'OSError: [Errno 28] No space left on device');
     const other = await insertFailed(10, 'filter_test', 'KeyError: width');
     const audit = auditFile();
     const r = await requeue([
+      ...own(),
       '--job-type',
       'filter_test',
       '--error',
@@ -231,14 +249,14 @@ describe('requeue against the sandbox', () => {
   });
 
   it('--ci without --apply --yes writes nothing (preview exits 0, --apply alone exits 2)', async () => {
-    await sb.scenario('healthy');
-    await sb.worker('stop');
+    await quietQueue();
     await insertFailed(3, 'ci_test', 'boom');
     const audit = auditFile();
-    const preview = await requeue(['--job-type', 'ci_test', '--ci', '--audit', audit, '--json', '-']);
+    const preview = await requeue([...own(), '--job-type', 'ci_test', '--ci', '--audit', audit, '--json', '-']);
     expect(preview.code, preview.stderr).toBe(EXIT.ok);
     expect(json(preview).verdict).toBe('dry run: 3 jobs would be requeued; nothing written');
     const noYes = await requeue([
+      ...own(),
       '--job-type',
       'ci_test',
       '--ci',
@@ -258,8 +276,7 @@ describe('requeue against the sandbox', () => {
   });
 
   it('rejects bad input with exit 2 and one clear line, writing nothing', async () => {
-    await sb.scenario('healthy');
-    await sb.worker('stop');
+    await quietQueue();
     await insertFailed(2, 'bad_input', 'boom');
     const cases: Array<[string[], string]> = [
       [['--id', '1&status=eq.done'], '--id "1&status=eq.done" is not a job id'],
@@ -284,9 +301,9 @@ describe('requeue against the sandbox', () => {
     expect(await untouched('bad_input')).toEqual({ failed: 2, withHistory: 0 });
   });
 
-  it('killed midway and run again, requeues every job exactly once and the audit file matches the database', async () => {
-    await sb.scenario('healthy');
-    await sb.worker('stop');
+  it('killed midway and run again, requeues every job exactly once and the audit file matches the database', async (ctx) => {
+    const sb = sandbox(ctx, 'its latency switch, so that the kill lands mid-run');
+    await quietQueue();
     const ids = await insertFailed(300, 'kill_test', 'RuntimeError: bulk');
     const audit = auditFile();
     const args = [
@@ -365,7 +382,8 @@ describe('requeue against the sandbox', () => {
     expect(requeuedLines(audit)).toHaveLength(300);
   });
 
-  it('a canary that fails again holds the rest back; after the fix the same command retries it, releases the rest and verifies', async () => {
+  it('a canary that fails again holds the rest back; after the fix the same command retries it, releases the rest and verifies', async (ctx) => {
+    const sb = sandbox(ctx, 'its scenarios and its worker (the canary must fail, then pass after worker fix)');
     await sb.scenario('circular-metadata');
     // Three more jobs that fail the same way (same payload) while the worker is broken.
     await sb.sql(
@@ -411,7 +429,8 @@ describe('requeue against the sandbox', () => {
     expect(await untouched('import_assets_jsonl')).toEqual({ failed: 0, withHistory: 5 });
   });
 
-  it('writes the receipt into the JSON and the markdown report', async () => {
+  it('writes the receipt into the JSON and the markdown report', async (ctx) => {
+    const sb = sandbox(ctx, 'its worker (--verify waits until the jobs are done)');
     await sb.scenario('healthy');
     const ids = await insertFailed(3, 'thumbnail', 'OSError: transient');
     const md = path.join(tmp, 'report.md');
@@ -464,13 +483,12 @@ describe('requeue in-process with the real db port', () => {
 
   for (const rpc of ['off', 'auto'] as const) {
     it(`skips and reports a job the worker claims between preview and apply (--rpc ${rpc})`, async () => {
-      await sb.scenario('healthy');
-      await sb.worker('stop');
+      await quietQueue();
       const ids = await insertFailed(3, 'race_test', 'boom');
       const printed: string[] = [];
       const db = createJobsDb({
-        url: sb.info.cloud.url,
-        key: sb.info.cloud.serviceRoleKey,
+        url: target.url,
+        key: target.serviceRoleKey,
         timeoutMs: 10_000,
         sleep: realClock.sleep,
         now: () => performance.now(),
@@ -480,7 +498,7 @@ describe('requeue in-process with the real db port', () => {
         prompt: prompter({
           'confirm-apply': async () => {
             // The worker's claim, as worker.mjs does it: running, attempts + 1, started_at now.
-            await sb.sql(
+            await target.sql(
               "update public.hd_ingestion_jobs set status = 'running', attempts = attempts + 1, started_at = now(), finished_at = null where id = $1",
               [ids[1]],
             );
@@ -494,6 +512,9 @@ describe('requeue in-process with the real db port', () => {
         homeDir: tmp,
         stdout: () => {},
         openDb: () => db,
+        openCatalog: () => {
+          throw new Error('not used');
+        },
         connectSpark: async () => {
           throw new Error('not used');
         },
@@ -502,7 +523,7 @@ describe('requeue in-process with the real db port', () => {
       };
       const audit = auditFile();
       const options = parseRequeueOptions(
-        { 'job-type': 'race_test', reason: 'race', apply: true, audit, rpc, verify: '0' },
+        { 'job-type': 'race_test', account: target.accountId, reason: 'race', apply: true, audit, rpc, verify: '0' },
         new Date(),
         true,
       );
@@ -511,9 +532,9 @@ describe('requeue in-process with the real db port', () => {
         {
           db,
           project: {
-            origin: sb.info.cloud.url,
-            host: new URL(sb.info.cloud.url).host,
-            ref: sb.info.cloud.ref,
+            origin: target.url,
+            host: new URL(target.url).host,
+            ref: target.ref,
             credentials: 'test',
             key: 'service_role JWT',
             privileged: true,

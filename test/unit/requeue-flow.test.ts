@@ -90,6 +90,9 @@ function fakePorts(db: MemoryJobsDb, opts: { answers?: Record<string, Answer> } 
     homeDir: '/home/op',
     stdout: () => {},
     openDb: () => db,
+    openCatalog: () => {
+      throw new Error('no catalog in unit tests');
+    },
     connectSpark: async () => {
       throw new Error('no SSH in unit tests');
     },
