@@ -265,21 +265,28 @@ const dbUrl: Validator = (value, all) => {
   try {
     url = new URL(value.trim());
   } catch {
-    return problem('SUPABASE_DB_URL is not a URL', 'copy the URI from the dashboard: Connect > Connection string');
+    return problem(
+      'SUPABASE_DB_URL is not a URL',
+      'copy the URI from the dashboard: Connect > Connection string',
+      'warning',
+    );
   }
   if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
     return problem(
       'SUPABASE_DB_URL is not a postgresql:// connection string',
       'copy the URI from Connect > Connection string',
+      'warning',
     );
   }
   if (/\[YOUR[-_ ]PASSWORD\]/i.test(decodeURIComponent(value))) {
     return problem(
       'SUPABASE_DB_URL still holds the [YOUR-PASSWORD] placeholder',
       "put the database's password in its place",
+      'warning',
     );
   }
-  if (!url.hostname) return problem('SUPABASE_DB_URL names no host', 'copy the URI from Connect > Connection string');
+  if (!url.hostname)
+    return problem('SUPABASE_DB_URL names no host', 'copy the URI from Connect > Connection string', 'warning');
   const ref =
     /^db\.([a-z0-9]{20})\.supabase\.co$/.exec(url.hostname)?.[1] ??
     /^postgres\.([a-z0-9]{20})$/.exec(url.username)?.[1];

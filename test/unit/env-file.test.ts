@@ -134,9 +134,21 @@ describe('validateEnv: values', () => {
       name: 'DB URL with the placeholder',
       vars: { SUPABASE_DB_URL: `postgresql://postgres:[YOUR-PASSWORD]@db.${REF}.supabase.co:5432/postgres` },
       issue: /still holds the \[YOUR-PASSWORD\] placeholder/,
+      // An optional check's variable never stops a runbook: every SUPABASE_DB_URL problem is a warning.
+      severity: 'warning',
     },
-    { name: 'DB URL that is the API URL', vars: { SUPABASE_DB_URL: URL_OK }, issue: /not a postgresql:\/\// },
-    { name: 'DB URL that is no URL', vars: { SUPABASE_DB_URL: `${DB_PASSWORD}@db` }, issue: /is not a URL/ },
+    {
+      name: 'DB URL that is the API URL',
+      vars: { SUPABASE_DB_URL: URL_OK },
+      issue: /not a postgresql:\/\//,
+      severity: 'warning',
+    },
+    {
+      name: 'DB URL that is no URL',
+      vars: { SUPABASE_DB_URL: `${DB_PASSWORD}@db` },
+      issue: /is not a URL/,
+      severity: 'warning',
+    },
     {
       name: 'DB URL of another project',
       vars: { SUPABASE_URL: URL_OK, SUPABASE_DB_URL: DB_DIRECT.replace(REF, 'zyxwvutsrqponmlkjihg') },
