@@ -5,7 +5,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { ROOT, type SandboxClient, sandboxClient, sandboxDown, sandboxUp, TSX } from '../../sandbox/client.ts';
+import {
+  ROOT,
+  type SandboxClient,
+  type SandboxStartOptions,
+  sandboxClient,
+  sandboxDown,
+  sandboxUp,
+  TSX,
+} from '../../sandbox/client.ts';
 import { BUNDLE_DIR_ENV, holdUntilFileEnd, ownerPid, released, tempDir } from './run.ts';
 
 export { ROOT } from '../../sandbox/client.ts';
@@ -38,7 +46,7 @@ export interface Sandbox extends Omit<SandboxClient, 'sql'> {
  * by the file (stopped and removed when the file ends, if the test did not stop it). A sandbox that does not
  * start throws with the CLI's own error, so the tests that needed it fail with it.
  */
-export async function startSandbox(opts: { scenario?: string; latencyMs?: number } = {}): Promise<Sandbox> {
+export async function startSandbox(opts: Omit<SandboxStartOptions, 'ownerPid'> = {}): Promise<Sandbox> {
   const dir = tempDir('hd-sandbox-');
   const hold = holdUntilFileEnd(() => sandboxDown(dir, cleanEnv()));
   try {
