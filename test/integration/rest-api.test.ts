@@ -328,12 +328,14 @@ describe('roles and keys', () => {
       headers: { Authorization: `Bearer ${other.serviceRoleKey}` },
     });
     expect(forged.status).toBe(401);
+    // PostgREST 13, the sandbox's default (test/io/test_io.py `test_jwt_errors` at v13.0.8).
     expect(await forged.json()).toEqual({
       code: 'PGRST301',
-      message: 'JWSError JWSInvalidSignature',
-      details: null,
+      message: 'No suitable key or wrong key type',
+      details: 'None of the keys was able to decode the JWT',
       hint: null,
     });
+    expect(forged.headers.get('proxy-status')).toBe('PostgREST; error=PGRST301');
   });
 });
 
