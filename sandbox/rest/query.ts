@@ -107,6 +107,8 @@ export interface ReadPlan extends PlanBase {
   table: string;
   headOnly: boolean;
   offset: number;
+  /** `count=planned|estimated`: the planner's row estimate to ask for, and when to use it ({@link estimateTotal}). */
+  estimate?: { mode: 'planned' | 'estimated'; maxRows: number | null; statement: Statement };
 }
 
 /** POST, PATCH or DELETE on a table. */
@@ -984,7 +986,7 @@ function cappedLimit(limit: number | undefined, maxRows: number | null | undefin
 }
 
 function countPreference(prefs: Preferences, applied: string[]): boolean {
-  // planned/estimated are answered with the exact count: the sandbox's tables are small.
+  // Reads answer planned/estimated as PostgREST does (planRead); writes and RPC count exactly.
   if (prefs.count === undefined) return false;
   applied.push(`count=${prefs.count}`);
   return true;
@@ -1009,11 +1011,29 @@ function planRead(
   const applied: string[] = [];
   const count = countPreference(prefs, applied);
   const headOnly = req.method === 'HEAD';
-  const total = count ? `(SELECT count(*) FROM ${b.from}${where})` : 'NULL';
+  const cap = maxRows !== undefined && maxRows !== null && maxRows > 0 ? maxRows : null;
+  // PostgREST (src/PostgREST/Query.hs, `resultSetWTotal`): exact counts every row; estimated counts up to max-rows + 1
+  // and, past max-rows, takes the planner's estimate when it is larger; planned takes the estimate alone.
+  const total =
+    prefs.count === 'exact' || (prefs.count === 'estimated' && cap === null)
+      ? `(SELECT count(*) FROM ${b.from}${where})`
+      : prefs.count === 'estimated'
+        ? `(SELECT count(*) FROM (SELECT 1 FROM ${b.from}${where} LIMIT ${cap! + 1}) pgrst_c)`
+        : 'NULL';
   const body = headOnly ? `''::text` : bodyExpr('pgrst_source', media);
   const text =
     `WITH pgrst_source AS (SELECT ${selectList} FROM ${b.from}${where}${orderBy}${limit}${offset}) ` +
     `SELECT ${total}::bigint AS total, count(*)::bigint AS n, ${body} AS body FROM pgrst_source`;
+  let estimate: ReadPlan['estimate'];
+  if (prefs.count === 'planned' || prefs.count === 'estimated') {
+    const eb = new SqlBuilder(table, new Params());
+    const ewhere = parts.conditions.length ? ` WHERE ${parts.conditions.map((t) => eb.logic(t)).join(' AND ')}` : '';
+    estimate = {
+      mode: prefs.count,
+      maxRows: cap,
+      statement: { text: `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${eb.from}${ewhere}`, values: eb.params.values },
+    };
+  }
   return {
     kind: 'read',
     table: table.name,
@@ -1024,7 +1044,21 @@ function planRead(
     count,
     headOnly,
     offset: parts.offset ?? 0,
+    ...(estimate ? { estimate } : {}),
   };
+}
+
+/**
+ * The total to answer with once the main statement ran: `undefined` when the counted total stands, else a function
+ * of the planner's estimate (`Plan Rows` of the EXPLAIN in `plan.estimate`). Estimated asks the planner only past
+ * max-rows (always without max-rows: Haskell's `Just n > Nothing`), and keeps the larger of the two.
+ */
+export function estimateTotal(plan: ReadPlan, counted: number | null): ((planRows: number) => number) | undefined {
+  const e = plan.estimate;
+  if (!e) return undefined;
+  if (e.mode === 'planned') return (planRows) => planRows;
+  if (e.maxRows !== null && (counted ?? 0) <= e.maxRows) return undefined;
+  return (planRows) => Math.max(counted ?? 0, planRows);
 }
 
 function returning(b: SqlBuilder, mode: ReturnMode, select: SelectItem[]): string {

@@ -10,7 +10,7 @@ import { type ProjectKeys, resolveRole } from './auth.ts';
 import { apiError, fromPgError, isPgServerError } from './errors.ts';
 import { bodyTooLarge, type RestLimits, SUPABASE_LIMITS, uriTooLong, urlLimitAnswer } from './limits.ts';
 import type { SchemaCache } from './query.ts';
-import { errorAnswer, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
+import { errorAnswer, estimateTotal, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
 import { loadRoleSettings, type RoleSettings, roleSettingCalls } from './role-settings.ts';
 import { loadSchemaCache } from './schema.ts';
 import {
@@ -286,8 +286,18 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
         const plan = planned.plan;
         if (plan.kind === 'root') return rootAnswer(schema.tables.keys(), plan.headOnly);
         const { rows } = await client.query<StatementRow>(plan.statement.text, plan.statement.values);
+        let row = rows[0];
+        const estimated =
+          plan.kind === 'read' ? estimateTotal(plan, row.total === null ? null : Number(row.total)) : undefined;
+        if (plan.kind === 'read' && plan.estimate && estimated) {
+          const explained = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+            plan.estimate.statement.text,
+            plan.estimate.statement.values,
+          );
+          row = { ...row, total: estimated(Number(explained.rows[0]['QUERY PLAN'][0].Plan['Plan Rows'])) };
+        }
         const pk = plan.kind === 'create' ? (schema.tables.get(plan.table)?.primaryKey ?? []) : [];
-        return respond(plan, rows[0], pk);
+        return respond(plan, row, pk);
       },
       method === 'GET' || method === 'HEAD',
     );

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, TSX } from '../../sandbox/client.ts';
+import { ROOT, sandboxCli, TSX } from '../../sandbox/client.ts';
 import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
@@ -96,6 +96,23 @@ describe('with the defaults: Supabase as a hosted project runs it', () => {
     expect(counted.headers.get('content-range')).toBe('0-999/1001');
   });
 
+  it('count=estimated and planned: exact up to max-rows, the planner past it (Query.hs resultSetWTotal)', async () => {
+    await seedJobs(sb, 1001);
+    await sb.sql('analyze public.hd_ingestion_jobs');
+    for (const count of ['estimated', 'planned']) {
+      const res = await rest(sb, '/hd_ingestion_jobs?select=id', {
+        method: 'HEAD',
+        headers: { Prefer: `count=${count}` },
+      });
+      expect(res.status).toBe(206);
+      expect(res.headers.get('content-range')).toBe('0-999/1001');
+    }
+    const few = await rest(sb, '/hd_ingestion_jobs?select=id&job_type=eq.none', {
+      headers: { Prefer: 'count=estimated' },
+    });
+    expect(few.headers.get('content-range')).toBe('*/0');
+  });
+
   it('an RPC result is capped the same way; a PATCH with return=representation is not', async () => {
     await seedJobs(sb, 1001);
     await sb.sql(`create or replace function public.limits_test_all() returns setof public.hd_ingestion_jobs
@@ -175,14 +192,16 @@ describe('with the defaults: Supabase as a hosted project runs it', () => {
     }
   });
 
-  it('fault url-too-long: a URL over its size gets 414', async () => {
-    await sb.controls({ httpFault: { kind: 'url-too-long', bytes: 100 } });
+  it('fault url-too-long (through the CLI, as an operator sets it): a URL over its size gets 414', async () => {
+    expect(await sandboxCli(['fault', 'url-too-long', '--bytes', '100', '--dir', sb.dir], cleanEnv())).toBe(
+      'fault url-too-long\n',
+    );
     try {
       expect((await rest(sb, '/hd_ingestion_jobs?select=id&limit=1')).status).toBe(200);
       const long = await rest(sb, `/hd_ingestion_jobs?select=id&job_type=eq.${'x'.repeat(200)}`);
       expect(long.status).toBe(414);
     } finally {
-      await sb.controls({ httpFault: null });
+      await sandboxCli(['fault', 'off', '--dir', sb.dir], cleanEnv());
     }
   });
 });
