@@ -38,7 +38,7 @@ Limits of up (Supabase's, on by default; 0 turns one off):
   --max-rows N              rows a read or RPC result returns at most (PostgREST db-max-rows; 1000)
   --statement-timeout-ms N  every API role's statement_timeout (default as Supabase: service_role 8000
                             through the authenticator, authenticated 8000, anon 3000); 57014 past it
-  --pool N                  database connections of each API (PostgREST db-pool; 10)
+  --pool N                  database connections of each API, 1 to 40 (PostgREST db-pool; 10)
   --pool-timeout-ms N       wait for a connection, then 504 PGRST003 (10000; 0 waits without limit)
   --postgrest 12|13|14      whose error shapes the API gives (13)
   --max-url-bytes N         the gateway's URL limit: 520 above it, 414 above 32 KB (16384)
