@@ -43,7 +43,13 @@ const limits: RestLimits = {
   maxRows: Number(values['max-rows'] ?? SUPABASE_LIMITS.maxRows),
   pool: Number(values.pool ?? SUPABASE_LIMITS.pool),
   poolTimeoutMs: Number(values['pool-timeout-ms'] ?? SUPABASE_LIMITS.poolTimeoutMs),
-  postgrest: Number(values.postgrest ?? SUPABASE_LIMITS.postgrest) as RestLimits['postgrest'],
+  // HD_SANDBOX_POSTGREST runs a whole test suite against another version (`HD_SANDBOX_POSTGREST=12 npm test`).
+  postgrest: Number(
+    values.postgrest ??
+      (/^1[234]$/.test(process.env.HD_SANDBOX_POSTGREST ?? '')
+        ? process.env.HD_SANDBOX_POSTGREST
+        : SUPABASE_LIMITS.postgrest),
+  ) as RestLimits['postgrest'],
   maxUrlBytes: Number(values['max-url-bytes'] ?? SUPABASE_LIMITS.maxUrlBytes),
   maxBodyBytes: Number(values['max-body-bytes'] ?? SUPABASE_LIMITS.maxBodyBytes),
 };

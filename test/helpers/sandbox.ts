@@ -21,7 +21,8 @@ export { ROOT } from '../../sandbox/client.ts';
 /**
  * An environment for child processes: no inherited config, no CI leakage unless asked, no loader. The run's own
  * TMPDIR and state folder (test/setup/global.ts) pass through, so children never write the operator's files, and
- * so does the switch that makes a sandbox refuse to start (for the suite's own setup-failure check).
+ * so do the switch that makes a sandbox refuse to start (for the suite's own setup-failure check) and the one
+ * that runs every sandbox as another PostgREST version (HD_SANDBOX_POSTGREST=12|14).
  */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
@@ -30,7 +31,8 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
     LANG: 'C.UTF-8',
     NO_COLOR: '1',
   };
-  for (const k of ['TMPDIR', 'XDG_STATE_HOME', 'HD_SANDBOX_FAIL_START']) if (process.env[k]) env[k] = process.env[k];
+  for (const k of ['TMPDIR', 'XDG_STATE_HOME', 'HD_SANDBOX_FAIL_START', 'HD_SANDBOX_POSTGREST'])
+    if (process.env[k]) env[k] = process.env[k];
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }
