@@ -17,7 +17,7 @@ import { seedJobs } from './seed.ts';
 const HELP = `Usage: npm run sandbox -- <verb> --dir DIR [options]
 
 Verbs:
-  up --dir DIR [--scenario NAME] [--latency MS] [--owner-pid PID]
+  up --dir DIR [--scenario NAME] [--latency MS] [--owner-pid PID] [limits]
                                                   start the sandbox in the background; returns when it answers;
                                                   with --owner-pid it stops by itself when process PID ends
   down --dir DIR                                  stop every process the sandbox started
@@ -31,15 +31,28 @@ Verbs:
   stats --dir DIR [--reset]                       request, connection and channel counters as JSON
   worker stop|start|restart|fix --dir DIR         control the worker on Spark ("fix" deploys the healthy config)
   latency MS --dir DIR                            delay every HTTP response and SSH exec by MS
-  fault NAME|off --dir DIR [--api cloud|local] [--method M] [--times N]
+  fault NAME|off --dir DIR [--api cloud|local] [--method M] [--times N] [--bytes N]
                                                   break the sandbox on purpose (http-401, http-403, http-404,
                                                   http-500, http-503, http-slow, http-malformed, http-reset,
                                                   http-reset-after, gateway-520, gateway-522, gateway-524,
-                                                  gateway-540, gateway-544, ssh-auth-fail, ssh-slow,
-                                                  ssh-blackhole, ssh-drop, ssh-drop-output, ssh-no-procps,
-                                                  ssh-no-curl); gateway-*: the answer of Supabase's gateway
-                                                  (Cloudflare's HTML error page; 540 project paused);
-                                                  --method/--times: only those requests, only N of them
+                                                  gateway-540, gateway-544, pool-exhausted, body-too-large,
+                                                  url-too-long, ssh-auth-fail, ssh-slow, ssh-blackhole,
+                                                  ssh-drop, ssh-drop-output, ssh-no-procps, ssh-no-curl);
+                                                  gateway-*: the answer of Supabase's gateway (Cloudflare's
+                                                  HTML error page; 540 project paused);
+                                                  --method/--times: only those requests, only N of them;
+                                                  --bytes: the size over which body-too-large (413, default
+                                                  1024) and url-too-long (414, default 2048) refuse
+
+Limits of up (Supabase's, on by default; 0 turns one off):
+  --max-rows N              rows a read or RPC result returns at most (PostgREST db-max-rows; 1000)
+  --statement-timeout-ms N  every API role's statement_timeout (default as Supabase: service_role 8000
+                            through the authenticator, authenticated 8000, anon 3000); 57014 past it
+  --pool N                  database connections of each API, 1 to 40 (PostgREST db-pool; 10)
+  --pool-timeout-ms N       wait for a connection, then 504 PGRST003 (10000; 0 waits without limit)
+  --postgrest 12|13|14      whose error shapes the API gives (13)
+  --max-url-bytes N         the gateway's URL limit: 520 above it, 414 above 32 KB (16384)
+  --max-body-bytes N        the gateway's body limit: 413 above it (104857600, Cloudflare's 100 MB)
 
 Scenarios:
 ${Object.entries(SCENARIOS)
@@ -86,11 +99,42 @@ async function control(dir: string, method: string, route: string, body?: unknow
   }
 }
 
+/** The limit flags of `up`, as given (checked by {@link limitArgs}). */
+const LIMIT_FLAGS = [
+  'max-rows',
+  'statement-timeout-ms',
+  'pool',
+  'pool-timeout-ms',
+  'postgrest',
+  'max-url-bytes',
+  'max-body-bytes',
+] as const;
+
+/** The supervisor's arguments for the limit flags given; fails with the fix on a bad value. */
+function limitArgs(values: Partial<Record<(typeof LIMIT_FLAGS)[number], string>>): string[] {
+  const args: string[] = [];
+  for (const flag of LIMIT_FLAGS) {
+    const v = values[flag];
+    if (v === undefined) continue;
+    if (flag === 'postgrest') {
+      if (!['12', '13', '14'].includes(v))
+        fail(`--postgrest takes 12, 13 or 14 (the PostgREST major version); not ${v}`);
+    } else if (!/^\d{1,10}$/.test(v)) {
+      fail(`--${flag} takes a whole number (0 turns the limit off), e.g. --${flag} ${flag === 'pool' ? 10 : 1000}`);
+    } else if (flag === 'pool' && (Number(v) < 1 || Number(v) > 40)) {
+      fail(`--pool takes 1 to 40 connections (PostgREST's default is 10); not ${v}`);
+    }
+    args.push(`--${flag}`, v);
+  }
+  return args;
+}
+
 async function up(
   dir: string,
   scenario: string | undefined,
   latency: string | undefined,
   ownerPid: string | undefined,
+  limits: string[],
 ): Promise<void> {
   if (scenario !== undefined && !isScenarioName(scenario)) {
     fail(`unknown scenario "${scenario}"; one of: ${Object.keys(SCENARIOS).join(', ')}`);
@@ -124,6 +168,7 @@ async function up(
       ...(scenario ? ['--scenario', scenario] : []),
       ...(latency ? ['--latency', latency] : []),
       ...(ownerPid ? ['--owner-pid', ownerPid] : []),
+      ...limits,
     ],
     { detached: true, stdio: ['ignore', log, log, 'ipc'], env },
   );
@@ -158,12 +203,29 @@ async function up(
       `  spark       ssh -p ${info.spark.port} -i ${info.spark.keyPath} -o UserKnownHostsFile=${info.spark.knownHosts} ${info.spark.user}@${info.spark.host}`,
       `  worker      pid ${info.worker.pid} in ${info.spark.workerDir}`,
       `  scenario    ${scenario ?? 'healthy'}${info.latencyMs ? `, latency ${info.latencyMs} ms` : ''}`,
+      `  limits      ${describeLimits(info.limits)}`,
       '',
       `Try: npx zx runbooks/debug-stuck-jobs.mts --config ${path.join(dir, '.env')}`,
       `Stop: npm run sandbox -- down --dir ${dir}`,
       '',
     ].join('\n'),
   );
+}
+
+function describeLimits(l: ReturnType<typeof readSandboxInfo>['limits']): string {
+  if (!l) return 'unknown';
+  const on = (n: number, text: string) => (n > 0 ? text : 'off');
+  const timeout =
+    l.statementTimeoutMs === null
+      ? 'Supabase role timeouts (8 s, anon 3 s)'
+      : on(l.statementTimeoutMs, `statement timeout ${l.statementTimeoutMs} ms`);
+  return [
+    `PostgREST ${l.postgrest}`,
+    `max rows ${on(l.maxRows, String(l.maxRows))}`,
+    timeout,
+    `pool ${l.pool} (wait ${l.poolTimeoutMs > 0 ? `${l.poolTimeoutMs} ms` : 'without limit'})`,
+    `URL ${on(l.maxUrlBytes, `${l.maxUrlBytes} B`)}`,
+  ].join(', ');
 }
 
 async function down(dir: string): Promise<void> {
@@ -234,6 +296,9 @@ const FAULTS: Record<string, object> = {
   'gateway-524': { httpFault: { kind: 'gateway', status: 524 } },
   'gateway-540': { httpFault: { kind: 'gateway', status: 540 } },
   'gateway-544': { httpFault: { kind: 'gateway', status: 544 } },
+  'pool-exhausted': { httpFault: { kind: 'pool-exhausted' } },
+  'body-too-large': { httpFault: { kind: 'body-too-large', bytes: 1024 } },
+  'url-too-long': { httpFault: { kind: 'url-too-long', bytes: 2048 } },
   'ssh-auth-fail': { sshFault: { kind: 'auth-fail' } },
   'ssh-slow': { sshFault: { kind: 'slow-handshake', delayMs: 30_000 } },
   'ssh-drop': { sshFault: { kind: 'drop-mid-command' } },
@@ -259,6 +324,14 @@ async function main(): Promise<void> {
       jobs: { type: 'string' },
       failed: { type: 'string' },
       queued: { type: 'string' },
+      bytes: { type: 'string' },
+      'max-rows': { type: 'string' },
+      'statement-timeout-ms': { type: 'string' },
+      pool: { type: 'string' },
+      'pool-timeout-ms': { type: 'string' },
+      postgrest: { type: 'string' },
+      'max-url-bytes': { type: 'string' },
+      'max-body-bytes': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -271,7 +344,7 @@ async function main(): Promise<void> {
   if (!dir) fail(`${verb} needs --dir DIR, the sandbox's folder (e.g. --dir .sandbox)`);
   switch (verb) {
     case 'up':
-      return up(dir, values.scenario, values.latency, values['owner-pid']);
+      return up(dir, values.scenario, values.latency, values['owner-pid'], limitArgs(values));
     case 'down':
       return down(dir);
     case 'scenario': {
@@ -304,6 +377,8 @@ async function main(): Promise<void> {
       if (!fault) fail(`fault needs one of: ${Object.keys(FAULTS).join(', ')}`);
       if (values.times !== undefined && !/^\d{1,6}$/.test(values.times))
         fail('--times takes a whole number, e.g. --times 2');
+      if (values.bytes !== undefined && !/^\d{1,9}$/.test(values.bytes))
+        fail('--bytes takes a whole number of bytes, e.g. --bytes 4096');
       const http = 'httpFault' in fault && fault.httpFault ? (fault.httpFault as object) : undefined;
       const targeted = http
         ? {
@@ -312,6 +387,7 @@ async function main(): Promise<void> {
               ...(values.api ? { api: values.api } : {}),
               ...(values.method ? { method: values.method.toUpperCase() } : {}),
               ...(values.times !== undefined ? { times: Number(values.times) } : {}),
+              ...(values.bytes !== undefined ? { bytes: Number(values.bytes) } : {}),
             },
           }
         : fault;

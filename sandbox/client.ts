@@ -20,11 +20,35 @@ const CLI_TIMEOUT_MS = 150_000;
 /** What `worker` does to the worker on Spark ("fix" deploys the healthy config). */
 export type WorkerAction = 'stop' | 'start' | 'restart' | 'fix';
 
-/** How to start a sandbox: its scenario, its added latency, and the process whose end stops it. */
+/**
+ * How to start a sandbox: its scenario, its added latency, the process whose end stops it, and its limits (Supabase's
+ * when unset; 0 turns one off: see `npm run sandbox -- --help`).
+ */
 export interface SandboxStartOptions {
   scenario?: string;
   latencyMs?: number;
   ownerPid?: number;
+  maxRows?: number;
+  statementTimeoutMs?: number;
+  pool?: number;
+  poolTimeoutMs?: number;
+  postgrest?: 12 | 13 | 14;
+  maxUrlBytes?: number;
+  maxBodyBytes?: number;
+}
+
+/** The `up` flags of the limits set in `opts`. */
+function limitFlags(opts: SandboxStartOptions): string[] {
+  const flags: [string, number | undefined][] = [
+    ['--max-rows', opts.maxRows],
+    ['--statement-timeout-ms', opts.statementTimeoutMs],
+    ['--pool', opts.pool],
+    ['--pool-timeout-ms', opts.poolTimeoutMs],
+    ['--postgrest', opts.postgrest],
+    ['--max-url-bytes', opts.maxUrlBytes],
+    ['--max-body-bytes', opts.maxBodyBytes],
+  ];
+  return flags.flatMap(([flag, v]) => (v === undefined ? [] : [flag, String(v)]));
 }
 
 /** Runs `sandbox/cli.mts ARGS` as a child with `env`; resolves to its stdout, rejects with the child's error. */
@@ -47,6 +71,7 @@ export async function sandboxUp(dir: string, opts: SandboxStartOptions, env: Nod
       ...(opts.ownerPid !== undefined ? ['--owner-pid', String(opts.ownerPid)] : []),
       ...(opts.scenario ? ['--scenario', opts.scenario] : []),
       ...(opts.latencyMs ? ['--latency', String(opts.latencyMs)] : []),
+      ...limitFlags(opts),
     ],
     env,
   );

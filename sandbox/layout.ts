@@ -29,6 +29,19 @@ export interface SandboxInfo {
   app: { envFile: string };
   postgres: { port: number };
   latencyMs: number;
+  /**
+   * The limits it enforces (`up` flags; sandbox/rest/limits.ts): 0 is off; statementTimeoutMs null means Supabase's
+   * role timeouts (service_role 8 s through the authenticator, anon 3 s, authenticated 8 s).
+   */
+  limits?: {
+    maxRows: number;
+    pool: number;
+    poolTimeoutMs: number;
+    postgrest: number;
+    maxUrlBytes: number;
+    maxBodyBytes: number;
+    statementTimeoutMs: number | null;
+  };
 }
 
 /** Paths of the files a sandbox keeps in its folder. */

@@ -27,6 +27,32 @@ export interface StartPostgresOptions {
   dir: string;
   /** TCP port on 127.0.0.1; a free one is picked when omitted. */
   port?: number;
+  /**
+   * The API roles' statement_timeout in ms: unset, Supabase's ({@link SUPABASE_ROLE_TIMEOUTS}); a number sets every
+   * one of them to it; 0 turns them off.
+   */
+  statementTimeoutMs?: number;
+}
+
+/**
+ * A hosted project's role timeouts, set on the roles as Supabase sets them (docs, "Timeouts": "anon: 3s,
+ * authenticated: 8s, service_role: none (defaults to the authenticator role's 8s timeout if unset)"). The
+ * authenticator's applies at its login, so to every request, service_role's included; PostgREST applies anon's and
+ * authenticated's in each transaction of those roles (sandbox/rest/role-settings.ts).
+ */
+export const SUPABASE_ROLE_TIMEOUTS: Record<'authenticator' | 'anon' | 'authenticated', string> = {
+  authenticator: '8s',
+  anon: '3s',
+  authenticated: '8s',
+};
+
+/** `ALTER ROLE … SET statement_timeout` statements for `timeoutMs` (see {@link StartPostgresOptions}). */
+export function roleTimeoutStatements(timeoutMs: number | undefined): string[] {
+  return Object.entries(SUPABASE_ROLE_TIMEOUTS).map(([role, supabase]) => {
+    if (timeoutMs === 0) return `ALTER ROLE ${role} RESET statement_timeout`;
+    const value = timeoutMs === undefined ? supabase : `${Math.round(timeoutMs)}ms`;
+    return `ALTER ROLE ${role} SET statement_timeout = '${value}'`;
+  });
 }
 
 /** A running sandbox cluster. */
@@ -430,6 +456,8 @@ END
 $$`);
       await c.query(`ALTER ROLE authenticator WITH LOGIN NOINHERIT PASSWORD '${authenticatorPassword}'`);
       await c.query('GRANT anon, authenticated, service_role TO authenticator');
+      // Sandbox bootstrap, not a migration: migrations/001 also runs on real projects, which have their own.
+      for (const sql of roleTimeoutStatements(options.statementTimeoutMs)) await c.query(sql);
     });
     return `postgres://authenticator:${authenticatorPassword}@127.0.0.1:${port}/${name}`;
   }

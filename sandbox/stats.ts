@@ -109,6 +109,12 @@ export type HttpFault = {
   | { kind: 'reset' }
   /** The request is carried out (a write commits), then the connection is cut before the answer: a lost reply. */
   | { kind: 'reset-after' }
+  /** Every connection of the API's pool held: requests wait for one, then 504 PGRST003. A state, not per request. */
+  | { kind: 'pool-exhausted' }
+  /** A body over `bytes`: the gateway's 413 page. */
+  | { kind: 'body-too-large'; bytes: number }
+  /** A URL (path and query) over `bytes`: the gateway's 414 page. */
+  | { kind: 'url-too-long'; bytes: number }
 );
 
 export type SshFault =

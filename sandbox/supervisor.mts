@@ -13,6 +13,7 @@ import { SUPABASE_CLI_DEMO_JWT_SECRET, supabaseCliDefaultKeys } from '../lib/io/
 import { type SandboxInfo, sandboxPaths } from './layout.ts';
 import { startPostgres } from './postgres.ts';
 import { makeProjectKeys } from './rest/auth.ts';
+import { type RestLimits, SUPABASE_LIMITS } from './rest/limits.ts';
 import { startRestApi } from './rest/server.ts';
 import { applyScenario, isScenarioName, type ScenarioRuntime } from './scenarios.ts';
 import { fingerprintSha256, generateSparkKeys, knownHostsLine } from './spark/keys.ts';
@@ -26,8 +27,34 @@ const { values } = parseArgs({
     scenario: { type: 'string' },
     latency: { type: 'string', default: '0' },
     'owner-pid': { type: 'string' },
+    // Checked by `up` (sandbox/cli.mts) before it starts this process.
+    'max-rows': { type: 'string' },
+    'statement-timeout-ms': { type: 'string' },
+    pool: { type: 'string' },
+    'pool-timeout-ms': { type: 'string' },
+    postgrest: { type: 'string' },
+    'max-url-bytes': { type: 'string' },
+    'max-body-bytes': { type: 'string' },
   },
 });
+
+/** Supabase's limits, each flag given replacing its default. */
+const limits: RestLimits = {
+  maxRows: Number(values['max-rows'] ?? SUPABASE_LIMITS.maxRows),
+  pool: Number(values.pool ?? SUPABASE_LIMITS.pool),
+  poolTimeoutMs: Number(values['pool-timeout-ms'] ?? SUPABASE_LIMITS.poolTimeoutMs),
+  // HD_SANDBOX_POSTGREST runs a whole test suite against another version (`HD_SANDBOX_POSTGREST=12 npm test`).
+  postgrest: Number(
+    values.postgrest ??
+      (/^1[234]$/.test(process.env.HD_SANDBOX_POSTGREST ?? '')
+        ? process.env.HD_SANDBOX_POSTGREST
+        : SUPABASE_LIMITS.postgrest),
+  ) as RestLimits['postgrest'],
+  maxUrlBytes: Number(values['max-url-bytes'] ?? SUPABASE_LIMITS.maxUrlBytes),
+  maxBodyBytes: Number(values['max-body-bytes'] ?? SUPABASE_LIMITS.maxBodyBytes),
+};
+const statementTimeoutMs =
+  values['statement-timeout-ms'] === undefined ? undefined : Number(values['statement-timeout-ms']);
 
 const dir = values.dir!;
 const paths = sandboxPaths(dir);
@@ -82,7 +109,7 @@ async function main(): Promise<void> {
   const stats = new SandboxStats();
   const controls: SandboxControls = { latencyMs };
 
-  const postgres = await startPostgres({ dir: paths.pgData });
+  const postgres = await startPostgres({ dir: paths.pgData, statementTimeoutMs });
   cleanups.push(() => postgres.stop());
   const cloudConn = await postgres.createProjectDatabase('cloud');
   const localConn = await postgres.createProjectDatabase('local');
@@ -106,6 +133,7 @@ async function main(): Promise<void> {
     port: 0,
     stats,
     controls,
+    limits,
   });
   cleanups.push(() => cloudApi.close());
   const localApi = await startRestApi({
@@ -117,6 +145,7 @@ async function main(): Promise<void> {
     port: 0,
     stats,
     controls,
+    limits,
   });
   cleanups.push(() => localApi.close());
 
@@ -199,6 +228,7 @@ async function main(): Promise<void> {
     app: { envFile: paths.appEnv },
     postgres: { port: postgres.port },
     latencyMs,
+    limits: { ...limits, statementTimeoutMs: statementTimeoutMs ?? null },
   };
 
   // Scenarios run one at a time: two overlapping resets would race on the worker.
@@ -240,6 +270,8 @@ async function main(): Promise<void> {
           if ('latencyMs' in body) controls.latencyMs = Number(body.latencyMs) || 0;
           if ('httpFault' in body) controls.httpFault = body.httpFault ?? undefined;
           if ('sshFault' in body) controls.sshFault = body.sshFault ?? undefined;
+          cloudApi.syncControls();
+          localApi.syncControls();
           return reply(200, { ok: true, controls });
         }
         if (route === 'POST /worker') {

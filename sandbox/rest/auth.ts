@@ -7,6 +7,13 @@ import { randomBytes } from 'node:crypto';
 import { jwtVerify, SignJWT } from 'jose';
 import { type ApiError, apiError } from './errors.ts';
 import type { HeaderBag } from './query.ts';
+import {
+  DEFAULT_POSTGREST_VERSION,
+  type JwtFailure,
+  jwtFailure,
+  missingRoleStatus,
+  type PostgrestVersion,
+} from './versions.ts';
 
 /** The four keys a Supabase project hands out. */
 export interface ProjectKeys {
@@ -80,6 +87,8 @@ export interface AuthConfig {
   jwtSecret: string;
   keys: ProjectKeys;
   ref?: string;
+  /** Whose error texts and codes to give (default 13). */
+  version?: PostgrestVersion;
 }
 
 /** Outcome of {@link resolveRole}: the role and JWT claims to run with, or the 401/403 answer. */
@@ -111,10 +120,10 @@ function roleOfKey(key: string, config: AuthConfig): { role: ApiRole; claims: Re
   return undefined;
 }
 
-function jwtError(code: string, message: string): { ok: false; error: ApiError } {
+function jwtError(code: string, message: string, details: string | null = null): { ok: false; error: ApiError } {
   return {
     ok: false,
-    error: apiError(401, code, message, null, null, {
+    error: apiError(401, code, message, details, null, {
       'WWW-Authenticate': `Bearer error="invalid_token", error_description=${JSON.stringify(message)}`,
     }),
   };
@@ -125,23 +134,33 @@ const INVALID_API_KEY: ApiError = {
   body: { message: 'Invalid API key', hint: 'Double check your Supabase `anon` or `service_role` API key.' },
 };
 
+/** What jose's error says went wrong with a token. */
+function failureOf(e: unknown): JwtFailure {
+  const code = (e as { code?: string }).code;
+  if (code === 'ERR_JWT_EXPIRED') return { kind: 'expired' };
+  if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
+    return (e as { claim?: string }).claim === 'nbf' ? { kind: 'not-yet-valid' } : { kind: 'claims' };
+  }
+  if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') return { kind: 'signature' };
+  if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') return { kind: 'algorithm' };
+  return { kind: 'undecodable' };
+}
+
 async function verifyJwt(token: string, config: AuthConfig): Promise<RoleResolution> {
-  if (token === '') return jwtError('PGRST301', 'Empty JWT is sent in Authorization header');
+  const version = config.version ?? DEFAULT_POSTGREST_VERSION;
+  const refuse = (f: JwtFailure): RoleResolution | undefined => {
+    const answer = jwtFailure(f, version);
+    return answer ? jwtError(answer.code, answer.message, answer.details) : undefined;
+  };
+  // v12 takes an empty Bearer as no token: the anonymous role.
+  if (token === '') return refuse({ kind: 'empty' }) ?? { ok: true, role: 'anon', claims: {} };
   const parts = token.split('.').length;
-  if (parts !== 3) return jwtError('PGRST301', `Expected 3 parts in JWT; got ${parts}`);
+  if (parts !== 3) return refuse({ kind: 'parts', parts }) as RoleResolution;
   let payload: Record<string, unknown>;
   try {
     ({ payload } = await jwtVerify(token, secretBytes(config.jwtSecret), { algorithms: ['HS256'] }));
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === 'ERR_JWT_EXPIRED') return jwtError('PGRST303', 'JWT expired');
-    if (code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
-      const claim = (e as { claim?: string }).claim;
-      return jwtError('PGRST303', claim === 'nbf' ? 'JWT not yet valid' : 'Parsing claims failed');
-    }
-    if (code === 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED') return jwtError('PGRST301', 'JWSError JWSInvalidSignature');
-    if (code === 'ERR_JOSE_ALG_NOT_ALLOWED') return jwtError('PGRST301', 'Wrong or unsupported encoding algorithm');
-    return jwtError('PGRST301', "JWT couldn't be decoded");
+    return refuse(failureOf(e)) as RoleResolution;
   }
   const role = payload.role === undefined ? 'anon' : payload.role;
   if (typeof role !== 'string' || !ALLOWED_ROLES.includes(role)) {
@@ -150,10 +169,9 @@ async function verifyJwt(token: string, config: AuthConfig): Promise<RoleResolut
     if (PRIVILEGED_ROLES.has(name) || name.startsWith('pg_')) {
       return { ok: false, error: apiError(403, '42501', `permission denied to set role "${name}"`) };
     }
-    return {
-      ok: false,
-      error: apiError(401, '22023', `role "${name}" does not exist`, null, null, { 'WWW-Authenticate': 'Bearer' }),
-    };
+    const status = missingRoleStatus(version);
+    const headers = status === 401 ? { 'WWW-Authenticate': 'Bearer' } : undefined;
+    return { ok: false, error: apiError(status, '22023', `role "${name}" does not exist`, null, null, headers) };
   }
   return { ok: true, role: role as ApiRole, claims: payload };
 }
@@ -186,10 +204,11 @@ export async function resolveRole(
   const bearer = authorization === undefined ? undefined : /^Bearer(?:\s+(.*))?$/i.exec(authorization.trim());
   if (!bearer) return { ok: true, role: keyRole.role, claims: keyRole.claims };
   const token = (bearer[1] ?? '').trim();
+  // The gateway swaps an sb_ key in Authorization for its role's JWT only when it is the apikey itself (what
+  // supabase-js sends). Any other sb_ key reaches PostgREST as it is, and PostgREST refuses a token that is not a
+  // JWT: 401 PGRST301 "Expected 3 parts in JWT; got 1" (supabase/supabase-py#1228 quotes that answer for a Bearer
+  // sb_secret_; Supabase's API-keys guide: a secret key cannot go in the Authorization header). So an
+  // sb_publishable_ apikey with a different sb_secret_ Bearer is refused, and never runs as service_role.
   if (token === apikey) return { ok: true, role: keyRole.role, claims: keyRole.claims };
-  if (token.startsWith('sb_')) {
-    const other = roleOfKey(token, config);
-    return other ? { ok: true, role: other.role, claims: other.claims } : { ok: false, error: INVALID_API_KEY };
-  }
   return verifyJwt(token, config);
 }

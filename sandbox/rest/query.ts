@@ -10,6 +10,13 @@
  * (see {@link planRequest}).
  */
 import { type ApiError, ApiErrorException, apiError, type PgrstApiError } from './errors.ts';
+import {
+  DEFAULT_POSTGREST_VERSION,
+  functionHint,
+  type PostgrestVersion,
+  tableNotFound as tableNotFoundError,
+  unacceptableSchema,
+} from './versions.ts';
 
 // ---------------------------------------------------------------------------------------------------------
 // Schema cache: what the planner needs to know about the database.
@@ -100,6 +107,8 @@ export interface ReadPlan extends PlanBase {
   table: string;
   headOnly: boolean;
   offset: number;
+  /** `count=planned|estimated`: the planner's row estimate to ask for, and when to use it ({@link estimateTotal}). */
+  estimate?: { mode: 'planned' | 'estimated'; maxRows: number | null; statement: Statement };
 }
 
 /** POST, PATCH or DELETE on a table. */
@@ -126,6 +135,18 @@ export interface RootPlan {
 
 /** What the server executes for a request. */
 export type Plan = ReadPlan | MutatePlan | CallPlan | RootPlan;
+
+/** What the planner takes from the server's configuration. */
+export interface PlanOptions {
+  /**
+   * PostgREST's `db-max-rows`: reads and RPC results return at most this many rows (the client's `limit` is lowered
+   * to it); writes with `return=representation` are not capped (test/spec/Feature/Query/QueryLimitedSpec.hs).
+   * Unset or null: no cap.
+   */
+  maxRows?: number | null;
+  /** The PostgREST version whose error shapes to give (default 13). */
+  version?: PostgrestVersion;
+}
 
 /** Result of {@link planRequest}: a plan or the error answer PostgREST would give. */
 export type PlanResult = { ok: true; plan: Plan } | { ok: false; error: PgrstApiError };
@@ -946,50 +967,73 @@ function checkContentType(headers: HeaderBag): void {
   }
 }
 
-function checkProfile(headers: HeaderBag, schema: string, name: 'accept-profile' | 'content-profile'): void {
+function checkProfile(
+  headers: HeaderBag,
+  schema: string,
+  name: 'accept-profile' | 'content-profile',
+  version: PostgrestVersion,
+): void {
   const profile = header(headers, name);
   if (profile !== undefined && profile !== schema) {
-    throw new ApiErrorException(
-      apiError(
-        406,
-        'PGRST106',
-        `Invalid schema: ${profile}`,
-        null,
-        `Only the following schemas are exposed: ${schema}`,
-      ),
-    );
+    throw new ApiErrorException(unacceptableSchema(profile, schema, version));
   }
 }
 
-function tableNotFound(schema: string, name: string): ApiErrorException {
-  return new ApiErrorException(
-    apiError(404, 'PGRST205', `Could not find the table '${schema}.${name}' in the schema cache`),
-  );
+/** The client's `limit` lowered to max-rows (PostgREST's `restrictRange`). */
+function cappedLimit(limit: number | undefined, maxRows: number | null | undefined): number | undefined {
+  if (maxRows === undefined || maxRows === null || maxRows <= 0) return limit;
+  return limit === undefined ? maxRows : Math.min(limit, maxRows);
 }
 
 function countPreference(prefs: Preferences, applied: string[]): boolean {
-  // planned/estimated are answered with the exact count: the sandbox's tables are small.
+  // Reads answer planned/estimated as PostgREST does (planRead); writes and RPC count exactly.
   if (prefs.count === undefined) return false;
   applied.push(`count=${prefs.count}`);
   return true;
 }
 
-function planRead(req: RestRequest, table: TableInfo, parts: QueryParts, prefs: Preferences, media: Media): ReadPlan {
+function planRead(
+  req: RestRequest,
+  table: TableInfo,
+  parts: QueryParts,
+  prefs: Preferences,
+  media: Media,
+  maxRows: number | null | undefined,
+): ReadPlan {
   const params = new Params();
   const b = new SqlBuilder(table, params);
   const selectList = b.selectList(parts.select);
   const where = parts.conditions.length ? ` WHERE ${parts.conditions.map((t) => b.logic(t)).join(' AND ')}` : '';
   const orderBy = parts.order.length ? ` ORDER BY ${b.orderBy(parts.order)}` : '';
-  const limit = parts.limit !== undefined ? ` LIMIT ${params.add(parts.limit)}` : '';
+  const capped = cappedLimit(parts.limit, maxRows);
+  const limit = capped !== undefined ? ` LIMIT ${params.add(capped)}` : '';
   const offset = parts.offset !== undefined ? ` OFFSET ${params.add(parts.offset)}` : '';
   const applied: string[] = [];
   const count = countPreference(prefs, applied);
   const headOnly = req.method === 'HEAD';
-  const total = count ? `(SELECT count(*) FROM ${b.from}${where})` : 'NULL';
+  const cap = maxRows !== undefined && maxRows !== null && maxRows > 0 ? maxRows : null;
+  // PostgREST (src/PostgREST/Query.hs, `resultSetWTotal`): exact counts every row; estimated counts up to max-rows + 1
+  // and, past max-rows, takes the planner's estimate when it is larger; planned takes the estimate alone.
+  const total =
+    prefs.count === 'exact' || (prefs.count === 'estimated' && cap === null)
+      ? `(SELECT count(*) FROM ${b.from}${where})`
+      : prefs.count === 'estimated'
+        ? `(SELECT count(*) FROM (SELECT 1 FROM ${b.from}${where} LIMIT ${cap! + 1}) pgrst_c)`
+        : 'NULL';
   const body = headOnly ? `''::text` : bodyExpr('pgrst_source', media);
   const text =
     `WITH pgrst_source AS (SELECT ${selectList} FROM ${b.from}${where}${orderBy}${limit}${offset}) ` +
     `SELECT ${total}::bigint AS total, count(*)::bigint AS n, ${body} AS body FROM pgrst_source`;
+  let estimate: ReadPlan['estimate'];
+  if (prefs.count === 'planned' || prefs.count === 'estimated') {
+    const eb = new SqlBuilder(table, new Params());
+    const ewhere = parts.conditions.length ? ` WHERE ${parts.conditions.map((t) => eb.logic(t)).join(' AND ')}` : '';
+    estimate = {
+      mode: prefs.count,
+      maxRows: cap,
+      statement: { text: `EXPLAIN (FORMAT JSON) SELECT 1 FROM ${eb.from}${ewhere}`, values: eb.params.values },
+    };
+  }
   return {
     kind: 'read',
     table: table.name,
@@ -1000,7 +1044,21 @@ function planRead(req: RestRequest, table: TableInfo, parts: QueryParts, prefs: 
     count,
     headOnly,
     offset: parts.offset ?? 0,
+    ...(estimate ? { estimate } : {}),
   };
+}
+
+/**
+ * The total to answer with once the main statement ran: `undefined` when the counted total stands, else a function
+ * of the planner's estimate (`Plan Rows` of the EXPLAIN in `plan.estimate`). Estimated asks the planner only past
+ * max-rows (always without max-rows: Haskell's `Just n > Nothing`), and keeps the larger of the two.
+ */
+export function estimateTotal(plan: ReadPlan, counted: number | null): ((planRows: number) => number) | undefined {
+  const e = plan.estimate;
+  if (!e) return undefined;
+  if (e.mode === 'planned') return (planRows) => planRows;
+  if (e.maxRows !== null && (counted ?? 0) <= e.maxRows) return undefined;
+  return (planRows) => Math.max(counted ?? 0, planRows);
 }
 
 function returning(b: SqlBuilder, mode: ReturnMode, select: SelectItem[]): string {
@@ -1129,14 +1187,19 @@ function planUpdateOrDelete(
   if (kind === 'update') {
     checkContentType(req.headers);
     const payload = jsonBody(req.body);
-    if (!isPlainObject(payload)) throw invalidBody('Empty or invalid json');
-    patch = payload;
+    // PostgREST takes an array body too: `[]` and `[{}]` are no-ops like `{}` (UpdateSpec.hs "when patching with an
+    // empty body"); otherwise the first object's keys are the update.
+    const first = Array.isArray(payload) ? (payload[0] ?? {}) : payload;
+    if (!isPlainObject(first)) throw invalidBody('Empty or invalid json');
+    patch = first;
     const cols = parts.columns ?? Object.keys(patch);
     for (const c of cols) if (!hasColumn(table, c)) throw columnNotFound(table, c);
     if (parts.columns) patch = Object.fromEntries(Object.entries(patch).filter(([k]) => parts.columns?.includes(k)));
   }
-  if (parts.conditions.length === 0) {
-    // Hosted Supabase loads pg-safeupdate for the API: unfiltered UPDATE/DELETE are refused.
+  const emptyPatch = kind === 'update' && Object.keys(patch).length === 0;
+  if (parts.conditions.length === 0 && !emptyPatch) {
+    // Hosted Supabase loads pg-safeupdate for the API: unfiltered UPDATE/DELETE are refused. An empty PATCH runs no
+    // UPDATE at all, so there is nothing for pg-safeupdate to refuse.
     throw new ApiErrorException(
       apiError(400, '21000', `${kind === 'update' ? 'UPDATE' : 'DELETE'} requires a WHERE clause`),
     );
@@ -1147,7 +1210,12 @@ function planUpdateOrDelete(
   const applied: string[] = [];
   if (prefs.return) applied.push(`return=${prefs.return}`);
   const count = countPreference(prefs, applied);
-  const where = ` WHERE ${parts.conditions.map((t) => b.logic(t)).join(' AND ')}`;
+  // An empty PATCH still has its filters checked, but they must not add parameters its statement does not use (an
+  // unused `$1` of unknown type is an error in PostgreSQL).
+  const whereOf = (builder: SqlBuilder) =>
+    parts.conditions.length ? ` WHERE ${parts.conditions.map((t) => builder.logic(t)).join(' AND ')}` : '';
+  if (emptyPatch) whereOf(new SqlBuilder(table, new Params()));
+  const where = emptyPatch ? '' : whereOf(b);
   const ret = returning(b, mode, parts.select);
   let text: string;
   if (kind === 'update') {
@@ -1178,7 +1246,7 @@ function planUpdateOrDelete(
   };
 }
 
-function noFunction(schema: string, name: string, keys: string[]): ApiErrorException {
+function noFunction(schema: string, name: string, keys: string[], hint: string | null = null): ApiErrorException {
   const sorted = [...keys].sort();
   const params = sorted.length === 0 ? ' without parameters' : `(${sorted.join(', ')})`;
   const detailParams =
@@ -1189,11 +1257,19 @@ function noFunction(schema: string, name: string, keys: string[]): ApiErrorExcep
       'PGRST202',
       `Could not find the function ${schema}.${name}${params} in the schema cache`,
       `Searched for the function ${schema}.${name}${detailParams} or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache.`,
+      hint,
     ),
   );
 }
 
-function planCall(req: RestRequest, schema: SchemaCache, fnName: string, prefs: Preferences, media: Media): CallPlan {
+function planCall(
+  req: RestRequest,
+  schema: SchemaCache,
+  fnName: string,
+  prefs: Preferences,
+  media: Media,
+  options: PlanOptions,
+): CallPlan {
   const method = req.method;
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST') {
     throw new ApiErrorException(apiError(405, 'PGRST101', `Cannot use the ${method} method on RPC`));
@@ -1226,7 +1302,11 @@ function planCall(req: RestRequest, schema: SchemaCache, fnName: string, prefs: 
     (f) =>
       keys.every((k) => f.args.some((a) => a.name === k)) && f.args.every((a) => a.hasDefault || keys.includes(a.name)),
   );
-  if (!fn) throw noFunction(schema.schema, fnName, keys);
+  if (!fn) {
+    const version = options.version ?? DEFAULT_POSTGREST_VERSION;
+    const hint = candidates.length ? null : functionHint(schema.schema, fnName, schema.functions.keys(), version);
+    throw noFunction(schema.schema, fnName, keys, hint);
+  }
 
   const params = new Params();
   const applied: string[] = [];
@@ -1249,16 +1329,21 @@ function planCall(req: RestRequest, schema: SchemaCache, fnName: string, prefs: 
   } else {
     const from = argsFrom ? `${argsFrom}, LATERAL ${call} pgrst_r` : `${call} pgrst_r`;
     const agg = media.stripNulls
-      ? `json_agg(json_strip_nulls(to_json(pgrst_source.pgrst_r)))`
-      : `json_agg(pgrst_source.pgrst_r)`;
+      ? `json_agg(json_strip_nulls(to_json(pgrst_page.pgrst_r)))`
+      : `json_agg(pgrst_page.pgrst_r)`;
+    const cap = cappedLimit(undefined, options.maxRows);
+    const total = count && prefs.count !== 'planned' ? '(SELECT count(*) FROM pgrst_source)' : 'NULL';
     const body = headOnly
       ? `''::text`
       : fn.returnsSet
         ? `coalesce(${agg}, '[]')::text`
         : `coalesce((${agg})->0, 'null')::text`;
+    // max-rows caps the function's result as it caps a read (QueryLimitedSpec.hs; Plan.hs `treeRestrictRange`);
+    // a count counts the whole result.
     text =
-      `WITH pgrst_source AS MATERIALIZED (SELECT pgrst_r FROM ${from}) ` +
-      `SELECT NULL::bigint AS total, count(*)::bigint AS n, ${body} AS body FROM pgrst_source`;
+      `WITH pgrst_source AS MATERIALIZED (SELECT pgrst_r FROM ${from}), ` +
+      `pgrst_page AS (SELECT pgrst_r FROM pgrst_source${cap === undefined ? '' : ` LIMIT ${cap}`}) ` +
+      `SELECT ${total}::bigint AS total, count(*)::bigint AS n, ${body} AS body FROM pgrst_page`;
   }
   return {
     kind: 'call',
@@ -1281,16 +1366,17 @@ function planCall(req: RestRequest, schema: SchemaCache, fnName: string, prefs: 
  * that is not reserved must be a valid filter (else PGRST100), and `limit`/`offset` must be integers.
  * Unfiltered PATCH/DELETE fail with 21000 as on hosted Supabase (pg-safeupdate).
  */
-export function planRequest(req: RestRequest, schema: SchemaCache): PlanResult {
+export function planRequest(req: RestRequest, schema: SchemaCache, options: PlanOptions = {}): PlanResult {
   try {
-    return { ok: true, plan: plan(req, schema) };
+    return { ok: true, plan: plan(req, schema, options) };
   } catch (e) {
     if (e instanceof ApiErrorException) return { ok: false, error: e.apiError };
     throw e;
   }
 }
 
-function plan(req: RestRequest, schema: SchemaCache): Plan {
+function plan(req: RestRequest, schema: SchemaCache, options: PlanOptions): Plan {
+  const version = options.version ?? DEFAULT_POSTGREST_VERSION;
   const method = req.method.toUpperCase();
   const r = { ...req, method };
   const segments = req.path.split('/').filter((s) => s !== '');
@@ -1307,7 +1393,7 @@ function plan(req: RestRequest, schema: SchemaCache): Plan {
     return { kind: 'root', headOnly: method === 'HEAD' };
   }
   const readLike = method === 'GET' || method === 'HEAD';
-  checkProfile(req.headers, schema.schema, readLike ? 'accept-profile' : 'content-profile');
+  checkProfile(req.headers, schema.schema, readLike ? 'accept-profile' : 'content-profile', version);
   const prefs = parsePrefer(header(req.headers, 'prefer'));
   if (prefs.strict && prefs.invalid.length > 0) {
     throw new ApiErrorException(
@@ -1321,17 +1407,19 @@ function plan(req: RestRequest, schema: SchemaCache): Plan {
   }
   const media = negotiateMedia(header(req.headers, 'accept'));
 
-  if (decoded[0] === 'rpc' && decoded.length === 2) return planCall(r, schema, decoded[1], prefs, media);
+  if (decoded[0] === 'rpc' && decoded.length === 2) return planCall(r, schema, decoded[1], prefs, media, options);
   if (decoded.length !== 1) throw invalidPath();
 
   const table = schema.tables.get(decoded[0]);
-  if (!table) throw tableNotFound(schema.schema, decoded[0]);
+  if (!table) {
+    throw new ApiErrorException(tableNotFoundError(schema.schema, decoded[0], schema.tables.keys(), version));
+  }
   if (method !== 'GET' && method !== 'HEAD' && method !== 'POST' && method !== 'PATCH' && method !== 'DELETE') {
     // PUT (single-row upsert) is PostgREST's too, but nothing here uses it.
     throw new ApiErrorException(apiError(405, 'PGRST117', `Unsupported HTTP method: ${method}`));
   }
   const parts = parseQueryParts(req.query);
-  if (readLike) return planRead(r, table, parts, prefs, media);
+  if (readLike) return planRead(r, table, parts, prefs, media, options.maxRows);
   if (method === 'POST') return planCreate(r, table, parts, prefs, media);
   return planUpdateOrDelete(r, table, parts, prefs, media);
 }
@@ -1403,7 +1491,7 @@ export function respond(plan: Exclude<Plan, RootPlan>, row: StatementRow, primar
   if (plan.kind === 'read' || plan.kind === 'call') {
     const lower = plan.kind === 'read' ? plan.offset : 0;
     const upper = lower + n - 1;
-    const knownTotal = plan.kind === 'call' && plan.count ? n : total;
+    const knownTotal = total;
     if (plan.kind === 'call' && plan.returnsVoid) {
       return {
         status: 204,

@@ -2,17 +2,25 @@
  * The sandbox's Supabase-compatible HTTP API for one project: `/rest/v1/*` answered like PostgREST behind
  * Supabase's gateway, over a real PostgreSQL reached as the `authenticator` role.
  */
-import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import pg from 'pg';
 import type { HttpFault, SandboxControls, SandboxStats } from '../stats.ts';
 import { type ProjectKeys, resolveRole } from './auth.ts';
 import { apiError, fromPgError, isPgServerError } from './errors.ts';
+import { gatewayAnswer } from './gateway.ts';
+import { bodyTooLarge, type RestLimits, SUPABASE_LIMITS, uriTooLong, urlLimitAnswer } from './limits.ts';
 import type { SchemaCache } from './query.ts';
-import { errorAnswer, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
+import { errorAnswer, estimateTotal, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
+import { loadRoleSettings, type RoleSettings, roleSettingCalls } from './role-settings.ts';
 import { loadSchemaCache } from './schema.ts';
+import {
+  connectionErrorMessage,
+  jwtFailure,
+  type PostgrestVersion,
+  proxyStatusHeader,
+  tableNotFound,
+} from './versions.ts';
 
 /** Errors that may only mean the cached catalog is older than the database. */
 const STALE_CACHE_CODES = new Set(['PGRST205', 'PGRST202', 'PGRST204', '42703']);
@@ -30,17 +38,23 @@ export interface RestApiOptions {
   port?: number;
   stats: SandboxStats;
   controls: SandboxControls;
+  /** Supabase's limits ({@link SUPABASE_LIMITS}) unless said otherwise; 0 turns one off. */
+  limits?: Partial<RestLimits>;
 }
 
 /** A running REST API. `url` is the project base URL, what `SUPABASE_URL` would hold. */
 export interface RestApi {
   url: string;
   port: number;
+  limits: RestLimits;
+  /** Applies the controls that are a state rather than a per-request fault (pool-exhausted) now. */
+  syncControls(): void;
   close(): Promise<void>;
 }
 
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 const REST_PREFIX = '/rest/v1';
+/** Node refuses a request line and headers above 16 KB by default (431); the gateway's own limits answer first. */
+const MAX_HEADER_BYTES = 1024 * 1024;
 
 const CORS_HEADERS: Record<string, string> = {
   'Access-Control-Allow-Origin': '*',
@@ -51,13 +65,15 @@ const CORS_HEADERS: Record<string, string> = {
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The answer an injected `status` fault gives: what that status typically carries on Supabase. */
-function faultAnswer(status: number, path: string): HttpAnswer {
+function faultAnswer(status: number, path: string, version: PostgrestVersion): HttpAnswer {
   if (status === 404 && path.startsWith(`${REST_PREFIX}/`)) {
-    // What PostgREST 12+ answers for a table that is not in its schema cache (a missing migration, another project).
+    // What PostgREST answers for a table that is not in its schema (a missing migration, another project).
     const table = decodeURIComponent(path.slice(REST_PREFIX.length + 1).split('/')[0] ?? '');
-    return errorAnswer(
-      apiError(404, 'PGRST205', `Could not find the table 'public.${table}' in the schema cache`, null, null),
-    );
+    return errorAnswer(tableNotFound('public', table, [], version));
+  }
+  if (status === 401) {
+    const { code, message } = jwtFailure({ kind: 'signature' }, version) ?? { code: 'PGRST301', message: '' };
+    return errorAnswer(apiError(401, code, message));
   }
   const bodies: Record<number, [string, string]> = {
     500: ['PGRSTX00', 'Internal server error (injected by the sandbox)'],
@@ -72,47 +88,40 @@ function faultAnswer(status: number, path: string): HttpAnswer {
   return errorAnswer(apiError(status, code, message));
 }
 
-/** Where Cloudflare's captured pages live (their sources: test/fixtures/gateway/README.md). */
-const GATEWAY_FIXTURES = new URL('../../test/fixtures/gateway/', import.meta.url);
-/** The Cloudflare data centre each captured page names (Newark, Singapore), for its CF-RAY header. */
-const GATEWAY_COLO: Record<number, string> = { 520: 'EWR', 522: 'EWR', 524: 'SIN' };
-
-/**
- * What Supabase's gateway answers instead of the API: for 520/522/524 the genuine Cloudflare page with Cloudflare's
- * error-page headers and its Ray ID; for 540/544, whose bodies were never found captured, the status and the same
- * headers with an empty body (nothing invented: see test/fixtures/gateway/README.md).
- */
-export function gatewayAnswer(status: number): HttpAnswer {
-  const headers = JSON.parse(readFileSync(new URL('headers.json', GATEWAY_FIXTURES), 'utf8')) as Record<string, string>;
-  let body = '';
-  let ray = randomBytes(8).toString('hex');
-  if (status in GATEWAY_COLO) {
-    body = readFileSync(new URL(`cloudflare-${status}.html`, GATEWAY_FIXTURES), 'utf8');
-    ray = /Ray ID: <strong[^>]*>([0-9a-f]+)</.exec(body)?.[1] ?? ray;
-  }
-  return {
-    status,
-    headers: { ...headers, 'cf-ray': `${ray}-${GATEWAY_COLO[status] ?? 'EWR'}` },
-    body,
-    rollback: false,
-  };
-}
-
 /** A JSON body cut short, as a proxy dropping the connection mid-response would leave it. */
 const MALFORMED_BODY = '[{"id":"5f0c2a8e-1b7d-4c3e-9a6f-2d8b7e4c1a90","status":"queu';
 
-/** Reads the request body; `undefined` when it exceeds {@link MAX_BODY_BYTES} (the rest is drained unread). */
-function readBody(req: IncomingMessage): Promise<string | undefined> {
+/**
+ * Reads the request body: its text, `undefined` when it exceeds `maxBytes` (0: no limit; the rest is drained unread),
+ * and its size.
+ */
+function readBody(req: IncomingMessage, maxBytes: number): Promise<{ text: string | undefined; bytes: number }> {
+  const cap = maxBytes > 0 ? maxBytes : Number.POSITIVE_INFINITY;
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      if (size <= cap) chunks.push(chunk);
     });
-    req.on('end', () => resolve(size > MAX_BODY_BYTES ? undefined : Buffer.concat(chunks).toString('utf8')));
+    req.on('end', () =>
+      resolve({ text: size > cap ? undefined : Buffer.concat(chunks).toString('utf8'), bytes: size }),
+    );
     req.on('error', reject);
   });
+}
+
+/** v13+: PostgREST's error answers carry `Proxy-Status` (the gateway's own refusals have no code, and none). */
+function withProxyStatus(answer: HttpAnswer, version: PostgrestVersion): HttpAnswer {
+  if (answer.status < 400) return answer;
+  let code: unknown;
+  try {
+    code = (JSON.parse(answer.body) as { code?: unknown }).code;
+  } catch {
+    return answer;
+  }
+  if (typeof code !== 'string') return answer;
+  return { ...answer, headers: { ...answer.headers, ...proxyStatusHeader(code, version) } };
 }
 
 /** The query string for the stats, without a key a client may have put there (`?apikey=`). */
@@ -120,10 +129,22 @@ function recordedQuery(url: URL): string {
   return url.search.replace(/([?&]apikey=)[^&]*/gi, '$1[key]');
 }
 
-/** The fault that applies to this request, if any; a fault limited to `times` requests is used up here. */
-function activeFault(controls: SandboxControls, name: string, method: string, path: string): HttpFault | undefined {
+/**
+ * The fault that applies to this request, if any; a fault limited to `times` requests is used up here. A size fault
+ * applies only to a request over its size; pool-exhausted is a state, not a per-request fault.
+ */
+function activeFault(
+  controls: SandboxControls,
+  name: string,
+  method: string,
+  path: string,
+  sizes: { urlBytes: number; bodyBytes: number },
+): HttpFault | undefined {
   const f = controls.httpFault;
   if (!f || (f.api !== undefined && f.api !== name)) return undefined;
+  if (f.kind === 'pool-exhausted') return undefined;
+  if (f.kind === 'url-too-long' && sizes.urlBytes <= f.bytes) return undefined;
+  if (f.kind === 'body-too-large' && sizes.bodyBytes <= f.bytes) return undefined;
   if (f.method !== undefined && f.method.toUpperCase() !== method) return undefined;
   if (f.path !== undefined && !path.includes(f.path)) return undefined;
   if (f.skip !== undefined && f.skip > 0) {
@@ -144,13 +165,46 @@ function clientOf(req: IncomingMessage): string {
 /** Starts the API for one project. */
 export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
   const { name, stats, controls } = options;
-  // PostgREST's default db-pool is 10.
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: 10, idleTimeoutMillis: 10_000 });
+  const limits: RestLimits = { ...SUPABASE_LIMITS, ...options.limits };
+  const version = limits.postgrest;
+  // PostgREST's db-pool (10) and db-pool-acquisition-timeout (10 s); pg-pool's wait for a client is that timeout.
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: limits.pool,
+    idleTimeoutMillis: 10_000,
+    connectionTimeoutMillis: limits.poolTimeoutMs,
+  });
   let schemaCache: SchemaCache | undefined;
+  let roleSettings: RoleSettings | undefined;
   // An idle client losing its server (sandbox shutting down) must not crash the process.
   pool.on('error', () => {});
-  const authConfig = { jwtSecret: options.jwtSecret, keys: options.keys, ref: options.ref };
+  const authConfig = { jwtSecret: options.jwtSecret, keys: options.keys, ref: options.ref, version };
+  const planOptions = { maxRows: limits.maxRows > 0 ? limits.maxRows : null, version };
   const sockets = new Set<Socket>();
+
+  // The pool-exhausted fault: every connection of the pool checked out and held, so requests wait for one and, after
+  // the acquisition timeout, get 504 PGRST003 as from a saturated PostgREST.
+  const held: pg.PoolClient[] = [];
+  let holdingPool = false;
+  const grab = (): void => {
+    pool
+      .connect()
+      .then((c) => (holdingPool ? held.push(c) : c.release()))
+      .catch(() => {
+        if (holdingPool) setTimeout(grab, 50);
+      });
+  };
+  function syncControls(): void {
+    const f = controls.httpFault;
+    const on = f?.kind === 'pool-exhausted' && (f.api === undefined || f.api === name);
+    if (on && !holdingPool) {
+      holdingPool = true;
+      for (let i = 0; i < limits.pool; i++) grab();
+    } else if (!on && holdingPool) {
+      holdingPool = false;
+      for (const c of held.splice(0)) c.release();
+    }
+  }
 
   async function execute(
     role: string,
@@ -165,18 +219,24 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     try {
       client = await pool.connect();
     } catch (e) {
-      return errorAnswer(
-        apiError(503, 'PGRST000', 'Database connection error. Retrying the connection.', String((e as Error).message)),
-      );
+      const why = String((e as Error).message);
+      // pg-pool's words for "no client within connectionTimeoutMillis": PostgREST's AcquisitionTimeoutUsageError.
+      if (why.includes('timeout exceeded when trying to connect')) {
+        return errorAnswer(apiError(504, 'PGRST003', 'Timed out acquiring connection from connection pool.'));
+      }
+      return errorAnswer(apiError(503, 'PGRST000', connectionErrorMessage(version), why));
     }
     let broken = false;
     try {
+      // As PostgREST: the impersonated role's settings (statement_timeout) are read once, applied per transaction.
+      roleSettings ??= await loadRoleSettings(client);
       await client.query(readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
+      const settings = roleSettingCalls(roleSettings, role, 6);
       await client.query(
-        `SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
+        `SELECT ${[...settings.sql, ''].join(', ')}set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
                 set_config('request.method', $3, true), set_config('request.path', $4, true),
                 set_config('request.headers', $5, true)`,
-        [role, JSON.stringify(claims), method, path, JSON.stringify(headers)],
+        [role, JSON.stringify(claims), method, path, JSON.stringify(headers), ...settings.values],
       );
       const answer = await run(client);
       await client.query(answer.rollback || answer.status >= 400 ? 'ROLLBACK' : 'COMMIT');
@@ -201,7 +261,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     body: string,
   ): Promise<{ answer: HttpAnswer; role: string }> {
     const resolution = await resolveRole(req.headers, authConfig, url.searchParams.get('apikey'));
-    if (!resolution.ok) return { answer: errorAnswer(resolution.error), role: 'none' };
+    if (!resolution.ok) return { answer: withProxyStatus(errorAnswer(resolution.error), version), role: 'none' };
     const { role, claims } = resolution;
     const method = (req.method ?? 'GET').toUpperCase();
     const restPath = url.pathname.slice(REST_PREFIX.length) || '/';
@@ -215,24 +275,34 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
         const request = { method, path: restPath, query: url.searchParams, headers: req.headers, body };
         if (!schemaCache) schemaCache = await loadSchemaCache(client);
         let schema = schemaCache;
-        let planned = planRequest(request, schema);
+        let planned = planRequest(request, schema, planOptions);
         // Like PostgREST, the catalog is cached; unlike it, there is no NOTIFY to reload on. A name the cache does
         // not know may be new (a function a test just created): reload once and plan again before saying 404/400.
         if (!planned.ok && STALE_CACHE_CODES.has(String(planned.error.body.code))) {
           schemaCache = await loadSchemaCache(client);
           schema = schemaCache;
-          planned = planRequest(request, schema);
+          planned = planRequest(request, schema, planOptions);
         }
         if (!planned.ok) return errorAnswer(planned.error);
         const plan = planned.plan;
         if (plan.kind === 'root') return rootAnswer(schema.tables.keys(), plan.headOnly);
         const { rows } = await client.query<StatementRow>(plan.statement.text, plan.statement.values);
+        let row = rows[0];
+        const estimated =
+          plan.kind === 'read' ? estimateTotal(plan, row.total === null ? null : Number(row.total)) : undefined;
+        if (plan.kind === 'read' && plan.estimate && estimated) {
+          const explained = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+            plan.estimate.statement.text,
+            plan.estimate.statement.values,
+          );
+          row = { ...row, total: estimated(Number(explained.rows[0]['QUERY PLAN'][0].Plan['Plan Rows'])) };
+        }
         const pk = plan.kind === 'create' ? (schema.tables.get(plan.table)?.primaryKey ?? []) : [];
-        return respond(plan, rows[0], pk);
+        return respond(plan, row, pk);
       },
       method === 'GET' || method === 'HEAD',
     );
-    return { answer, role };
+    return { answer: withProxyStatus(answer, version), role };
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -255,26 +325,33 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
         bytesOut,
       });
     let answer: HttpAnswer;
-    const fault = activeFault(controls, name, method, url.pathname);
-
+    syncControls();
     let body: string | undefined;
+    let bodyBytes: number;
     try {
-      body = await readBody(req);
+      ({ text: body, bytes: bodyBytes } = await readBody(req, limits.maxBodyBytes));
     } catch {
       res.destroy();
       return;
     }
+    const urlBytes = Buffer.byteLength(req.url ?? '');
+    const fault = activeFault(controls, name, method, url.pathname, { urlBytes, bodyBytes });
+    // The gateway in front of everything: Cloudflare's URL and body limits, then the size faults.
+    const gateway =
+      urlLimitAnswer(urlBytes, limits.maxUrlBytes) ??
+      (body === undefined ? bodyTooLarge() : undefined) ??
+      (fault?.kind === 'url-too-long' ? uriTooLong() : fault?.kind === 'body-too-large' ? bodyTooLarge() : undefined);
 
-    if (fault?.kind === 'reset') {
+    if (gateway) {
+      answer = gateway;
+    } else if (fault?.kind === 'reset') {
       const r = await resolveRole(req.headers, authConfig, url.searchParams.get('apikey'));
       if (r.ok) role = r.role;
       if (controls.latencyMs > 0) await sleep(controls.latencyMs);
       req.socket.destroy();
       record(0, 0);
       return;
-    }
-
-    if (method === 'OPTIONS') {
+    } else if (method === 'OPTIONS') {
       answer = {
         status: 200,
         headers: {
@@ -297,25 +374,18 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       // The request never reaches the database: a fault stands for an outage in front of it.
       answer =
         fault.kind === 'status'
-          ? faultAnswer(fault.status, url.pathname)
+          ? faultAnswer(fault.status, url.pathname, version)
           : {
               status: 200,
               headers: { 'Content-Type': 'application/json; charset=utf-8' },
               body: MALFORMED_BODY,
               rollback: false,
             };
-    } else if (body === undefined) {
-      answer = {
-        status: 413,
-        headers: { 'Content-Type': 'application/json; charset=utf-8', Connection: 'close' },
-        body: JSON.stringify({ message: 'Request Entity Too Large' }),
-        rollback: false,
-      };
     } else {
       if (fault?.kind === 'slow') await sleep(fault.delayMs);
       if (url.pathname === REST_PREFIX || url.pathname.startsWith(`${REST_PREFIX}/`)) {
         try {
-          ({ answer, role } = await answerRest(req, url, body));
+          ({ answer, role } = await answerRest(req, url, body ?? ''));
         } catch (e) {
           answer = errorAnswer(apiError(500, 'PGRSTX00', 'Internal server error', String((e as Error).message)));
         }
@@ -331,7 +401,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     }
 
     if (controls.latencyMs > 0) await sleep(controls.latencyMs);
-    if (fault?.kind === 'reset-after') {
+    if (!gateway && fault?.kind === 'reset-after') {
       // Done (committed, for a write), but the client never hears so.
       req.socket.destroy();
       record(0, 0);
@@ -346,7 +416,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     record(answer.status, bytesOut);
   }
 
-  const server = createServer((req, res) => {
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES }, (req, res) => {
     handle(req, res).catch(() => {
       if (!res.headersSent) {
         res.writeHead(500, { 'Content-Type': 'application/json; charset=utf-8' });
@@ -372,10 +442,14 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
   return {
     url: `http://127.0.0.1:${port}`,
     port,
+    limits,
+    syncControls,
     async close(): Promise<void> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of sockets) s.destroy();
       await closed;
+      holdingPool = false;
+      for (const c of held.splice(0)) c.release();
       await pool.end().catch(() => {});
     },
   };

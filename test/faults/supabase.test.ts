@@ -77,9 +77,9 @@ const FAULTS: SupabaseFault[] = [
     finding: 'supabase-key-rejected',
   },
   {
-    name: 'missing table (404 PGRST205)',
+    name: 'missing table (404 PGRST205; 42P01 on PostgREST 12)',
     fault: { api: 'cloud', kind: 'status', status: 404 },
-    says: /table hd_ingestion_jobs not found \(404 PGRST205\)/,
+    says: /table hd_ingestion_jobs not found \(404 (PGRST205|42P01)\)/,
     finding: 'jobs-table-missing',
   },
   {

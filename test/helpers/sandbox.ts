@@ -5,7 +5,15 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
-import { ROOT, type SandboxClient, sandboxClient, sandboxDown, sandboxUp, TSX } from '../../sandbox/client.ts';
+import {
+  ROOT,
+  type SandboxClient,
+  type SandboxStartOptions,
+  sandboxClient,
+  sandboxDown,
+  sandboxUp,
+  TSX,
+} from '../../sandbox/client.ts';
 import { BUNDLE_DIR_ENV, holdUntilFileEnd, ownerPid, released, tempDir } from './run.ts';
 
 export { ROOT } from '../../sandbox/client.ts';
@@ -13,7 +21,8 @@ export { ROOT } from '../../sandbox/client.ts';
 /**
  * An environment for child processes: no inherited config, no CI leakage unless asked, no loader. The run's own
  * TMPDIR and state folder (test/setup/global.ts) pass through, so children never write the operator's files, and
- * so does the switch that makes a sandbox refuse to start (for the suite's own setup-failure check).
+ * so do the switch that makes a sandbox refuse to start (for the suite's own setup-failure check) and the one
+ * that runs every sandbox as another PostgREST version (HD_SANDBOX_POSTGREST=12|14).
  */
 export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {
@@ -22,7 +31,8 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
     LANG: 'C.UTF-8',
     NO_COLOR: '1',
   };
-  for (const k of ['TMPDIR', 'XDG_STATE_HOME', 'HD_SANDBOX_FAIL_START']) if (process.env[k]) env[k] = process.env[k];
+  for (const k of ['TMPDIR', 'XDG_STATE_HOME', 'HD_SANDBOX_FAIL_START', 'HD_SANDBOX_POSTGREST'])
+    if (process.env[k]) env[k] = process.env[k];
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }
@@ -38,7 +48,7 @@ export interface Sandbox extends Omit<SandboxClient, 'sql'> {
  * by the file (stopped and removed when the file ends, if the test did not stop it). A sandbox that does not
  * start throws with the CLI's own error, so the tests that needed it fail with it.
  */
-export async function startSandbox(opts: { scenario?: string; latencyMs?: number } = {}): Promise<Sandbox> {
+export async function startSandbox(opts: Omit<SandboxStartOptions, 'ownerPid'> = {}): Promise<Sandbox> {
   const dir = tempDir('hd-sandbox-');
   const hold = holdUntilFileEnd(() => sandboxDown(dir, cleanEnv()));
   try {

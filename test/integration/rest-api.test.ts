@@ -419,12 +419,14 @@ describe('roles and keys', () => {
       headers: { Authorization: `Bearer ${other.serviceRoleKey}` },
     });
     expect(forged.status).toBe(401);
+    // PostgREST 13, the sandbox's default (test/io/test_io.py `test_jwt_errors` at v13.0.8).
     expect(await forged.json()).toEqual({
       code: 'PGRST301',
-      message: 'JWSError JWSInvalidSignature',
-      details: null,
+      message: 'No suitable key or wrong key type',
+      details: 'None of the keys was able to decode the JWT',
       hint: null,
     });
+    expect(forged.headers.get('proxy-status')).toBe('PostgREST; error=PGRST301');
   });
 });
 
@@ -446,10 +448,13 @@ describe('errors like PostgREST', () => {
     expect(col.error).toMatchObject({ code: '42703', message: 'column hd_ingestion_jobs.statuz does not exist' });
     const table = await service.from('hd_jobs').select();
     expect(table.status).toBe(404);
-    expect(table.error).toMatchObject({
-      code: 'PGRST205',
-      message: "Could not find the table 'public.hd_jobs' in the schema cache",
-    });
+    // PostgREST 12 passes PostgreSQL's own error through; 13 and later answer from the schema cache
+    // (HD_SANDBOX_POSTGREST runs the suite as another version; a real Supabase may run any of them).
+    const v12 = { code: '42P01', message: 'relation "public.hd_jobs" does not exist' };
+    const v13 = { code: 'PGRST205', message: "Could not find the table 'public.hd_jobs' in the schema cache" };
+    const version = process.env.HD_SANDBOX_POSTGREST;
+    if (externalSupabase()) expect([v12.code, v13.code]).toContain(table.error?.code);
+    else expect(table.error).toMatchObject(version === '12' ? v12 : v13);
   });
 
   it('a bad uuid is PostgreSQL 22P02, 400', async () => {

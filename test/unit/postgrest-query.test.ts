@@ -652,3 +652,95 @@ describe('small parsers', () => {
     expect(() => negotiateMedia('text/csv')).toThrow();
   });
 });
+
+describe('db-max-rows (test/spec/Feature/Query/QueryLimitedSpec.hs)', () => {
+  const capped = (method: string, pathAndQuery: string, init?: { body?: unknown }) => {
+    const r = planRequest(request(method, pathAndQuery, init), schema, { maxRows: 2 });
+    if (!r.ok) throw new Error(JSON.stringify(r.error));
+    return r.plan;
+  };
+
+  it('caps a read without a limit, and lowers a larger limit to it', () => {
+    expect(sqlOf(capped('GET', '/hd_ingestion_jobs')).text).toContain('LIMIT $1');
+    expect(sqlOf(capped('GET', '/hd_ingestion_jobs')).values).toEqual([2]);
+    expect(sqlOf(capped('GET', '/hd_ingestion_jobs?limit=5')).values).toEqual([2]);
+    expect(sqlOf(capped('GET', '/hd_ingestion_jobs?limit=1')).values).toEqual([1]);
+  });
+
+  it('a capped page without a count says so as PostgREST does: 0-1/*', () => {
+    const p = capped('GET', '/hd_ingestion_jobs') as ReadPlan;
+    expect(respond(p, { total: null, n: 2, body: '[{},{}]' }).headers['Content-Range']).toBe('0-1/*');
+  });
+
+  it('caps a set-returning RPC and counts its whole result', () => {
+    const p = capped('POST', '/rpc/claim_job', { body: { worker: 'w' } }) as CallPlan;
+    expect(p.statement.text).toContain('LIMIT 2');
+    const counted = planRequest(
+      request('POST', '/rpc/claim_job', { body: { worker: 'w' }, headers: { Prefer: 'count=exact' } }),
+      schema,
+      { maxRows: 2 },
+    );
+    if (!counted.ok) throw new Error('no plan');
+    expect(sqlOf(counted.plan).text).toContain('(SELECT count(*) FROM pgrst_source)');
+    const answer = respond(counted.plan as CallPlan, { total: 5, n: 2, body: '[{},{}]' });
+    expect(answer.status).toBe(206);
+    expect(answer.headers['Content-Range']).toBe('0-1/5');
+  });
+
+  it('does not cap writes with return=representation', () => {
+    const p = capped('PATCH', '/hd_ingestion_jobs?status=eq.queued', { body: { status: 'done' } });
+    expect(sqlOf(p).text).not.toContain('LIMIT');
+  });
+});
+
+describe('an empty PATCH does nothing (test/spec/Feature/Query/UpdateSpec.hs "when patching with an empty body")', () => {
+  it.each([{}, [], [{}]])('body %j: no UPDATE, no parameters, 204 */*', (body) => {
+    for (const path of ['/hd_ingestion_jobs?id=eq.1', '/hd_ingestion_jobs']) {
+      const p = plan('PATCH', path, { body }) as MutatePlan;
+      expect(p.statement.text).not.toContain('UPDATE');
+      expect(p.statement.values).toEqual([]);
+      const answer = respond(p, { total: null, n: 0, body: '' });
+      expect(answer.status).toBe(204);
+      expect(answer.headers['Content-Range']).toBe('*/*');
+    }
+  });
+});
+
+describe('the shapes that differ between PostgREST versions', () => {
+  const at = (version: 12 | 13 | 14, pathAndQuery: string, headers?: Record<string, string>) => {
+    const r = planRequest(request('GET', pathAndQuery, { headers }), schema, { version });
+    if (r.ok) throw new Error('expected an error');
+    return r.error;
+  };
+
+  it('a missing table: 42P01 from PostgreSQL in 12, PGRST205 with a hint from 13', () => {
+    expect(at(12, '/hd_ingestion_job')).toEqual({
+      status: 404,
+      body: { code: '42P01', message: 'relation "public.hd_ingestion_job" does not exist', details: null, hint: null },
+    });
+    expect(at(13, '/hd_ingestion_job').body).toEqual({
+      code: 'PGRST205',
+      message: "Could not find the table 'public.hd_ingestion_job' in the schema cache",
+      details: null,
+      hint: "Perhaps you meant the table 'public.hd_ingestion_jobs'",
+    });
+    expect(at(14, '/hd_ingestion_job').body.hint).toBe("Perhaps you meant the table 'public.hd_ingestion_jobs'");
+  });
+
+  it('14 hints only at 75% similarity (CHANGELOG 14.6), 13 from 33% (fuzzyset getOne)', () => {
+    expect(at(13, '/ingest_jobs').body.hint).toBe("Perhaps you meant the table 'public.hd_ingestion_jobs'");
+    expect(at(14, '/ingest_jobs').body.hint).toBeNull();
+  });
+
+  it('a schema that is not exposed: the 12 and 13 texts of PGRST106', () => {
+    expect(at(12, '/hd_ingestion_jobs', { 'Accept-Profile': 'private' }).body).toMatchObject({
+      code: 'PGRST106',
+      message: 'The schema must be one of the following: public',
+      hint: null,
+    });
+    expect(at(13, '/hd_ingestion_jobs', { 'Accept-Profile': 'private' }).body).toMatchObject({
+      message: 'Invalid schema: private',
+      hint: 'Only the following schemas are exposed: public',
+    });
+  });
+});

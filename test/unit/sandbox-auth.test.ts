@@ -135,12 +135,14 @@ describe('resolveRole', () => {
     }
   });
 
-  const badJwts: [string, () => Promise<string>, string, string][] = [
+  // PostgREST 13's texts (the sandbox's default): test/io/test_io.py `test_jwt_errors` and AuthSpec.hs at v13.0.8.
+  const badJwts: [string, () => Promise<string>, string, string, string?][] = [
     [
       'wrong secret',
       () => sign({ role: 'service_role' }, 'not-the-project-secret-but-32-chars-long'),
       'PGRST301',
-      'JWSError JWSInvalidSignature',
+      'No suitable key or wrong key type',
+      'None of the keys was able to decode the JWT',
     ],
     ['expired', () => sign({ role: 'anon', exp: Math.floor(Date.now() / 1000) - 60 }), 'PGRST303', 'JWT expired'],
     [
@@ -150,15 +152,15 @@ describe('resolveRole', () => {
       'JWT not yet valid',
     ],
     ['two parts', async () => 'abc.def', 'PGRST301', 'Expected 3 parts in JWT; got 2'],
-    ['garbage in three parts', async () => 'a.b.c', 'PGRST301', "JWT couldn't be decoded"],
+    ['garbage in three parts', async () => 'a.b.c', 'PGRST301', 'JWT cryptographic operation failed'],
     ['HS512', () => sign({ role: 'anon' }, jwtSecret, 'HS512'), 'PGRST301', 'Wrong or unsupported encoding algorithm'],
   ];
-  it.each(badJwts)('bad bearer JWT (%s): 401 %s', async (_label, token, code, message) => {
+  it.each(badJwts)('bad bearer JWT (%s): 401 %s', async (_label, token, code, message, details) => {
     const r = await resolveRole({ apikey: keys.anonKey, authorization: `Bearer ${await token()}` }, config);
     expect(r.ok).toBe(false);
     if (r.ok) return;
     expect(r.error.status).toBe(401);
-    expect(r.error.body).toEqual({ code, message, details: null, hint: null });
+    expect(r.error.body).toEqual({ code, message, details: details ?? null, hint: null });
     expect(r.error.headers?.['WWW-Authenticate']).toContain('invalid_token');
   });
 
@@ -189,5 +191,59 @@ describe('resolveRole', () => {
   it('an unknown sb_ key as bearer is refused', async () => {
     const r = await resolveRole({ apikey: keys.anonKey, authorization: 'Bearer sb_secret_other' }, config);
     expect(r).toMatchObject({ ok: false, error: { status: 401 } });
+  });
+
+  it("the project's own sb_secret_ as bearer beside its sb_publishable_ apikey is refused, never service_role", async () => {
+    // The gateway swaps only a bearer equal to the apikey; PostgREST then refuses a token that is not a JWT
+    // (supabase/supabase-py#1228 quotes this answer for a Bearer sb_secret_).
+    const r = await resolveRole({ apikey: keys.publishableKey, authorization: `Bearer ${keys.secretKey}` }, config);
+    expect(r).toMatchObject({
+      ok: false,
+      error: { status: 401, body: { code: 'PGRST301', message: 'Expected 3 parts in JWT; got 1' } },
+    });
+    const reverse = await resolveRole(
+      { apikey: keys.secretKey, authorization: `Bearer ${keys.publishableKey}` },
+      config,
+    );
+    expect(reverse).toMatchObject({ ok: false, error: { status: 401 } });
+  });
+
+  describe('the shapes of PostgREST 12 and 14', () => {
+    const at = (version: 12 | 14): AuthConfig => ({ ...config, version });
+    const bearer = async (token: string, version: 12 | 14 = 12) =>
+      resolveRole({ apikey: keys.anonKey, authorization: `Bearer ${token}` }, at(version));
+
+    it('12: every JWT failure is PGRST301 with the jose library words (AuthSpec.hs at v12.2.12)', async () => {
+      expect(await bearer(await sign({ role: 'anon', exp: Math.floor(Date.now() / 1000) - 60 }))).toMatchObject({
+        error: { status: 401, body: { code: 'PGRST301', message: 'JWT expired' } },
+      });
+      expect(await bearer('abc.def')).toMatchObject({
+        error: {
+          body: {
+            code: 'PGRST301',
+            message: 'JWSError (CompactDecodeError Invalid number of parts: Expected 3 parts; got 2)',
+          },
+        },
+      });
+      expect(await bearer(await sign({ role: 'anon' }, 'not-the-project-secret-but-32-chars-long'))).toMatchObject({
+        error: { body: { code: 'PGRST301', message: 'JWSError JWSInvalidSignature' } },
+      });
+    });
+
+    it('12: an empty bearer is no token (anon); a JWT role that does not exist is 400, not 401', async () => {
+      expect(await resolveRole({ apikey: keys.anonKey, authorization: 'Bearer ' }, at(12))).toMatchObject({
+        ok: true,
+        role: 'anon',
+      });
+      expect(await bearer(await sign({ role: 'ghost' }))).toMatchObject({
+        error: { status: 400, body: { code: '22023' } },
+      });
+    });
+
+    it('14: the texts and codes of 13 (PGRST303 for claims)', async () => {
+      expect(await bearer(await sign({ role: 'anon', exp: Math.floor(Date.now() / 1000) - 60 }), 14)).toMatchObject({
+        error: { status: 401, body: { code: 'PGRST303', message: 'JWT expired' } },
+      });
+    });
   });
 });

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { classifyDbError } from '../../lib/io/db-failure.ts';
-import { gatewayAnswer } from '../../sandbox/rest/server.ts';
+import { gatewayAnswer } from '../../sandbox/rest/gateway.ts';
 
 const fixture = (name: string) => readFileSync(new URL(`../fixtures/gateway/${name}`, import.meta.url), 'utf8');
 
