@@ -32,7 +32,8 @@ import {
 let sb: Sandbox;
 
 beforeAll(async () => {
-  sb = await startSandbox({ scenario: 'circular-metadata' });
+  // A short wait for a pool connection (Supabase: 10 s), so the pool-exhausted case answers within --timeout 2.
+  sb = await startSandbox({ scenario: 'circular-metadata', poolTimeoutMs: 300 });
 });
 
 afterAll(async () => {
@@ -160,10 +161,10 @@ const FAULTS: SupabaseFault[] = [
     gateway: { tries: 3 },
   },
   {
-    // Emulated: the limits work's `pool-exhausted` switch (a real pool of 10 with a 10 s acquisition timeout) is not
-    // on main yet; an injected 504 carries PostgREST's PGRST003 body (sandbox/rest/server.ts faultAnswer).
-    name: 'pool-exhausted: 504 PGRST003 on every read (injected)',
-    fault: { api: 'cloud', kind: 'status', status: 504 },
+    // The sandbox's pool really held (every connection checked out); this file's sandbox waits 300 ms for one
+    // instead of Supabase's 10 s, so three tries fit in the runbooks' 2 s per-request timeout.
+    name: 'pool-exhausted: every connection held, 504 PGRST003',
+    fault: { api: 'cloud', kind: 'pool-exhausted' },
     says: /the database pool was saturated \(504 PGRST003: Timed out acquiring connection from connection pool\.\)/,
     finding: 'supabase-unreachable',
     gateway: { tries: 3 },
@@ -366,7 +367,8 @@ describe('retries', () => {
       group: 'Retries',
       runbook: 'diagnose-env',
       name: 'one read slower than --timeout, the next one fast',
-      expected: 'the slow try abandoned at 2 s, retried; the read succeeds (only the stopped worker is reported)',
+      expected:
+        'the slow try abandoned at 2 s, retried; the read succeeds (the stopped worker, and the read that took over 1 s with its abandoned try)',
     },
     async () => {
       await sb.resetStats();
@@ -375,9 +377,10 @@ describe('retries', () => {
         { httpFault: { api: 'cloud', method: 'GET', path: JOBS_PATH, kind: 'slow', delayMs: 10_000, times: 1 } },
         () => run('diagnose-env', ['--env-file', sb.envFile]),
       );
-      // The worker is stopped for the Retries group (its polls would take the faults): that is the one finding.
+      // The worker is stopped for the Retries group (its polls would take the faults): that is the critical finding.
+      // The read took the 2 s of its abandoned try too: over a quarter of the statement timeout, so it is named.
       expect(r.code, r.stdout + r.stderr).toBe(1);
-      expect(r.report?.findings.map((f) => f.id)).toEqual(['worker-down']);
+      expect(r.report?.findings.map((f) => f.id)).toEqual(['worker-down', 'queue-read-slow']);
       expect(r.stdout).toMatch(/^✔ Query Supabase from this machine: answered in \d+ ms; key accepted/m);
       // The run includes the 2 s the slow try was given (a lower bound: load only adds to it).
       expect(r.ms).toBeGreaterThan(2_000);
