@@ -90,7 +90,8 @@ describe('diagnose-env reads the catalog over SUPABASE_DB_URL', () => {
       });
       const line = run.report.checks.find((c) => c.id === 'catalog')!;
       expect(line.details).toContain(
-        'statement_timeout: service_role 5s, authenticator unset, authenticated unset, anon unset',
+        // The others as the sandbox sets them by default, as Supabase does (sandbox/postgres.ts).
+        'statement_timeout: service_role 5s, authenticator 8s, authenticated 8s, anon 3s',
       );
       neverPrinted(run, password);
     } finally {

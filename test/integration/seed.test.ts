@@ -94,9 +94,11 @@ describe('seed --jobs 5000 (defaults)', () => {
       findings: Array<{ id: string }>;
     };
     expect(r.code).toBe(1);
-    expect(report.checks.find((c) => c.id === 'queue')?.summary).toMatch(
-      /^5 queued\/pending \(oldest [^)]+\), 3 running, 50 failed in 24 h, 4942 done/,
-    );
+    const summary = report.checks.find((c) => c.id === 'queue')?.summary ?? '';
+    // Done jobs are past max-rows (1,000): the count is the planner's estimate, which ANALYZE made close.
+    const done = /^5 queued\/pending \(oldest [^)]+\), 3 running, 50 failed in 24 h, about ([\d,]+) done/.exec(summary);
+    expect(done, summary).not.toBeNull();
+    expect(Math.abs(Number(done![1].replace(/,/g, '')) - 4942)).toBeLessThan(4942 * 0.1);
     expect(report.findings.map((f) => f.id)).toContain('circular-metadata');
   });
 
