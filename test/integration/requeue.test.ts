@@ -494,6 +494,7 @@ describe('requeue in-process with the real db port', () => {
         homeDir: tmp,
         stdout: () => {},
         openDb: () => db,
+        preconnectSpark: () => {},
         connectSpark: async () => {
           throw new Error('not used');
         },

@@ -90,6 +90,7 @@ function fakePorts(db: MemoryJobsDb, opts: { answers?: Record<string, Answer> } 
     homeDir: '/home/op',
     stdout: () => {},
     openDb: () => db,
+    preconnectSpark: () => {},
     connectSpark: async () => {
       throw new Error('no SSH in unit tests');
     },
