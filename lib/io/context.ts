@@ -159,7 +159,12 @@ export function lazyJobsDb(options: JobsDbOptions): JobsDb {
 }
 
 /** Builds the real ports for a runbook process. `jsonToStdout` moves human output to stderr. */
-export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: boolean; timeoutMs: number }): Ports {
+export async function realPorts(opts: {
+  ci: boolean;
+  verbose: boolean;
+  jsonToStdout: boolean;
+  timeoutMs: number;
+}): Promise<Ports> {
   const human = opts.jsonToStdout ? process.stderr : process.stdout;
   const env = process.env;
   const interactive = isInteractive({
@@ -169,13 +174,15 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
     stdoutIsTTY: human.isTTY,
   });
   const color = wantsColor(human.isTTY, env);
+  const columns = human.isTTY ? human.columns : undefined;
   const early = earlyDial();
   const out = createOutput({
     write: (t) => human.write(t),
     color,
     spinner: interactive && color,
     verbose: opts.verbose,
-    columns: human.isTTY ? human.columns : undefined,
+    columns,
+    wrap: columns ? (await import('./wrap.ts')).wrapLine : undefined,
   });
   return {
     out,

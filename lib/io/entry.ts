@@ -62,7 +62,7 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
       }
       // Loaded only now: --help and usage errors should not pay for supabase-js and ssh2.
       const { realPorts } = await import('./context.ts');
-      const ports = realPorts({
+      const ports = await realPorts({
         ci: common.ci,
         verbose: common.verbose,
         jsonToStdout: common.json === '-',
