@@ -198,7 +198,11 @@ export async function realPorts(opts: {
     timeoutMs: opts.timeoutMs,
     openDb: (url, key) =>
       lazyJobsDb({ url, key, timeoutMs: opts.timeoutMs, sleep: realClock.sleep, now: () => performance.now() }),
-    preconnectSpark: (target) => early.open(target.host, target.port),
+    preconnectSpark(target) {
+      early.open(target.host, target.port);
+      // And the SSH library: loaded before the step's run needs it, ahead of supabase-js (the SSH path is the longer).
+      import('./ssh/ssh2.ts').then((m) => m.loadSsh2()).catch(() => {}); // a failure to load shows at connectSpark, which loads it again
+    },
     async connectSpark(settings, onUnknownHost) {
       const { host, port } = settings.target;
       try {
