@@ -3,8 +3,12 @@
  * operator typed is checked here, before any config is read or any request is made (bad input is exit 2).
  */
 
-import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, type RpcMode } from '../actions/requeue/apply.ts';
-import { DEFAULT_CANARY_TIMEOUT_SECONDS } from '../actions/requeue/canary.ts';
+import {
+  DEFAULT_CANARY_TIMEOUT_SECONDS,
+  DEFAULT_CONCURRENCY,
+  MAX_CONCURRENCY,
+  type RpcMode,
+} from '../actions/requeue/limits.ts';
 import {
   DEFAULT_LIMIT,
   MAX_LIMIT,

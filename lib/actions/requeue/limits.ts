@@ -1,0 +1,18 @@
+/**
+ * The requeue's defaults and limits that its flags and --help name: here, apart from the code that writes, so that
+ * `requeue.mts --help` and a usage error load nothing of it.
+ */
+
+/**
+ * Compare-and-set writes in flight by default. At 50 ms to Supabase, 24 in flight requeue 10,000 jobs in about
+ * 25 s; PostgREST queues what its pool cannot take at once, so this is still gentle on the API.
+ */
+export const DEFAULT_CONCURRENCY = 24;
+/** The most `--concurrency` allows. */
+export const MAX_CONCURRENCY = 64;
+
+/** `--rpc`: use the SQL function when installed, never, or require it. */
+export type RpcMode = 'auto' | 'off' | 'only';
+
+/** Seconds a canary waits for its jobs by default. */
+export const DEFAULT_CANARY_TIMEOUT_SECONDS = 300;
