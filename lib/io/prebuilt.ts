@@ -1,6 +1,6 @@
 /**
  * The prebuilt runbooks: npm's `prepare` (scripts/build.mts) bundles each runbook with everything it runs into one
- * file, dist/NAME.mjs, which starts in about half the CPU time of the TypeScript sources through tsx. The sources
+ * file, dist/NAME.mjs, which needs about half the CPU of the TypeScript sources through tsx to start. The sources
  * stay the truth: a bundle is used only while every file it was built from is exactly as it was then (size and mtime,
  * listed in dist/manifest.json). An edited, added or removed source, a reinstalled package, a missing or older
  * manifest: the runbook runs from its sources. `HD_RUNBOOKS_PREBUILT=off` always runs the sources.
