@@ -1,9 +1,9 @@
 /**
- * npm run build (and npm's prepare, after every npm install / npm ci): the prebuilt runbooks in dist/, which the
- * runbooks run instead of their sources while those are unchanged (lib/io/prebuilt.ts).
+ * npm run build (and npm's prepare through scripts/prepare.mjs, after every npm install / npm ci): the prebuilt
+ * runbooks in dist/, which the runbooks run instead of their sources while those are unchanged (lib/io/prebuilt.ts).
  *
- * `--prepare`: never fails the install. Without esbuild (it comes with tsx) or when the build fails, it says so in one
- * line and the runbooks run from their TypeScript sources, as they do without a build.
+ * From prepare it never fails the install: without esbuild (it comes with tsx) or when the build fails, it says so in
+ * one line and the runbooks run from their TypeScript sources, as they do without a build.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,7 +11,7 @@ import { PREBUILT_DIR } from '../lib/io/prebuilt.ts';
 import { buildRunbooks } from './bundle.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const prepare = process.argv.includes('--prepare');
+const prepare = process.env.npm_lifecycle_event === 'prepare';
 const started = performance.now();
 try {
   const manifest = await buildRunbooks(ROOT, path.join(ROOT, PREBUILT_DIR));
