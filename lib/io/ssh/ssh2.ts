@@ -1,7 +1,7 @@
 /**
  * ssh2, loaded at its first use rather than with the modules that use it: a run reaches for it only once it
- * connects, by which time its TCP connection to Spark is already on the way (dial.ts). In the prebuilt bundle it stays
- * a package of its own, loaded from node_modules, where its optional native crypto binding is found.
+ * connects, by which time its TCP connection to Spark is already on the way (dial.ts). The prebuilt bundle holds it
+ * (its optional native crypto binding is still looked for in node_modules: scripts/bundle.ts).
  */
 import type ssh2 from 'ssh2';
 
