@@ -11,6 +11,7 @@
  * JavaScript (compiling, parsing, the loader's C++), (garbage collector), (idle) is waiting on I/O or timers.
  */
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 /** The parts of a V8 CPU profile (`.cpuprofile`, Chrome DevTools format) that the summary reads. */
 export interface CpuProfile {
@@ -89,11 +90,20 @@ export interface ProfileSummary {
  * Self and on-stack time per category. A sample lasts until the next one (DevTools' rule): sample i is charged
  * timeDeltas[i + 1], the last one until endTime.
  */
-export function summarizeProfile(profile: CpuProfile, root: string, topFunctions = 10): ProfileSummary {
+export function summarizeProfile(
+  profile: CpuProfile,
+  root: string,
+  topFunctions = 10,
+  bundled?: BundledSources,
+): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const category = new Map(profile.nodes.map((n) => [n.id, categoryOf(n.callFrame, root)]));
+  const sourceOf = (f: CpuProfile['nodes'][number]['callFrame']) => {
+    const file = bundled?.(f.url, f.lineNumber);
+    return file ? { ...f, url: pathToFileURL(path.resolve(root, file)).href } : f;
+  };
+  const category = new Map(profile.nodes.map((n) => [n.id, categoryOf(sourceOf(n.callFrame), root)]));
   const stackCategories = new Map<number, Set<string>>();
   const onStackOf = (id: number): Set<string> => {
     let set = stackCategories.get(id);
@@ -156,4 +166,31 @@ function shortUrl(url: string, root: string): string {
   if (nm >= 0) return file.slice(nm + '/node_modules/'.length);
   if (file.startsWith(`${root}/`)) file = file.slice(root.length + 1);
   return file;
+}
+
+/** The source file a line of a bundle came from (relative to the repository), or undefined for other URLs. */
+export type BundledSources = (url: string, line: number) => string | undefined;
+
+/**
+ * Reads esbuild's bundles back to their sources: an unminified esbuild bundle marks where each module's code starts
+ * with a comment line holding its path (`// lib/io/context.ts`, `// node_modules/ssh2/lib/index.js`), so every line
+ * belongs to the last such comment above it. `read` gives a bundle's text by its file URL (undefined: not a bundle).
+ */
+export function bundledSources(read: (url: string) => string | undefined): BundledSources {
+  const index = new Map<string, string[] | undefined>();
+  return (url, line) => {
+    if (!index.has(url)) {
+      const text = read(url);
+      let current: string | undefined;
+      index.set(
+        url,
+        text?.split('\n').map((l) => {
+          const m = /^\/\/ (\S+\.(?:[cm]?[jt]s|json))$/.exec(l);
+          if (m) current = m[1];
+          return current ?? '';
+        }),
+      );
+    }
+    return index.get(url)?.[line] || undefined;
+  };
 }

@@ -33,6 +33,12 @@ export function resolveTarget({ ports, config }: Pick<GatherState, 'ports' | 'co
   });
 }
 
+/** A step's `prepare`: TCP to Spark opened as the plan starts (the connect in `run` takes it over). */
+export function preconnectSpark(state: Pick<GatherState, 'ports' | 'config'>): void {
+  const resolved = resolveTarget(state);
+  if (resolved.ok) state.ports.preconnectSpark(resolved.settings.target);
+}
+
 /** On a terminal, an unknown host key is shown with how to check it, and the operator decides. */
 function askAboutUnknownHost(ports: Ports, settings: SparkSshSettings): UnknownHostDecider | undefined {
   if (!ports.prompt.interactive) return undefined;
@@ -104,6 +110,7 @@ export const sparkStep: Step<GatherState> = {
   id: 'spark',
   title: 'Connect to Spark and probe the worker',
   skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set; Spark checks skipped'),
+  prepare: preconnectSpark,
   async run(state) {
     const { evidence } = state;
     const opened = await openSpark(state);

@@ -18,7 +18,7 @@ import { workerDirSection } from './probe/worker-dir.ts';
 import { workerLogSection } from './probe/worker-log.ts';
 import { workerProcessSection } from './probe/worker-process.ts';
 import { remotePathExpr } from './spark-probe.ts';
-import { openSpark } from './spark-step.ts';
+import { openSpark, preconnectSpark } from './spark-step.ts';
 
 const DEFAULT_WORKER_DIR = '~/srv/hd-worker';
 /** The most one refresh's command may print: a handful of process lines and stats. */
@@ -110,6 +110,7 @@ export const watchSparkStep: Step<GatherState> = {
   id: 'spark',
   title: 'Connect to Spark (kept open for the watch)',
   skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set: the queue only'),
+  prepare: preconnectSpark,
   async run(state) {
     const opened = await openSpark(state, this.title);
     if (!opened.ok) return opened.result;

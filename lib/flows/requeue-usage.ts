@@ -4,13 +4,13 @@
  */
 
 import {
+  DEFAULT_CANARY_TIMEOUT_SECONDS,
   DEFAULT_CONCURRENCY,
   DEFAULT_RPC_BATCH,
   MAX_CONCURRENCY,
   MAX_RPC_BATCH,
   type RpcMode,
-} from '../actions/requeue/apply.ts';
-import { DEFAULT_CANARY_TIMEOUT_SECONDS } from '../actions/requeue/canary.ts';
+} from '../actions/requeue/limits.ts';
 import {
   DEFAULT_LIMIT,
   MAX_LIMIT,

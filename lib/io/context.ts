@@ -19,13 +19,13 @@ import {
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Clock, SshConnectResult, UnknownHostDecider } from '../core/ports.ts';
+import type { Clock, SshConnectResult, SshTarget, UnknownHostDecider } from '../core/ports.ts';
 import { type CatalogDb, createCatalogDb } from './catalog-db.ts';
 import { inert } from './inert.ts';
-import { createJobsDb, type JobsDb } from './jobs-db.ts';
+import type { JobsDb, JobsDbOptions } from './jobs-db.ts';
 import { createOutput, type Output, wantsColor } from './output.ts';
 import { isInteractive, nonInteractivePrompter, type Prompter, terminalPrompter } from './prompt.ts';
-import { connectSpark } from './ssh/connect.ts';
+import { earlyDial } from './ssh/dial.ts';
 import type { SparkSshSettings } from './ssh/target.ts';
 
 export interface Files {
@@ -49,6 +49,11 @@ export interface Ports {
   openDb(url: string, key: string): JobsDb;
   /** The project's Postgres catalog over SUPABASE_DB_URL (optional; `pg` loads on the first read only). */
   openCatalog(dbUrl: string): CatalogDb;
+  /**
+   * Opens TCP to Spark now, for the next connectSpark to the same target: called as a plan starts, so the TCP
+   * handshake overlaps loading the SSH library and parsing the key. Never throws; a failure shows at connectSpark.
+   */
+  preconnectSpark(target: SshTarget): void;
   connectSpark(settings: SparkSshSettings, onUnknownHost?: UnknownHostDecider): Promise<SshConnectResult>;
   /** Who runs this: RUNBOOK_OPERATOR, else git's user.email, else the login name. */
   operator(configured?: string): string;
@@ -132,8 +137,37 @@ function gitEmail(): string | undefined {
   }
 }
 
+/**
+ * The db port with supabase-js loaded at its first request, not when the port is made: the queue's first read
+ * starts it, and a run that never reads (a config error) never loads it.
+ */
+export function lazyJobsDb(options: JobsDbOptions): JobsDb {
+  let db: Promise<JobsDb> | undefined;
+  const load = () => {
+    db ??= import('./jobs-db.ts').then((m) => m.createJobsDb(options));
+    return db;
+  };
+  // Every member but url is an async method: each waits for the client, then is the client's own.
+  const call = <K extends Exclude<keyof JobsDb, 'url'>>(name: K): JobsDb[K] =>
+    ((...args: unknown[]) => load().then((db) => (db[name] as (...a: unknown[]) => unknown)(...args))) as JobsDb[K];
+  return {
+    url: options.url,
+    queueSnapshot: call('queueSnapshot'),
+    queuedSummary: call('queuedSummary'),
+    findJobs: call('findJobs'),
+    watchReads: call('watchReads'),
+    compareAndSet: call('compareAndSet'),
+    rpc: call('rpc'),
+  };
+}
+
 /** Builds the real ports for a runbook process. `jsonToStdout` moves human output to stderr. */
-export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: boolean; timeoutMs: number }): Ports {
+export async function realPorts(opts: {
+  ci: boolean;
+  verbose: boolean;
+  jsonToStdout: boolean;
+  timeoutMs: number;
+}): Promise<Ports> {
   const human = opts.jsonToStdout ? process.stderr : process.stdout;
   const env = process.env;
   const interactive = isInteractive({
@@ -143,12 +177,15 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
     stdoutIsTTY: human.isTTY,
   });
   const color = wantsColor(human.isTTY, env);
+  const columns = human.isTTY ? human.columns : undefined;
+  const early = earlyDial();
   const out = createOutput({
     write: (t) => human.write(t),
     color,
     spinner: interactive && color,
     verbose: opts.verbose,
-    columns: human.isTTY ? human.columns : undefined,
+    columns,
+    wrap: columns ? (await import('./wrap.ts')).wrapLine : undefined,
   });
   return {
     out,
@@ -163,20 +200,34 @@ export function realPorts(opts: { ci: boolean; verbose: boolean; jsonToStdout: b
     stdout: (t) => process.stdout.write(t),
     timeoutMs: opts.timeoutMs,
     openDb: (url, key) =>
-      createJobsDb({ url, key, timeoutMs: opts.timeoutMs, sleep: realClock.sleep, now: () => performance.now() }),
+      lazyJobsDb({ url, key, timeoutMs: opts.timeoutMs, sleep: realClock.sleep, now: () => performance.now() }),
     openCatalog: (dbUrl) => createCatalogDb({ url: dbUrl, timeoutMs: opts.timeoutMs, now: () => performance.now() }),
-    connectSpark: (settings, onUnknownHost) =>
-      connectSpark({
-        target: settings.target,
-        auth: settings.auth,
-        knownHostsText: realFiles.read(settings.knownHostsPath),
-        knownHostsPath: settings.knownHostsPath,
-        pinnedFingerprint: settings.pinnedFingerprint,
-        onUnknownHost,
-        readTextFile: (p) => readFile(p, 'utf8'),
-        timeoutMs: opts.timeoutMs,
-        keepaliveIntervalMs: 0,
-      }),
+    preconnectSpark(target) {
+      early.open(target.host, target.port);
+      // And the SSH library: loaded before the step's run needs it, ahead of supabase-js (the SSH path is the longer).
+      import('./ssh/ssh2.ts').then((m) => m.loadSsh2()).catch(() => {}); // a failure to load shows at connectSpark, which loads it again
+    },
+    async connectSpark(settings, onUnknownHost) {
+      const { host, port } = settings.target;
+      try {
+        // ssh2 is loaded here, not with the ports: --help and a run without SPARK_HOST never load it.
+        const { connectSpark } = await import('./ssh/connect.ts');
+        return await connectSpark({
+          target: settings.target,
+          auth: settings.auth,
+          knownHostsText: realFiles.read(settings.knownHostsPath),
+          knownHostsPath: settings.knownHostsPath,
+          pinnedFingerprint: settings.pinnedFingerprint,
+          onUnknownHost,
+          readTextFile: (p) => readFile(p, 'utf8'),
+          timeoutMs: opts.timeoutMs,
+          keepaliveIntervalMs: 0,
+          takeSocket: () => early.take(host, port),
+        });
+      } finally {
+        early.release(); // an early socket the connect did not take (it failed before dialling)
+      }
+    },
     operator: (configured) => configured || gitEmail() || os.userInfo().username,
   };
 }

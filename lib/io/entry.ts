@@ -3,10 +3,12 @@
  * --help, builds the real ports, turns Ctrl-C outside a prompt into "finish what is in flight, then exit 3", and
  * exits only after stdout has drained (a `--json -` report is never cut off).
  */
+import { fileURLToPath } from 'node:url';
 import type { ParseArgsConfig } from 'node:util';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from '../core/exit-codes.ts';
 import { COMMON_HELP, parseFlags, runMain, scriptArgs, timeoutMsFrom } from './cli.ts';
 import type { Ports } from './context.ts';
+import { prebuiltRunbook } from './prebuilt.ts';
 
 export interface RunbookEntry<O extends NonNullable<ParseArgsConfig['options']>> {
   importMetaUrl: string;
@@ -30,6 +32,7 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
 ): Promise<void> {
   // The tsx loader that .npmrc puts into NODE_OPTIONS must not leak into anything this process starts.
   delete process.env.NODE_OPTIONS;
+  if (await ranPrebuilt(entry)) return;
 
   // Ctrl-C at a prompt is handled by the prompt (exit 3). Elsewhere: stop starting writes, let those in flight
   // finish and be audited, then exit 3. A second Ctrl-C quits at once, with 130 (128 + SIGINT, as a shell reports it).
@@ -59,7 +62,7 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
       }
       // Loaded only now: --help and usage errors should not pay for supabase-js and ssh2.
       const { realPorts } = await import('./context.ts');
-      const ports = realPorts({
+      const ports = await realPorts({
         ci: common.ci,
         verbose: common.verbose,
         jsonToStdout: common.json === '-',
@@ -81,4 +84,26 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
       exit: (c) => process.stdout.write('', () => process.stderr.write('', () => process.exit(c))),
     },
   );
+}
+
+/**
+ * A run (not --help, no usage error: those answer from here, with nothing more loaded) of a runbook whose prebuilt
+ * bundle is up to date with its sources (lib/io/prebuilt.ts) runs the bundle instead, in this process, as if it had
+ * been started directly: its flags, prompts, Ctrl-C and exit code. Resolves true once the bundle has run.
+ */
+async function ranPrebuilt(entry: {
+  importMetaUrl: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+}): Promise<boolean> {
+  const argv = scriptArgs(process.argv, entry.importMetaUrl);
+  try {
+    if ((parseFlags(argv, entry.options) as { help?: boolean }).help) return false;
+  } catch {
+    return false;
+  }
+  const bundle = prebuiltRunbook(entry.importMetaUrl);
+  if (!bundle) return false;
+  process.argv = [process.argv[0], fileURLToPath(bundle), ...argv];
+  await import(bundle);
+  return true;
 }

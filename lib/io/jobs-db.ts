@@ -3,7 +3,6 @@
  * on the server, so a diagnosis costs the same requests for a hundred jobs or a million. Failures are values.
  */
 import { createClient, type SupabaseClient } from '@supabase/supabase-js';
-import ws from 'ws';
 import { JOB_COLUMNS, type Job, type JobStatus } from '../core/job.ts';
 import { classifyDbError, type DbFailure, JOBS_TABLE, type PgError } from './db-failure.ts';
 import { guardedFetch } from './http.ts';
@@ -125,11 +124,20 @@ interface Conn {
   cap: number;
 }
 
+/** Realtime is never used, but supabase-js builds its client at once and Node 20 has no global WebSocket. */
+class NoRealtime {
+  constructor() {
+    throw new Error('the runbooks do not use Supabase Realtime');
+  }
+}
+
 function createSupabase(o: JobsDbOptions): SupabaseClient {
   return createClient(o.url, o.key, {
-    auth: { persistSession: false, autoRefreshToken: false, detectSessionInUrl: false },
-    // Node 20 has no global WebSocket; realtime is never used, but the client insists on a transport.
-    realtime: { transport: ws as unknown as never },
+    // The key itself is the bearer token (what supabase-js sends when there is no session): with accessToken the
+    // client builds no auth client, and asks no session store before each request.
+    accessToken: async () => o.key,
+    // A transport that is never called instead of the ws package: nothing to load for a feature the runbooks lack.
+    realtime: { transport: NoRealtime as unknown as never },
     global: {
       fetch: guardedFetch({
         timeoutMs: o.timeoutMs,

@@ -9,7 +9,6 @@
  * Nothing here verifies a signature: the runbooks only need to recognise a key, not trust it.
  */
 import { createHash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader } from 'jose';
 
 /** The broad family a key belongs to. */
 export type KeyKind = 'missing' | 'jwt' | 'secret' | 'publishable' | 'malformed';
@@ -64,6 +63,25 @@ const SIGNATURE_LENGTHS: Readonly<Record<string, number>> = {
 };
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * One part of a compact JWT (header or payload) decoded to its JSON object, or undefined when it is not one: empty,
+ * not base64url (the caller checked the alphabet; a length of 4n+1 cannot be base64), not UTF-8, not JSON, or JSON
+ * that is not a plain object. The same rules as jose's decodeProtectedHeader and decodeJwt, without loading a JOSE
+ * library to read two JSON objects.
+ */
+export function decodeJwtPart(part: string): Record<string, unknown> | undefined {
+  if (part === '' || !BASE64URL.test(part) || part.length % 4 === 1) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(STRICT_UTF8.decode(Buffer.from(part, 'base64url')));
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+  return value as Record<string, unknown>;
+}
 const OPAQUE_SUFFIX = /^[A-Za-z0-9_-]+$/;
 /** Shorter suffixes cannot be real keys; the documented ones are about 31 characters. */
 const MIN_OPAQUE_SUFFIX = 16;
@@ -164,18 +182,15 @@ function inspectJwt(key: string, info: KeyInfo): void {
     info.problems.push('contains characters that cannot appear in a JWT; copy the whole key again');
     return;
   }
-  let alg: string | undefined;
-  try {
-    alg = decodeProtectedHeader(key).alg;
-  } catch {
+  const header = decodeJwtPart(parts[0]);
+  if (header === undefined) {
     info.kind = 'malformed';
     info.problems.push('has a JWT header that does not decode; copy the whole key again');
     return;
   }
-  let payload: ReturnType<typeof decodeJwt>;
-  try {
-    payload = decodeJwt(key);
-  } catch {
+  const alg = typeof header.alg === 'string' ? header.alg : undefined;
+  const payload = decodeJwtPart(parts[1]);
+  if (payload === undefined) {
     info.kind = 'malformed';
     info.problems.push('has a JWT payload that does not decode (probably cut short); copy the whole key again');
     return;

@@ -2,7 +2,6 @@
  * The output port: every line a runbook prints goes through here, made inert (terminal controls in untrusted text
  * shown, never sent: lib/io/inert.ts), redacted and (on a terminal) coloured. Only the port's own colours are escapes.
  */
-import wrapAnsi from 'wrap-ansi';
 import type { CheckResult, CheckStatus } from '../core/check.ts';
 import type { Finding } from '../core/finding.ts';
 import { inert } from './inert.ts';
@@ -31,68 +30,17 @@ export interface OutputOptions {
   verbose: boolean;
   /** The terminal's width: long lines wrap at spaces, with a hanging indent. Unset (a pipe, a file): never wrapped. */
   columns?: number;
+  /**
+   * How a line is wrapped to `columns`: lib/io/wrap.ts's wrapLine, which the caller loads for a terminal only (its
+   * text-width tables take tens of milliseconds to build). Without it lines are not wrapped.
+   */
+  wrap?: (text: string, columns: number, hang: number) => string;
 }
-
-/**
- * Where a pasteable command starts in a line: from there on the line is never broken (a newline inside a command
- * would run half of it). A command longer than the terminal overflows and the terminal folds it, as it would anyway.
- */
-const COMMAND_START =
-  /(?:^|\s)(?=(?:npx |ssh |ssh-keygen |ssh-keyscan |sudo |systemctl |docker |tmux |screen |kill |export |curl )\S)/;
 
 /** The hanging indent of a line: its leading spaces plus a bullet, a number or a short label ("fix: "). */
 function hangOf(plain: string): number {
   const m = /^( *)(?:[·→•-] |\d{1,3}\. |[A-Za-z][\w -]{0,18}: )?/.exec(plain);
   return m ? m[0].length : 0;
-}
-
-/**
- * Wraps one line to the terminal's width at spaces (words are never cut), continuation lines indented to `hang`.
- * The text may hold this port's own colours; widths are counted without them.
- */
-export function wrapLine(text: string, columns: number | undefined, hang: number): string {
-  if (!columns || columns < 30) return text;
-  const hangAt = Math.min(hang, columns - 20);
-  const indent = ' '.repeat(hangAt);
-  const at = text.search(COMMAND_START);
-  const prose = at > 0 ? text.slice(0, at) : at === 0 ? '' : text;
-  const command = at >= 0 ? text.slice(at).trimStart() : '';
-  // The hanging part (indent, bullet, label) stays on the first line; the rest wraps in the columns after it
-  // (wrap-ansi trims the spaces at each break, also after a colour it re-opens).
-  const [prefix, body] = splitVisible(prose, hangAt);
-  const lines = body.trim()
-    ? wrapAnsi(body, columns - hangAt, { hard: false, trim: true, wordWrap: true }).split('\n')
-    : [];
-  const fitted = lines.length
-    ? [`${prefix}${lines[0]}`, ...lines.slice(1).map((l) => `${indent}${l}`)]
-    : prose.trim()
-      ? [prose.trimEnd()]
-      : [];
-  if (command) {
-    const last = fitted.length ? fitted[fitted.length - 1] : '';
-    if (!fitted.length) fitted.push(command);
-    else if (visibleLength(last) + 1 + command.length <= columns) fitted[fitted.length - 1] = `${last} ${command}`;
-    else fitted.push(`${indent}${command}`);
-  }
-  return fitted.join('\n');
-}
-
-const SGR_AT_START = /^\x1b\[[0-9;]*m/;
-const visibleLength = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '').length;
-
-/** Splits a text after `n` visible characters; this port's colour codes are not counted. */
-function splitVisible(text: string, n: number): [string, string] {
-  let seen = 0;
-  let i = 0;
-  while (i < text.length && seen < n) {
-    const sgr = SGR_AT_START.exec(text.slice(i));
-    if (sgr) i += sgr[0].length;
-    else {
-      i++;
-      seen++;
-    }
-  }
-  return [text.slice(0, i), text.slice(i)];
 }
 
 const CODES = { red: 31, green: 32, yellow: 33, blue: 34, magenta: 35, cyan: 36, dim: 2, bold: 1 } as const;
@@ -118,8 +66,9 @@ export function createOutput(options: OutputOptions): Output {
   const paint = (style: Style, text: string) => (options.color ? `\x1b[${CODES[style]}m${text}\x1b[0m` : text);
   const write = (text: string) => options.write(redact(text));
   /** One line, wrapped: `plain` is the line without colours (its hanging indent is read from it), or the indent. */
+  const { columns, wrap } = options;
   const emit = (text: string, plain: string | number) =>
-    write(`${wrapLine(text, options.columns, typeof plain === 'number' ? plain : hangOf(plain))}\n`);
+    write(`${columns && wrap ? wrap(text, columns, typeof plain === 'number' ? plain : hangOf(plain)) : text}\n`);
   let transient = false;
 
   const clearTransient = () => {

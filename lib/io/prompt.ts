@@ -1,6 +1,6 @@
 /** The prompt port. Interactive runs ask through `prompts`; non-interactive runs never ask (and never hang). */
 import { type Readable, Writable } from 'node:stream';
-import prompts from 'prompts';
+import type prompts from 'prompts';
 import { AbortedError, RunbookError } from '../core/exit-codes.ts';
 import { inert } from './inert.ts';
 
@@ -74,7 +74,9 @@ export function terminalPrompter(
   const shown = color ? stdout : withoutColour(stdout);
   const ask = async <T>(question: prompts.PromptObject): Promise<T> => {
     let cancelled = false;
-    const answers = await prompts(
+    // Loaded at the first question: a run that never asks (--ci, a pipe) never loads it.
+    const { default: prompt } = await import('prompts');
+    const answers = await prompt(
       { ...question, stdin, stdout: shown },
       {
         onCancel: () => {

@@ -12,6 +12,11 @@ export interface Step<C> {
   skip?: (ctx: C) => string | undefined;
   /** Shows the title as a progress line while the step runs (default); off for steps that print or ask. */
   progress?: boolean;
+  /**
+   * Called as the plan starts, for each step its `skip` does not skip then: starts what the step will wait on (a TCP
+   * connection), so that it overlaps the steps before it. Quick, and never throws; `run` takes over what it started.
+   */
+  prepare?: (ctx: C) => void;
   run: (ctx: C) => Promise<CheckResult | CheckResult[]>;
 }
 
@@ -43,6 +48,7 @@ export async function runPlan<C>(
   } = {},
 ): Promise<CheckResult[]> {
   const { now = () => performance.now(), until } = options;
+  for (const step of plan.flat() as Step<C>[]) if (step.prepare && step.skip?.(ctx) === undefined) step.prepare(ctx);
   const all: CheckResult[] = [];
   for (const entry of plan) {
     if (until?.(ctx)) break;

@@ -103,6 +103,9 @@ export async function startSparkSsh(options: SparkSshOptions): Promise<SparkSshS
     sockets.set(key, socket);
     socket.on('close', () => sockets.delete(key));
     socket.on('error', () => {});
+    // sshd writes each packet whole; ssh2 without its native binding writes it in three pieces (length, body, MAC),
+    // and with Nagle every later piece waits for the client's delayed ACK: ~40 ms per packet that Spark does not cost.
+    socket.setNoDelay(true);
     // A black hole: the connection is accepted and never answered (close() still destroys it).
     if (options.controls.sshFault?.kind === 'silent') return;
     ssh.injectSocket(socket);

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { SignJWT } from 'jose';
-import type { Clock, SshConnectResult } from '../../lib/core/ports.ts';
+import type { Clock, SshConnectResult, SshTarget } from '../../lib/core/ports.ts';
 import type { Files, Ports } from '../../lib/io/context.ts';
 import type { JobsDb } from '../../lib/io/jobs-db.ts';
 import { createOutput, type Output } from '../../lib/io/output.ts';
@@ -132,6 +132,8 @@ export interface FakePorts {
   stdout: string[];
   files: MemoryFiles;
   clock: FakeClock;
+  /** The targets `preconnectSpark` was called with (a step's prepare), in order. */
+  preconnected: SshTarget[];
 }
 
 export interface FakePortsOptions {
@@ -148,6 +150,8 @@ export interface FakePortsOptions {
   openDb?: (url: string, key: string) => JobsDb;
   openCatalog?: Ports['openCatalog'];
   connectSpark?: Ports['connectSpark'];
+  /** Default: records the target in `preconnected` (no socket is opened). */
+  preconnectSpark?: Ports['preconnectSpark'];
   operator?: string;
 }
 
@@ -160,6 +164,7 @@ export function fakePorts(o: FakePortsOptions = {}): FakePorts {
   const files = memoryFiles(o.files);
   const clock = fakeClock(o.now);
   const stdout: string[] = [];
+  const preconnected: SshTarget[] = [];
   const ports: Ports = {
     out: output.out,
     prompt: scriptedPrompter(o.prompt ?? {}, o.interactive ?? o.prompt !== undefined),
@@ -181,6 +186,7 @@ export function fakePorts(o: FakePortsOptions = {}): FakePorts {
       (() => {
         throw new Error('unexpected openCatalog() in a unit test');
       }),
+    preconnectSpark: o.preconnectSpark ?? ((target) => preconnected.push(target)),
     connectSpark:
       o.connectSpark ??
       (async (settings): Promise<SshConnectResult> => {
@@ -189,7 +195,7 @@ export function fakePorts(o: FakePortsOptions = {}): FakePorts {
     operator: (configured) => configured || o.operator || 'test-operator',
     timeoutMs: 10_000,
   };
-  return { ports, output, stdout, files, clock };
+  return { ports, output, stdout, files, clock, preconnected };
 }
 
 /**

@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import path from 'node:path';
+import { PREBUILT_ENV } from '../../lib/io/prebuilt.ts';
 import {
   ROOT,
   type SandboxClient,
@@ -30,6 +31,9 @@ export function cleanEnv(extra: Record<string, string | undefined> = {}): NodeJS
     HOME: process.env.HOME,
     LANG: 'C.UTF-8',
     NO_COLOR: '1',
+    // A runbook started from its .mts runs its sources, even beside an up-to-date dist/ (npm's prepare): the
+    // end-to-end tests are about the sources; the run's bundle is tested apart (`from: 'bundle'`, bundle.test.ts).
+    [PREBUILT_ENV]: 'off',
   };
   for (const k of ['TMPDIR', 'XDG_STATE_HOME', 'HD_SANDBOX_FAIL_START', 'HD_SANDBOX_POSTGREST'])
     if (process.env[k]) env[k] = process.env[k];

@@ -22,8 +22,8 @@ afterAll(async () => {
   await sb?.down();
 });
 
-function ports(script: Record<string, unknown>) {
-  const base = realPorts({ ci: false, verbose: false, jsonToStdout: false, timeoutMs: 10_000 });
+async function ports(script: Record<string, unknown>) {
+  const base = await realPorts({ ci: false, verbose: false, jsonToStdout: false, timeoutMs: 10_000 });
   const out = recordingOutput();
   const prompt = scriptedPrompter(script);
   const audit = path.join(tempDir('hd-audit-'), 'audit.jsonl');
@@ -39,7 +39,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
   it('Ctrl-C while gathering: what was gathered is shown, nothing is asked, exit 3', async () => {
     await sb.scenario('circular-metadata');
     await sb.worker('fix');
-    const { ports: p, out, prompt } = ports({});
+    const { ports: p, out, prompt } = await ports({});
     const interrupted = new AbortController();
     interrupted.abort();
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile }, { signal: interrupted.signal });
@@ -59,7 +59,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
         await sb.sql<{ status: string }>('select status from hd_ingestion_jobs where id = any($1::uuid[])', [failed])
       ).map((r) => r.status);
     const handOver = async () => {
-      const { ports: p, out } = ports({ 'requeue-circular-metadata': true, 'confirm-apply': true });
+      const { ports: p, out } = await ports({ 'requeue-circular-metadata': true, 'confirm-apply': true });
       await runDebugStuckJobs(p, { 'env-file': sb.envFile }, { requeue: { verifySeconds: 15 } });
       return out.text();
     };
@@ -91,7 +91,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
       out,
       prompt,
       audit,
-    } = ports({
+    } = await ports({
       'requeue-circular-metadata': true,
       'confirm-apply': true,
     });
@@ -131,7 +131,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
   it('says No by default: an operator who declines the hand-over writes nothing', async () => {
     await sb.scenario('circular-metadata');
     await sb.resetStats();
-    const { ports: p, out, prompt } = ports({ 'requeue-circular-metadata': false });
+    const { ports: p, out, prompt } = await ports({ 'requeue-circular-metadata': false });
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile });
     expect(prompt.asked).toEqual(['requeue-circular-metadata']);
     expect(out.text()).toContain('the fix is probably not deployed yet');
@@ -143,7 +143,7 @@ describe('debug-stuck-jobs, interactive with scripted answers', () => {
   it('a No at the requeue confirmation is an abort (exit 3) with nothing written', async () => {
     await sb.scenario('circular-metadata');
     await sb.resetStats();
-    const { ports: p } = ports({ 'requeue-circular-metadata': true, 'confirm-apply': false });
+    const { ports: p } = await ports({ 'requeue-circular-metadata': true, 'confirm-apply': false });
     const code = await runDebugStuckJobs(p, { 'env-file': sb.envFile });
     expect(code).toBe(EXIT.aborted);
     expect((await sb.stats()).httpWrites).toBe(0);

@@ -515,6 +515,7 @@ describe('requeue in-process with the real db port', () => {
         openCatalog: () => {
           throw new Error('not used');
         },
+        preconnectSpark: () => {},
         connectSpark: async () => {
           throw new Error('not used');
         },

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SshTarget } from '../../lib/core/ports.ts';
 import { shellQuote } from '../../lib/io/shell-quote.ts';
 import { type ConnectSparkOptions, connectSpark, type SparkSshSession } from '../../lib/io/ssh/connect.ts';
+import { earlyDial } from '../../lib/io/ssh/dial.ts';
 import { fingerprintSha256 } from '../../lib/io/ssh/known-hosts.ts';
 import type { SshAuthSpec } from '../../lib/io/ssh/target.ts';
 import { generateParsableKeyPair } from '../../sandbox/spark/keys.ts';
@@ -149,9 +150,13 @@ async function startSilentServer(): Promise<{ port: number; close(): Promise<voi
 }
 
 /** A TCP proxy in front of the SSH server whose connections can be cut, like a Tailscale link going away. */
-async function startProxy(targetPort: number): Promise<{ port: number; cut(): void; close(): Promise<void> }> {
+async function startProxy(
+  targetPort: number,
+): Promise<{ port: number; connections(): number; cut(): void; close(): Promise<void> }> {
   const sockets = new Set<net.Socket>();
+  let accepted = 0;
   const server = net.createServer((inbound) => {
+    accepted++;
     const outbound = net.connect(targetPort, '127.0.0.1');
     for (const socket of [inbound, outbound]) {
       sockets.add(socket);
@@ -167,6 +172,7 @@ async function startProxy(targetPort: number): Promise<{ port: number; cut(): vo
   };
   return {
     port: (server.address() as net.AddressInfo).port,
+    connections: () => accepted,
     cut,
     close: async () => {
       cut();
@@ -538,6 +544,136 @@ describe('lost connections and close', () => {
     await new Promise((resolve) => setTimeout(resolve, 200));
     await session.close();
     expect(await pending).toMatchObject({ code: null, connectionLost: true });
+  });
+});
+
+/**
+ * The TCP connection a run opens before the SSH library has loaded (dial.ts): the connect takes it when it is still
+ * good, and otherwise dials by itself, so what an operator sees is the same either way.
+ */
+describe('a socket dialled early', () => {
+  /** An early dial whose sockets the test can watch. */
+  function watchedDial(unclaimedMs?: number) {
+    const sockets: net.Socket[] = [];
+    const dial = earlyDial((host, port) => {
+      const socket = net.connect({ host, port });
+      sockets.push(socket);
+      return socket;
+    }, unclaimedMs);
+    return { dial, sockets };
+  }
+
+  /** Resolves once the socket has closed (whatever the reason; events.once would reject on its error). */
+  const closed = (socket: net.Socket) => new Promise((resolve) => socket.once('close', resolve));
+
+  /** Connect options that take the early socket to `port`. */
+  function early(dial: ReturnType<typeof earlyDial>, port: number, host = '127.0.0.1'): Partial<ConnectSparkOptions> {
+    return { takeSocket: () => dial.take(host, port) };
+  }
+
+  it('carries the SSH connection: one TCP connection, commands run', async () => {
+    const { dial, sockets } = watchedDial();
+    const before = server.stats.connections;
+    dial.open('127.0.0.1', server.port);
+    // The server's greeting arrives before the SSH client exists; it must reach the client all the same.
+    await eventually(() => sockets[0].bytesRead > 0, 'the server greets the early socket');
+    const session = await connectOk(options(server.port, early(dial, server.port)));
+    expect(await session.exec('echo over the early socket')).toMatchObject({
+      code: 0,
+      stdout: 'over the early socket\n',
+    });
+    expect(server.stats.connections).toBe(before + 1);
+    expect(sockets).toHaveLength(1);
+    expect(sockets[0].destroyed).toBe(false);
+    await session.close();
+    await eventually(() => sockets[0].destroyed, 'closing the session closes the early socket');
+  });
+
+  it('is taken only for its own address, and is not opened twice for the same one', async () => {
+    const { dial, sockets } = watchedDial();
+    dial.open('127.0.0.1', server.port);
+    dial.open('127.0.0.1', server.port);
+    expect(sockets).toHaveLength(1);
+    expect(dial.take('127.0.0.1', server.port + 1)).toBeUndefined();
+    expect(dial.take('localhost', server.port)).toBeUndefined();
+    const socket = dial.take('127.0.0.1', server.port);
+    expect(socket).toBe(sockets[0]);
+    expect(dial.take('127.0.0.1', server.port)).toBeUndefined();
+    socket?.destroy();
+  });
+
+  it('one nobody takes is closed by release, or after its time', async () => {
+    const first = watchedDial();
+    first.dial.open('127.0.0.1', server.port);
+    first.dial.release();
+    expect(first.sockets[0].destroyed).toBe(true);
+    const second = watchedDial(50);
+    second.dial.open('127.0.0.1', server.port);
+    await closed(second.sockets[0]);
+    expect(second.dial.take('127.0.0.1', server.port)).toBeUndefined();
+  });
+
+  it('one the server closed before it was taken is not used: the connect dials again', async () => {
+    const proxy = await startProxy(server.port);
+    try {
+      const { dial, sockets } = watchedDial();
+      dial.open('127.0.0.1', proxy.port);
+      await eventually(() => proxy.connections() === 1, 'the proxy accepts the early socket');
+      proxy.cut();
+      await closed(sockets[0]);
+      const session = await connectOk(
+        options(proxy.port, { ...early(dial, proxy.port), knownHostsText: knownPlain(proxy.port) }),
+      );
+      expect(await session.exec('echo dialled again')).toMatchObject({ code: 0, stdout: 'dialled again\n' });
+      await session.close();
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  // Each failure as it is without an early socket: taken while still connecting, and after it has already failed.
+  const failures: Array<{
+    name: string;
+    setup: () => Promise<{ port: number; host?: string; close?: () => Promise<void> }>;
+    timeoutMs?: number;
+  }> = [
+    { name: 'refused', setup: async () => ({ port: await closedPort() }) },
+    { name: 'dns', setup: async () => ({ port: 2222, host: 'spark.invalid' }) },
+    {
+      name: 'timeout',
+      setup: async () => {
+        const silent = await startSilentServer();
+        return { port: silent.port, close: () => silent.close() };
+      },
+      timeoutMs: 500,
+    },
+  ];
+  it.each(failures)('$name: the same failure, whether the early socket failed already or not', async (f) => {
+    const { port, host = '127.0.0.1', close } = await f.setup();
+    try {
+      const opts = (extra: Partial<ConnectSparkOptions> = {}) => ({
+        ...options(port, f.timeoutMs ? { timeoutMs: f.timeoutMs } : {}),
+        target: { host, port, user: 'sparkuser', source: 'test' },
+        ...extra,
+      });
+      const plain = await connectFailure(opts());
+      const atOnce = watchedDial();
+      atOnce.dial.open(host, port);
+      const whileConnecting = await connectFailure(opts(early(atOnce.dial, port, host)));
+      const after = watchedDial();
+      after.dial.open(host, port);
+      if (f.name !== 'timeout') await closed(after.sockets[0]);
+      const afterFailing = await connectFailure(opts(early(after.dial, port, host)));
+      // DNS may time out instead on a machine without a resolver: each attempt is compared with its kind.
+      for (const failure of [whileConnecting, afterFailing]) {
+        if (failure.kind === plain.kind) expect(failure).toEqual(plain);
+        else expect(f.name).toBe('dns');
+      }
+      for (const socket of [...atOnce.sockets, ...after.sockets])
+        await eventually(() => socket.destroyed, 'no socket left open');
+    } finally {
+      await close?.();
+    }
   });
 });
 

@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  bundledSources,
   type CpuProfile,
   categoryOf,
   NODE_INTERNALS,
@@ -137,5 +138,48 @@ describe('summarizeProfile of a real .cpuprofile', () => {
       category: OUR_LIB,
       where: 'lib/busy.mjs:1',
     });
+  });
+});
+
+describe('bundledSources: a prebuilt bundle read back to its sources', () => {
+  // The shape esbuild gives an unminified bundle: a comment line with each module's path before its code.
+  const BUNDLE = [
+    '#!/usr/bin/env zx',
+    'var __init = () => {};',
+    '// ../node_modules/ssh-config/index.js',
+    'function parse() {}',
+    '// lib/io/context.ts',
+    'function realPorts() {',
+    '}',
+    '// runbooks/debug-stuck-jobs.mts',
+    'await runbookEntry();',
+  ].join('\n');
+  const url = 'file:///repo/dist/debug-stuck-jobs.mjs';
+  const lines = bundledSources((u) => (u === url ? BUNDLE : undefined));
+
+  it.each([
+    [1, undefined],
+    [3, '../node_modules/ssh-config/index.js'],
+    [5, 'lib/io/context.ts'],
+    [6, 'lib/io/context.ts'],
+    [8, 'runbooks/debug-stuck-jobs.mts'],
+  ])('line %i comes from %s', (line, source) => expect(lines(url, line)).toBe(source));
+
+  it('other files are not bundles', () => expect(lines('file:///repo/lib/io/context.ts', 3)).toBeUndefined());
+
+  it('summarizeProfile charges a bundle line to its source: our lib, a package', () => {
+    const profile: CpuProfile = {
+      nodes: [
+        { id: 1, callFrame: { functionName: '(root)', url: '', lineNumber: -1 }, children: [2, 3] },
+        { id: 2, callFrame: { functionName: 'realPorts', url, lineNumber: 5 } },
+        { id: 3, callFrame: { functionName: 'parse', url, lineNumber: 3 } },
+      ],
+      startTime: 0,
+      endTime: 3_000,
+      samples: [2, 3, 2],
+      timeDeltas: [0, 1_000, 1_000],
+    };
+    const summary = summarizeProfile(profile, '/repo/', 10, lines);
+    expect(summary.categories.map((c) => c.category).sort()).toEqual([OUR_LIB, 'ssh-config'].sort());
   });
 });

@@ -1,6 +1,7 @@
+import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT } from 'jose';
 import { describe, expect, it } from 'vitest';
-import { describeKey, inspectKey, isExpired, type KeyInfo, maskKey } from '../../lib/io/keys.ts';
-import { supabaseCliDefaultKeys } from '../../lib/io/supabase-cli-keys.ts';
+import { decodeJwtPart, describeKey, inspectKey, isExpired, type KeyInfo, maskKey } from '../../lib/io/keys.ts';
+import { SUPABASE_CLI_DEMO_JWT_SECRET, supabaseCliDefaultKeys } from '../../lib/io/supabase-cli-keys.ts';
 
 // The Supabase CLI's public local defaults (`supabase status`), assembled here so the repository's key scanner,
 // which cannot tell a documented public constant from a leak, stays quiet.
@@ -267,5 +268,52 @@ describe('isExpired', () => {
     expect(isExpired(inspectKey(SERVICE_JWT), NOW)).toBe(false);
     expect(isExpired(inspectKey(SERVICE_JWT), new Date('2035-01-01T00:00:00Z'))).toBe(true);
     expect(isExpired(inspectKey(SECRET), NOW)).toBe(false);
+  });
+});
+
+describe('decodeJwtPart: the rules of jose, which the runbooks no longer load', () => {
+  const b64 = (text: string) => Buffer.from(text).toString('base64url');
+  const tokens: Record<string, string> = {
+    'a legacy key': SERVICE_JWT,
+    'the CLI key': CLI_SERVICE_JWT,
+    'an empty header': `.${b64('{}')}.sig`,
+    'an empty payload': `${b64('{"alg":"HS256"}')}..sig`,
+    'a payload of 4n+1 characters': `${b64('{"alg":"HS256"}')}.${b64('{"role":"anon"}')}x.sig`,
+    'a payload that is not UTF-8': `${b64('{"alg":"HS256"}')}.${Buffer.from([0x7b, 0xff, 0x7d]).toString('base64url')}.sig`,
+    'a payload that is not JSON': `${b64('{"alg":"HS256"}')}.${b64('role=anon')}.sig`,
+    'a payload that is an array': `${b64('{"alg":"HS256"}')}.${b64('["anon"]')}.sig`,
+    'a payload that is a string': `${b64('{"alg":"HS256"}')}.${b64('"anon"')}.sig`,
+    'a payload that is null': `${b64('{"alg":"HS256"}')}.${b64('null')}.sig`,
+    'a header that is a number': `${b64('5')}.${b64('{"role":"anon"}')}.sig`,
+    'a payload with a BOM-free unicode role': `${b64('{"alg":"HS256"}')}.${b64('{"role":"ânon"}')}.sig`,
+  };
+  /** jose's answer for one part: the object, or undefined where it throws. */
+  const jose = (token: string, part: 0 | 1) => {
+    try {
+      return part === 0 ? decodeProtectedHeader(token) : decodeJwt(token);
+    } catch {
+      return undefined;
+    }
+  };
+
+  it.each(Object.entries(tokens))('%s: header and payload decode as jose decodes them', (_, token) => {
+    const [header, payload] = token.split('.');
+    expect(decodeJwtPart(header)).toEqual(jose(token, 0));
+    expect(decodeJwtPart(payload)).toEqual(jose(token, 1));
+  });
+
+  it('the CLI default keys are the tokens jose signs with the demo secret', async () => {
+    const secret = new TextEncoder().encode(SUPABASE_CLI_DEMO_JWT_SECRET);
+    const keys = await supabaseCliDefaultKeys();
+    for (const [role, key] of [
+      ['anon', keys.anonKey],
+      ['service_role', keys.serviceRoleKey],
+    ] as const) {
+      const signed = await new SignJWT({ iss: 'supabase-demo', role, exp: 1983812996 })
+        .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+        .sign(secret);
+      expect(key).toBe(signed);
+      await expect(jwtVerify(key, secret)).resolves.toMatchObject({ payload: { role } });
+    }
   });
 });

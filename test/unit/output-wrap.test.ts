@@ -1,12 +1,20 @@
 /** Lines fit the terminal: wrapped at spaces with a hanging indent, words never cut, commands never broken. */
 import { describe, expect, it } from 'vitest';
-import { createOutput, wrapLine } from '../../lib/io/output.ts';
+import { createOutput } from '../../lib/io/output.ts';
+import { wrapLine } from '../../lib/io/wrap.ts';
 
 const strip = (s: string) => s.replace(/\x1b\[[0-9;]*m/g, '');
 
 function printed(columns: number | undefined, color = false) {
   const chunks: string[] = [];
-  const out = createOutput({ write: (t) => chunks.push(t), color, spinner: false, verbose: false, columns });
+  const out = createOutput({
+    write: (t) => chunks.push(t),
+    color,
+    spinner: false,
+    verbose: false,
+    columns,
+    wrap: wrapLine,
+  });
   return { out, text: () => chunks.join(''), lines: () => strip(chunks.join('')).split('\n') };
 }
 

@@ -93,6 +93,7 @@ function fakePorts(db: MemoryJobsDb, opts: { answers?: Record<string, Answer> } 
     openCatalog: () => {
       throw new Error('no catalog in unit tests');
     },
+    preconnectSpark: () => {},
     connectSpark: async () => {
       throw new Error('no SSH in unit tests');
     },

@@ -40,26 +40,12 @@ export {
   type WriteResult,
 } from './outcome.ts';
 
-/**
- * Compare-and-set writes in flight by default. At 50 ms to Supabase, 24 in flight requeue 10,000 jobs in about
- * 25 s; PostgREST queues what its pool cannot take at once, so this is still gentle on the API.
- */
-export const DEFAULT_CONCURRENCY = 24;
-/** The most `--concurrency` allows. */
-export const MAX_CONCURRENCY = 64;
+import { DEFAULT_RPC_BATCH, MAX_CONCURRENCY, MAX_RPC_BATCH, type RpcMode } from './limits.ts';
+
+export { DEFAULT_CONCURRENCY, DEFAULT_RPC_BATCH, MAX_CONCURRENCY, MAX_RPC_BATCH, type RpcMode } from './limits.ts';
+
 /** Jobs per audit intent and re-read on the per-job path (a multiple of the default concurrency). */
 const CAS_BATCH = 240;
-/**
- * Jobs per server call by default: one statement of guarded updates, well under a second. Below Supabase's default
- * max-rows (1,000), which also cuts a function's result; a project with a lower cap answers with fewer rows, and the
- * rest are read back (rpc.ts), never taken as skipped.
- */
-export const DEFAULT_RPC_BATCH = 500;
-/** The most `--rpc-batch` allows: Supabase's default max-rows. */
-export const MAX_RPC_BATCH = 1000;
-
-/** `--rpc`: use the SQL function when installed, never, or require it. */
-export type RpcMode = 'auto' | 'off' | 'only';
 
 /** The ports an applier writes through. */
 export interface ApplyDeps {

@@ -5,8 +5,7 @@
 import { groupWrites, type PlannedWrite } from './plan.ts';
 import type { WatchReceipt } from './verify.ts';
 
-/** Seconds a canary waits for its jobs by default. */
-export const DEFAULT_CANARY_TIMEOUT_SECONDS = 300;
+export { DEFAULT_CANARY_TIMEOUT_SECONDS } from './limits.ts';
 
 /**
  * Up to `n` writes, taken round-robin across the job_type × error groups, so a group that still fails shows up in

@@ -8,8 +8,8 @@
  * {@link SparkRemoteResult}. Key material is never put in a message.
  */
 
-import type { ConnectConfig } from 'ssh2';
-import ssh2 from 'ssh2';
+import type { Socket } from 'node:net';
+import type { Client, ConnectConfig } from 'ssh2';
 import type { SshFailure, SshTarget, UnknownHostDecider } from '../../core/ports.ts';
 import type { SshAuthSpec } from './auth.ts';
 import { classifyConnectError, describeAuth, errorMessage, scrub, seconds } from './failures.ts';
@@ -17,10 +17,9 @@ import { createHostVerifier, type HostKeyPolicy, preferredHostKeyAlgorithms } fr
 import { checkHostKey, hostKeyFingerprintCommand, normalizeFingerprint, parseKnownHosts } from './known-hosts.ts';
 import { type LoadedKey, loadKey } from './load-key.ts';
 import { createSession, type SparkSshSession } from './session.ts';
+import { loadSsh2 } from './ssh2.ts';
 
 export type { SparkRemoteResult, SparkSshSession } from './session.ts';
-
-const { Client } = ssh2;
 
 /** Per-command timeout when neither the call nor the session sets one. */
 export const DEFAULT_EXEC_TIMEOUT_MS = 120_000;
@@ -50,6 +49,8 @@ export interface ConnectSparkOptions {
   execTimeoutMs?: number;
   /** SSH keepalive interval; 0 disables; default {@link DEFAULT_KEEPALIVE_INTERVAL_MS}. */
   keepaliveIntervalMs?: number;
+  /** A TCP connection to the target opened earlier (dial.ts), taken as the connect starts; else ssh2 dials. */
+  takeSocket?: () => Socket | undefined;
 }
 
 type Failed = { ok: false; failure: SshFailure };
@@ -116,14 +117,17 @@ function clientConfig(
  * host key refused, DNS, refused, timeout, authentication, dropped); only programming errors throw.
  */
 export async function connectSpark(options: ConnectSparkOptions): Promise<SparkConnectResult> {
+  const loading = loadSsh2(); // while the key file is read
+  loading.catch(() => {}); // awaited below; a failed prepare must not leave it unhandled
   const prepared = await prepare(options);
   if ('failure' in prepared) return prepared;
-  return new Promise<SparkConnectResult>((resolve) => new Connecting(options, prepared, resolve).start());
+  const { Client } = await loading;
+  return new Promise<SparkConnectResult>((resolve) => new Connecting(options, prepared, new Client(), resolve).start());
 }
 
 /** One connection attempt, from `client.connect` until it is ready or has failed. */
 class Connecting {
-  private readonly client = new Client();
+  private readonly client: Client;
   private readonly where: string;
   private settled = false;
   private timer: NodeJS.Timeout | undefined;
@@ -138,8 +142,10 @@ class Connecting {
   constructor(
     options: ConnectSparkOptions,
     prepared: { pinned?: string; key: LoadedKey },
+    client: Client,
     resolve: (result: SparkConnectResult) => void,
   ) {
+    this.client = client;
     this.options = options;
     this.key = prepared.key;
     this.resolve = resolve;
@@ -171,10 +177,16 @@ class Connecting {
     this.client.on('error', (error: Error & { level?: string; code?: unknown }) => this.onError(error));
     this.client.on('close', () => this.onClose());
     const config = clientConfig(this.options, this.key, this.policy, this.verifier.hostVerifier);
+    const sock = this.options.takeSocket?.();
+    if (sock) config.sock = sock;
     this.startTimer();
     try {
       this.client.connect(config);
+      // ssh2 writes each packet in pieces (length, body, MAC) when it has no native crypto binding; with Nagle on,
+      // every piece after the first waits for the peer's ACK: up to a delayed ACK (40 ms) or a round trip per packet.
+      this.client.setNoDelay(true);
     } catch (error) {
+      sock?.destroy();
       this.fail({
         kind: 'config',
         message: `ssh2 rejected the connection settings: ${scrub(errorMessage(error))}`,

@@ -1,10 +1,8 @@
 /** The private key, read and checked before connecting, so key problems are `config` failures with a precise fix. */
 import type { ParsedKey } from 'ssh2';
-import ssh2 from 'ssh2';
 import type { SshFailure } from '../../core/ports.ts';
 import type { SshAuthSpec } from './auth.ts';
-
-const { utils } = ssh2;
+import { loadSsh2 } from './ssh2.ts';
 
 export interface LoadedKey {
   privateKey?: string;
@@ -43,6 +41,7 @@ export async function loadKey(options: {
     text = auth.read();
   }
 
+  const { utils } = await loadSsh2();
   const parsed = utils.parseKey(text);
   const first: ParsedKey | Error | undefined = Array.isArray(parsed) ? parsed[0] : parsed;
   if (first === undefined || first instanceof Error) {
