@@ -6,6 +6,7 @@
  */
 import { htmlSummary as pageTitle } from '../core/html.ts';
 import { clip } from '../core/text.ts';
+import { READ_INDEXES_MIGRATION } from '../core/thresholds.ts';
 import { TRANSPORT_ERROR_PATTERN } from './http.ts';
 import { inert } from './inert.ts';
 
@@ -175,6 +176,15 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
       status,
       message: `table ${JOBS_TABLE} not found (${status}${error.code ? ` ${error.code}` : ''})`,
       fix: 'check SUPABASE_URL names the right project, or apply sandbox/migrations/001_hd_ingestion_jobs.sql',
+    };
+  }
+  if (error.code === '57014') {
+    // PostgreSQL cancelled the statement: on Supabase the role's statement_timeout (service_role 8 s, anon 3 s).
+    return {
+      kind: 'server',
+      status,
+      message: `the database cancelled the query at its statement timeout (${status} 57014: ${text})`,
+      fix: `the table outgrew the reads' indexes: apply ${READ_INDEXES_MIGRATION} with psql "$SUPABASE_DB_URL" -f, then run diagnose-env`,
     };
   }
   if (status >= 500) {

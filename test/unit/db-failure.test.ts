@@ -132,3 +132,21 @@ describe('an HTML page inside a longer text (a worker log line)', () => {
     expect(withoutMarkup('a < b and c > d')).toBe('a < b and c > d');
   });
 });
+
+describe('the statement timeout', () => {
+  it("500 57014 (PostgREST passes PostgreSQL's cancel through) names the timeout and the indexes migration", () => {
+    // The body the sandbox's integration test gets from a real cancel (test/integration/sandbox-limits.test.ts),
+    // PostgreSQL's own message in PostgREST's shape.
+    const f = classifyDbError(
+      500,
+      { code: '57014', message: 'canceling statement due to statement timeout', details: undefined, hint: null },
+      URL_,
+    );
+    expect(f.kind).toBe('server');
+    expect(f.message).toBe(
+      'the database cancelled the query at its statement timeout (500 57014: canceling statement due to statement timeout)',
+    );
+    expect(f.fix).toContain('sandbox/migrations/004_queue_read_indexes.sql');
+    expectOneInertLine(f.message);
+  });
+});
