@@ -105,6 +105,8 @@ export async function runMain(
     stderr: (text: string) => void;
     redact: () => (text: string) => string;
     exit: (code: number) => void;
+    /** On a terminal: wraps a line to its width, continuation lines indented to `hang` (lib/io/wrap.ts). */
+    wrap?: () => Promise<(text: string, hang: number) => string>;
   },
 ): Promise<void> {
   const verbose = io.argv.includes('--verbose');
@@ -114,22 +116,26 @@ export async function runMain(
   } catch (e) {
     // An error message can carry a server's or a file's text: inert, then redacted, like every other line.
     const redacted = io.redact();
-    const redact = (text: string) => redacted(inert(text));
+    const fit = io.wrap ? await io.wrap().catch(() => undefined) : undefined;
+    /** `label: text`, inert, redacted, then wrapped under its label on a terminal. */
+    const line = (label: string, text: string) => {
+      const l = redacted(inert(`${label}${text}`));
+      return `${fit ? fit(l, label.length) : l}\n`;
+    };
     if (e instanceof AbortedError) {
-      io.stderr(redact(`stopped: ${e.message}\n  next: ${e.fix}\n`));
+      io.stderr(line('stopped: ', e.message) + line('  next: ', e.fix));
       code = e.code;
     } else if (e instanceof RunbookError) {
-      io.stderr(redact(`error: ${e.message}\n  fix: ${e.fix}\n`));
-      if (verbose && e.cause) io.stderr(redact(`${(e.cause as Error).stack ?? String(e.cause)}\n`));
+      io.stderr(line('error: ', e.message) + line('  fix: ', e.fix));
+      if (verbose && e.cause) io.stderr(redacted(inert(`${(e.cause as Error).stack ?? String(e.cause)}\n`)));
       code = e.code;
     } else {
       const err = e as Error;
       io.stderr(
-        redact(
-          `error: unexpected failure: ${err?.message ?? String(e)}\n  fix: run again with --verbose and report it\n`,
-        ),
+        line('error: ', `unexpected failure: ${err?.message ?? String(e)}`) +
+          line('  fix: ', 'run again with --verbose and report it'),
       );
-      if (verbose) io.stderr(redact(`${err?.stack ?? ''}\n`));
+      if (verbose) io.stderr(redacted(inert(`${err?.stack ?? ''}\n`)));
       code = EXIT.couldNotRun;
     }
   }

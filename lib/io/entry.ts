@@ -80,6 +80,12 @@ export async function runbookEntry<O extends NonNullable<ParseArgsConfig['option
       argv: process.argv,
       stderr: (t) => process.stderr.write(t),
       redact: () => redact,
+      wrap: process.stderr.isTTY
+        ? async () => {
+            const { wrapLine } = await import('./wrap.ts');
+            return (text: string, hang: number) => wrapLine(text, process.stderr.columns, hang);
+          }
+        : undefined,
       // process.exit drops what a pipe has not taken yet; an empty write's callback fires once the rest is out.
       exit: (c) => process.stdout.write('', () => process.stderr.write('', () => process.exit(c))),
     },

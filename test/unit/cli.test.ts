@@ -165,6 +165,27 @@ describe('runMain', () => {
     expect(t.exits).toEqual([2]);
   });
 
+  it('on a terminal wraps the error and its fix under their labels, a secret redacted before the wrap', async () => {
+    const secret = 'sb_secret_abcdefghijklmnopqrstuvwxyz012345';
+    const t = io([], [secret]);
+    const { wrapLine } = await import('../../lib/io/wrap.ts');
+    await runMain(
+      async () => {
+        throw new RunbookError(
+          `could not read the jobs: the gateway in front of Supabase (Cloudflare) answered 522 with ${secret}`,
+          'check status.supabase.com and the project health in the dashboard, then run this again',
+        );
+      },
+      { ...t.io, wrap: async () => (text: string, hang: number) => wrapLine(text, 60, hang) },
+    );
+    const lines = t.err.join('').trimEnd().split('\n');
+    expect(lines.every((l) => l.length <= 60)).toBe(true);
+    expect(lines[0]).toMatch(/^error: could not read the jobs:/);
+    expect(lines[1]).toMatch(/^ {7}\S/);
+    expect(lines.find((l) => l.startsWith('  fix: '))).toBeDefined();
+    expect(t.err.join('')).not.toContain(secret.slice(10));
+  });
+
   it('exits 3 when the operator aborted', async () => {
     const t = io();
     await runMain(async () => {

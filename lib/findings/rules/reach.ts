@@ -51,6 +51,16 @@ const UNREACHABLE_TITLES: Partial<Record<string, string>> = {
   'pool-exhausted': "the project's database pool is saturated",
 };
 
+/** Why the gateway gives each of its own answers (Supabase's docs: HTTP status codes; Cloudflare's 5xx errors). */
+const UNREACHABLE_CAUSES: Partial<Record<string, string>> = {
+  paused:
+    'the project is paused: a free-plan project pauses after a week without activity, or its owner paused it; nothing answers until it is restored',
+  gateway:
+    "Cloudflare reached Supabase but not the project's API in time: the project is overloaded, restarting or down, or an upstream network problem",
+  'pool-exhausted':
+    "every database connection of the project's API is busy (long-running queries or too many clients), so the request waited and was refused before it ran",
+};
+
 const isKeyProblem = (kind: string) => kind === 'unauthorized' || kind === 'forbidden';
 
 function sshFailure(ev: Evidence) {
@@ -101,7 +111,11 @@ export const REACH_RULES: readonly FindingRule[] = [
     detect: ({ ev }) => {
       const kind = supabaseFailure(ev)?.kind;
       if (!kind || isKeyProblem(kind) || kind === 'missing-table') return [];
-      return supabaseDraft(ev, UNREACHABLE_TITLES[kind] ?? 'Supabase does not answer from this machine');
+      return supabaseDraft(
+        ev,
+        UNREACHABLE_TITLES[kind] ?? 'Supabase does not answer from this machine',
+        UNREACHABLE_CAUSES[kind],
+      );
     },
   },
   {
