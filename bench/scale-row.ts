@@ -40,7 +40,7 @@ export interface ScaleRowResult {
   seed: { seconds: number; summary: string };
   steps: ScaleStep[];
   /** Jobs queued before and after the applied requeue. */
-  queued?: { before: number; after: number };
+  queued?: { before: number; after: number; asked?: number };
   notMeasured?: string;
 }
 
@@ -159,7 +159,7 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
       );
       steps.push(s);
     }
-    return { jobs, limits, seed, steps, queued: { before: queuedBefore, after: await countQueued(sb) } };
+    return { jobs, limits, seed, steps, queued: { before: queuedBefore, after: await countQueued(sb), asked: apply } };
   } finally {
     await sb.down();
   }
@@ -218,6 +218,20 @@ export function scaleRowGoals(
   const at = `at ${r.jobs.toLocaleString('en')} jobs`;
   if (r.notMeasured)
     return [{ goal: `scale row ${at}`, target: 'measured', measured: r.notMeasured, met: judge(false) }];
+  const written = r.queued?.asked
+    ? [
+        {
+          goal: `the applied requeue ${at}: every job it was asked for is queued`,
+          target: `${r.queued.asked.toLocaleString('en')} more queued`,
+          measured: `${(r.queued.after - r.queued.before).toLocaleString('en')} more queued`,
+          met: judge(r.queued.after - r.queued.before === r.queued.asked),
+        },
+      ]
+    : [];
+  return [...stepGoals(r, judge, at), ...written];
+}
+
+function stepGoals(r: ScaleRowResult, judge: (met: boolean) => boolean | null, at: string) {
   return r.steps.flatMap((s) => [
     {
       goal: `${s.step} ${at}: runs`,

@@ -113,17 +113,8 @@ function gatewayFailure(status: number, error: PgError, page: string | undefined
   return undefined;
 }
 
-/** Maps what supabase-js returned to a failure an operator can act on. */
-export function classifyDbError(status: number, error: PgError, url: string): DbFailure {
-  const host = hostOf(url);
-  const page = htmlSummary(error.message);
-  const gateway = gatewayFailure(status, error, page, host);
-  if (gateway) return gateway;
-  // An HTML page stands for its title; any other text is clipped and made inert.
-  const text =
-    page !== undefined
-      ? `an HTML page${page ? `: ${page}` : ''}`
-      : clip(inert([error.message, error.hint].filter(Boolean).join(' — ').replace(/\s+/g, ' ')), 300);
+/** A failure of the transport itself (no HTTP answer): a timeout, a refused connection, DNS. */
+function transportFailure(status: number, error: PgError, host: string): DbFailure | undefined {
   const transport = TRANSPORT_ERROR_PATTERN.exec(error.message ?? '');
   if (status === 0 && transport) {
     const [, kind, message] = transport;
@@ -145,6 +136,22 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
           : `check SUPABASE_URL (${host}) and that the API is up`,
     };
   }
+  return undefined;
+}
+
+/** Maps what supabase-js returned to a failure an operator can act on. */
+export function classifyDbError(status: number, error: PgError, url: string): DbFailure {
+  const host = hostOf(url);
+  const page = htmlSummary(error.message);
+  const gateway = gatewayFailure(status, error, page, host);
+  if (gateway) return gateway;
+  // An HTML page stands for its title; any other text is clipped and made inert.
+  const text =
+    page !== undefined
+      ? `an HTML page${page ? `: ${page}` : ''}`
+      : clip(inert([error.message, error.hint].filter(Boolean).join(' — ').replace(/\s+/g, ' ')), 300);
+  const transport = transportFailure(status, error, host);
+  if (transport) return transport;
   if (status === 0) return { kind: 'unreachable', status, message: text || 'no answer', fix: 'check SUPABASE_URL' };
   if (status === 200 || status === 201 || status === 206) {
     return {

@@ -33,6 +33,14 @@ describe('scaleRowGoals', () => {
     expect(scaleRowGoals(result(10_000_000, [step({})])).map((g) => g.met)).toEqual([true, true]);
   });
 
+  it('misses when the applied requeue queued fewer jobs than it was asked for (a selection cut short)', () => {
+    const r = { ...result(10_000_000, [step({})]), queued: { before: 10_000, after: 60_000, asked: 100_000 } };
+    const goal = scaleRowGoals(r).at(-1)!;
+    expect([goal.measured, goal.met]).toEqual(['50,000 more queued', false]);
+    const full = { ...r, queued: { before: 10_000, after: 110_000, asked: 100_000 } };
+    expect(scaleRowGoals(full).at(-1)!.met).toBe(true);
+  });
+
   it('misses on exit 2, on a read over 1 s, and on a step that made no read at all', () => {
     const goals = scaleRowGoals(
       result(10_000_000, [

@@ -206,6 +206,20 @@ describe('readSelection', () => {
     expect(read.requests).toBeGreaterThanOrEqual(3);
   });
 
+  it('a server-side selection past 50,000 rows reads them all (the scan bound is for the client-side regex)', async () => {
+    const db = createMemoryJobsDb();
+    for (let i = 0; i < 60_000; i++)
+      db.insert({
+        id: `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`,
+        created_at: ts(i % 3600),
+        error: 'ValueError: Circular reference detected',
+      });
+    const read = await readSelection(db, parseSelection({ error: 'Circular' }, NOW), 60_000);
+    expect(read.jobs).toHaveLength(60_000);
+    expect(read.scanCut).toBe(false);
+    expect(read.more).toBeUndefined();
+  });
+
   it('pages past a page that shares one created_at: the keyset is (created_at, id)', async () => {
     const db = createMemoryJobsDb();
     for (let i = 0; i < 1200; i++)

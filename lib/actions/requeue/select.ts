@@ -371,8 +371,9 @@ export async function readSelection(db: JobsDb, sel: Selection, limit: number): 
         else overflow = true;
       }
       if (jobs.length >= limit) return false;
-      // The bound on a client-side scan of a huge table: say so rather than read on.
-      if (scanned >= SCAN_MAX) scanCut = true;
+      // The bound on a client-side scan of a huge table: say so rather than read on. (A server-side filter reads
+      // only matching rows, which --limit bounds.)
+      if (clientTest && scanned >= SCAN_MAX) scanCut = true;
       return !scanCut;
     },
   );
