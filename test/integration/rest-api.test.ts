@@ -102,6 +102,9 @@ async function startOwnApi(): Promise<void> {
   const cloudConn = await postgres.createProjectDatabase('cloud');
   const localConn = await postgres.createProjectDatabase('local');
   keys = await makeProjectKeys({ jwtSecret, ref });
+  // This file's API runs in-process: it takes HD_SANDBOX_POSTGREST as a sandbox's supervisor does.
+  const version = process.env.HD_SANDBOX_POSTGREST;
+  const limits = version === '12' || version === '14' ? { postgrest: Number(version) as 12 | 14 } : {};
   api = await startRestApi({
     name: 'cloud',
     connectionString: cloudConn,
@@ -111,6 +114,7 @@ async function startOwnApi(): Promise<void> {
     port: 0,
     stats,
     controls,
+    limits,
   });
   localApi = await startRestApi({
     name: 'local',
@@ -121,6 +125,7 @@ async function startOwnApi(): Promise<void> {
     port: 0,
     stats,
     controls,
+    limits,
   });
   admin = new pg.Client({ connectionString: postgres.adminConnectionString('cloud') });
   await admin.connect();
@@ -419,7 +424,13 @@ describe('roles and keys', () => {
       headers: { Authorization: `Bearer ${other.serviceRoleKey}` },
     });
     expect(forged.status).toBe(401);
-    // PostgREST 13, the sandbox's default (test/io/test_io.py `test_jwt_errors` at v13.0.8).
+    if (process.env.HD_SANDBOX_POSTGREST === '12') {
+      // PostgREST 12 shows jose's error (AuthSpec.hs at v12.2.12), and sends no Proxy-Status.
+      expect(await forged.json()).toMatchObject({ code: 'PGRST301', message: 'JWSError JWSInvalidSignature' });
+      expect(forged.headers.get('proxy-status')).toBeNull();
+      return;
+    }
+    // PostgREST 13, the sandbox's default, and 14 (test/io/test_io.py `test_jwt_errors` at v13.0.8).
     expect(await forged.json()).toEqual({
       code: 'PGRST301',
       message: 'No suitable key or wrong key type',
