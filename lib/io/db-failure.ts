@@ -139,6 +139,28 @@ function transportFailure(status: number, error: PgError, host: string): DbFailu
   return undefined;
 }
 
+/** 413 and 414: a proxy or the gateway refused the request's size before the API saw it (nothing ran). */
+function sizeFailure(status: number, page: string | undefined): DbFailure | undefined {
+  const shown = page ? `: ${page}` : '';
+  if (status === 413) {
+    return {
+      kind: 'bad-request',
+      status,
+      message: `a proxy or the gateway refused the request's body as too large (413${shown})`,
+      fix: 'send smaller requests: lower --rpc-batch (e.g. --rpc-batch 100) or use --rpc off; nothing was written by it',
+    };
+  }
+  if (status === 414) {
+    return {
+      kind: 'bad-request',
+      status,
+      message: `a proxy or the gateway refused the request's URL as too long (414${shown})`,
+      fix: "a proxy between here and Supabase takes shorter URLs than Supabase's 16 KB: run with --verbose and report it",
+    };
+  }
+  return undefined;
+}
+
 /** Maps what supabase-js returned to a failure an operator can act on. */
 export function classifyDbError(status: number, error: PgError, url: string): DbFailure {
   const host = hostOf(url);
@@ -185,6 +207,8 @@ export function classifyDbError(status: number, error: PgError, url: string): Db
       fix: 'check SUPABASE_URL names the right project, or apply sandbox/migrations/001_hd_ingestion_jobs.sql',
     };
   }
+  const tooLarge = sizeFailure(status, page);
+  if (tooLarge) return tooLarge;
   if (error.code === '57014') {
     // PostgreSQL cancelled the statement: on Supabase the role's statement_timeout (service_role 8 s, anon 3 s).
     return {

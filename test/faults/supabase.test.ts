@@ -161,6 +161,14 @@ const FAULTS: SupabaseFault[] = [
     gateway: { tries: 3 },
   },
   {
+    // A proxy with a URL limit far below Supabase's 16 KB: Cloudflare's own 414 page for every longer URL.
+    name: "url-too-long: a proxy's 120-byte URL limit, 414 page",
+    fault: { api: 'cloud', kind: 'url-too-long', bytes: 120 },
+    says: /refused the request's URL as too long \(414: 414 Request-URI Too Large\)/,
+    finding: 'supabase-unreachable',
+    gateway: { tries: 1 },
+  },
+  {
     // The sandbox's pool really held (every connection checked out); this file's sandbox waits 300 ms for one
     // instead of Supabase's 10 s, so three tries fit in the runbooks' 2 s per-request timeout.
     name: 'pool-exhausted: every connection held, 504 PGRST003',
@@ -501,6 +509,16 @@ describe('writes', () => {
       outcome: 'unknown',
       code: 1,
       says: /answered 524: \S+ \| 524: A timeout occurred/,
+      written: false,
+    },
+    {
+      // A proxy with a body limit below the batch: the call is refused before the API sees it.
+      name: "the batch RPC's body over a proxy's limit (413 page, not written)",
+      fault: { api: 'cloud', method: 'POST', path: '/rpc/hd_requeue_jobs', kind: 'body-too-large', bytes: 300 },
+      rpc: 'auto',
+      outcome: 'failed',
+      code: 2,
+      says: /refused the request's body as too large \(413: 413 Request Entity Too Large\)/,
       written: false,
     },
     {

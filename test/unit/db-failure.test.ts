@@ -150,3 +150,19 @@ describe('the statement timeout', () => {
     expectOneInertLine(f.message);
   });
 });
+
+describe('a request too large for a proxy or the gateway', () => {
+  it("413 and 414 (Cloudflare's own pages, as the sandbox serves them) name the size and what to do", async () => {
+    const { bodyTooLarge, uriTooLong } = await import('../../sandbox/rest/limits.ts');
+    const body = classifyDbError(413, { message: bodyTooLarge().body }, URL_);
+    expect(body.message).toBe(
+      "a proxy or the gateway refused the request's body as too large (413: 413 Request Entity Too Large)",
+    );
+    expect(body.fix).toContain('--rpc-batch');
+    const url = classifyDbError(414, { message: uriTooLong().body }, URL_);
+    expect(url.message).toBe(
+      "a proxy or the gateway refused the request's URL as too long (414: 414 Request-URI Too Large)",
+    );
+    for (const f of [body, url]) expectOneInertLine(f.message);
+  });
+});

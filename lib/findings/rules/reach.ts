@@ -49,6 +49,7 @@ const UNREACHABLE_TITLES: Partial<Record<string, string>> = {
   paused: 'the Supabase project is paused',
   gateway: "Supabase's gateway cannot get an answer from the project",
   'pool-exhausted': "the project's database pool is saturated",
+  'bad-request': "the API refuses the runbook's requests",
 };
 
 /** Why the gateway gives each of its own answers (Supabase's docs: HTTP status codes; Cloudflare's 5xx errors). */
