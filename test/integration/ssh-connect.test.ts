@@ -32,6 +32,8 @@ function publicBlob(pair: KeyPair): Buffer {
 interface ServerStats {
   connections: number;
   authAttempts: number;
+  /** Publickey requests that only asked whether the key would do (no signature). */
+  unsignedAttempts: number;
   sessions: number;
   execs: number;
 }
@@ -59,7 +61,7 @@ async function eventually(check: () => boolean, what: string): Promise<void> {
 /** A minimal Spark: public-key auth for one client key, exec through `bash -c`, counters for what was opened. */
 async function startTestSshServer(hostKeys: KeyPair[], clientKey: KeyPair): Promise<TestSshServer> {
   const allowed = utils.parseKey(clientKey.public) as ParsedKey;
-  const stats: ServerStats = { connections: 0, authAttempts: 0, sessions: 0, execs: 0 };
+  const stats: ServerStats = { connections: 0, authAttempts: 0, unsignedAttempts: 0, sessions: 0, execs: 0 };
   const connections = new Set<Connection>();
   const children = new Set<ChildProcess>();
 
@@ -70,6 +72,7 @@ async function startTestSshServer(hostKeys: KeyPair[], clientKey: KeyPair): Prom
     conn.on('error', () => {});
     conn.on('authentication', (ctx) => {
       stats.authAttempts++;
+      if (ctx.method === 'publickey' && !ctx.signature) stats.unsignedAttempts++;
       if (
         ctx.method === 'publickey' &&
         ctx.key.algo === allowed.type &&
@@ -341,6 +344,34 @@ describe('connect and exec', () => {
     const viaSh = await session.exec(`sh -c ${shellQuote(`printf %s ${shellQuote(nasty)}`)}`);
     expect(viaSh.stdout).toBe(nasty);
   });
+});
+
+describe('round trips of the handshake', () => {
+  it.each([
+    ['ed25519', () => generateParsableKeyPair('ed25519')],
+    ['RSA', () => generateParsableKeyPair('rsa', { bits: 2048 })],
+  ])(
+    'logs in with one signed publickey request with an %s key file (no question first), then runs stdin-fed commands',
+    async (_name, make) => {
+      const key = make();
+      const own = await startTestSshServer([hostKey], key);
+      try {
+        const session = await connectOk(
+          options(own.port, { auth: { kind: 'inline', source: 'SPARK_SSH_KEY', read: () => key.private } }),
+        );
+        expect(own.stats.authAttempts).toBe(1);
+        expect(own.stats.unsignedAttempts).toBe(0);
+        const first = await session.exec('cat; echo done', { stdin: 'from stdin\n' });
+        const second = await session.exec('wc -c', { stdin: 'x'.repeat(100_000) });
+        expect(first.stdout).toBe('from stdin\ndone\n');
+        expect(second.stdout.trim()).toBe('100000');
+        await session.close();
+        expect(session.closedReason).toBe('the session was closed by the runbook');
+      } finally {
+        await own.close();
+      }
+    },
+  );
 });
 
 describe('host key checks', () => {

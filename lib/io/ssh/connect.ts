@@ -18,6 +18,7 @@ import { checkHostKey, hostKeyFingerprintCommand, normalizeFingerprint, parseKno
 import { type LoadedKey, loadKey } from './load-key.ts';
 import { createSession, type SparkSshSession } from './session.ts';
 import { loadSsh2 } from './ssh2.ts';
+import { signAtOnce } from './ssh2-internals.ts';
 
 export type { SparkRemoteResult, SparkSshSession } from './session.ts';
 
@@ -182,6 +183,8 @@ class Connecting {
     this.startTimer();
     try {
       this.client.connect(config);
+      // A key file's signature goes with its first request, not after asking whether the key would do (ssh2-internals.ts).
+      signAtOnce(this.client);
       // ssh2 writes each packet in pieces (length, body, MAC) when it has no native crypto binding; with Nagle on,
       // every piece after the first waits for the peer's ACK: up to a delayed ACK (40 ms) or a round trip per packet.
       this.client.setNoDelay(true);

@@ -1,11 +1,12 @@
 /**
  * The run's SSH session over a ready ssh2 client: `exec` bounded in time and in output, a lost connection told
- * apart from a failed command, and `close` that gives the server a moment before dropping the socket.
+ * apart from a failed command, and `close` that sends the disconnect and does not wait for the server's answer.
  */
 import { StringDecoder } from 'node:string_decoder';
 import type { Client, ClientChannel } from 'ssh2';
 import type { ExecOptions, RemoteResult, SshSession, SshTarget } from '../../core/ports.ts';
 import { errorMessage, scrub, seconds } from './failures.ts';
+import { type StdinWithExec, sendStdinWithExec, socketOf } from './ssh2-internals.ts';
 
 /** stderr beyond this is dropped (with a marker): a runaway command must not exhaust the laptop's memory. */
 const STDERR_CAP_BYTES = 1024 * 1024;
@@ -108,6 +109,7 @@ class CommandRun {
   private channel: ClientChannel | undefined;
   private finished = false;
   private graceTimer: NodeJS.Timeout | undefined;
+  private early: StdinWithExec | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly onLost = (reason: string) => {
     if (this.code === null && this.signal === undefined) this.lost = `${reason} (during the command)`;
@@ -136,6 +138,8 @@ class CommandRun {
     this.connection.onLost.add(this.onLost);
     this.timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
     try {
+      // The script goes out right behind the exec request, not a round trip later (ssh2-internals.ts).
+      if (this.options.stdin !== undefined) this.early = sendStdinWithExec(client, command, this.options.stdin);
       client.exec(command, (error, stream) => this.onChannel(error, stream));
     } catch (error) {
       this.lost = this.connection.closedReason ?? `connection not usable: ${scrub(errorMessage(error))}`;
@@ -146,6 +150,7 @@ class CommandRun {
   private finish(extraStderr?: string): void {
     if (this.finished) return;
     this.finished = true;
+    this.early?.cancel();
     clearTimeout(this.timer);
     clearTimeout(this.graceTimer);
     this.connection.onLost.delete(this.onLost);
@@ -202,6 +207,7 @@ class CommandRun {
     }
     this.listen(stream);
     // Always send EOF, so a command that reads stdin does not wait forever.
+    if (this.early?.sent) return;
     if (this.options.stdin !== undefined) stream.end(this.options.stdin);
     else stream.end();
   }
@@ -276,11 +282,21 @@ export function createSession(
         client.destroy();
         resolve();
       }, CLOSE_GRACE_MS);
+      force.unref();
       client.once('close', () => {
         clearTimeout(force);
         resolve();
       });
       client.end();
+      // The DISCONNECT and our FIN are out once the socket's writing side has finished: the run need not wait the
+      // round trip for the server's own close (the socket closes when it comes, or at the grace, and holds nothing).
+      const sock = socketOf(client);
+      if (sock && !sock.writableFinished) {
+        sock.once('finish', () => {
+          sock.unref();
+          resolve();
+        });
+      }
     });
     return closePromise;
   };
