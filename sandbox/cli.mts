@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { callSandboxControl, readSandboxInfo, sandboxPaths } from './layout.ts';
 import { alive, stopProcessesUnder } from './processes.ts';
+import { LIMIT_OPTIONS } from './rest/limits.ts';
 import { isScenarioName, SCENARIOS } from './scenarios.ts';
 import { seedJobs } from './seed.ts';
 
@@ -325,13 +326,7 @@ async function main(): Promise<void> {
       failed: { type: 'string' },
       queued: { type: 'string' },
       bytes: { type: 'string' },
-      'max-rows': { type: 'string' },
-      'statement-timeout-ms': { type: 'string' },
-      pool: { type: 'string' },
-      'pool-timeout-ms': { type: 'string' },
-      postgrest: { type: 'string' },
-      'max-url-bytes': { type: 'string' },
-      'max-body-bytes': { type: 'string' },
+      ...LIMIT_OPTIONS,
       help: { type: 'boolean', short: 'h', default: false },
     },
   });

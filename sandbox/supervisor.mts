@@ -13,7 +13,7 @@ import { SUPABASE_CLI_DEMO_JWT_SECRET, supabaseCliDefaultKeys } from '../lib/io/
 import { type SandboxInfo, sandboxPaths } from './layout.ts';
 import { startPostgres } from './postgres.ts';
 import { makeProjectKeys } from './rest/auth.ts';
-import { type RestLimits, SUPABASE_LIMITS } from './rest/limits.ts';
+import { LIMIT_OPTIONS, type RestLimits, SUPABASE_LIMITS } from './rest/limits.ts';
 import { startRestApi } from './rest/server.ts';
 import { applyScenario, isScenarioName, type ScenarioRuntime } from './scenarios.ts';
 import { fingerprintSha256, generateSparkKeys, knownHostsLine } from './spark/keys.ts';
@@ -28,13 +28,7 @@ const { values } = parseArgs({
     latency: { type: 'string', default: '0' },
     'owner-pid': { type: 'string' },
     // Checked by `up` (sandbox/cli.mts) before it starts this process.
-    'max-rows': { type: 'string' },
-    'statement-timeout-ms': { type: 'string' },
-    pool: { type: 'string' },
-    'pool-timeout-ms': { type: 'string' },
-    postgrest: { type: 'string' },
-    'max-url-bytes': { type: 'string' },
-    'max-body-bytes': { type: 'string' },
+    ...LIMIT_OPTIONS,
   },
 });
 

@@ -74,3 +74,14 @@ export function urlLimitAnswer(bytes: number, maxUrlBytes: number): HttpAnswer |
   if (bytes > maxUrlBytes) return gatewayAnswer(520);
   return undefined;
 }
+
+/** The `up` flags of the limits (sandbox/cli.mts parses and checks them, sandbox/supervisor.mts applies them). */
+export const LIMIT_OPTIONS = {
+  'max-rows': { type: 'string' },
+  'statement-timeout-ms': { type: 'string' },
+  pool: { type: 'string' },
+  'pool-timeout-ms': { type: 'string' },
+  postgrest: { type: 'string' },
+  'max-url-bytes': { type: 'string' },
+  'max-body-bytes': { type: 'string' },
+} as const;

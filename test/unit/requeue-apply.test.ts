@@ -7,37 +7,15 @@ import {
   pendingIntents,
   reconcileAudit,
 } from '../../lib/actions/requeue/audit.ts';
-import { buildPlan, type RequeuePlan } from '../../lib/actions/requeue/plan.ts';
 import { RunbookError } from '../../lib/core/exit-codes.ts';
 import type { Clock } from '../../lib/core/ports.ts';
-import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
 import type { Files } from '../../lib/io/context.ts';
 import type { Job } from '../../lib/io/jobs-db.ts';
 import { createOutput } from '../../lib/io/output.ts';
 import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
+import { AUDIT, memFiles, NOW, PROJECT, plannedRequeue } from '../helpers/requeue-plan.ts';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const NOW = new Date('2026-03-10T12:00:00Z');
-const AUDIT = '/state/requeue-audit.jsonl';
-const PROJECT = {
-  origin: 'http://memory.local',
-  host: 'memory.local',
-  ref: 'mem',
-  credentials: 'test',
-  key: 'k',
-  privileged: true,
-};
-
-function memFiles(): Files & { data: Map<string, string> } {
-  const data = new Map<string, string>();
-  return {
-    data,
-    read: (f) => data.get(f),
-    write: (f, t) => void data.set(f, t),
-    append: (f, t) => void data.set(f, (data.get(f) ?? '') + t),
-  };
-}
-
 function fakeClock(): Clock {
   let t = NOW.getTime();
   return {
@@ -78,28 +56,7 @@ function setup(
   const files = memFiles();
   const out = createOutput({ write: () => {}, color: false, spinner: false, verbose: false });
   out.addSecret('super-secret-service-key');
-  const plan: RequeuePlan = buildPlan({
-    selection: { kind: 'ids', ids: jobs.map((j) => j.id) },
-    read: { jobs, missingIds: [], scanCut: false, requests: 1 },
-    rules: DEFAULT_RULES,
-    now: NOW,
-    includeDone: false,
-    resetAttempts: false,
-    by: 'alice@example.com',
-    reason: 'fix deployed',
-    runId: 'run-1',
-    opId: 'op-1',
-    project: PROJECT,
-    selectionText: 'ids',
-    limit: 500,
-  });
-  const audit = openAuditLog(files, out.redact, AUDIT, {
-    run_id: plan.runId,
-    op_id: plan.opId,
-    by: plan.by,
-    reason: plan.reason,
-    project: { origin: PROJECT.origin, ref: PROJECT.ref },
-  });
+  const { plan, audit } = plannedRequeue(jobs, files, out.redact);
   const applier = createApplier({ db, clock: fakeClock(), out, audit, signal: opts.signal }, plan, {
     concurrency: 4,
     rpc: opts.rpc ?? 'auto',

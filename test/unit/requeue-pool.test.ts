@@ -5,28 +5,15 @@
  */
 import { describe, expect, it } from 'vitest';
 import { createApplier, eachBounded } from '../../lib/actions/requeue/apply.ts';
-import { type AuditJobLine, openAuditLog, parseAuditText } from '../../lib/actions/requeue/audit.ts';
+import { type AuditJobLine, parseAuditText } from '../../lib/actions/requeue/audit.ts';
 import { lowerLimit, writeLimit } from '../../lib/actions/requeue/outcome.ts';
-import { buildPlan } from '../../lib/actions/requeue/plan.ts';
 import type { Clock } from '../../lib/core/ports.ts';
-import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
-import type { Files } from '../../lib/io/context.ts';
 import { classifyDbError } from '../../lib/io/db-failure.ts';
 import { createOutput } from '../../lib/io/output.ts';
 import { createMemoryJobsDb, GATEWAY_522, POOL_EXHAUSTED } from '../helpers/memory-db.ts';
+import { AUDIT, memFiles, NOW, plannedRequeue } from '../helpers/requeue-plan.ts';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
-const NOW = new Date('2026-03-10T12:00:00Z');
-const AUDIT = '/state/requeue-audit.jsonl';
-const PROJECT = {
-  origin: 'http://memory.local',
-  host: 'memory.local',
-  ref: 'mem',
-  credentials: 'test',
-  key: 'k',
-  privileged: true,
-};
-
 function setup(n: number, concurrency: number, rpc = false) {
   const db = createMemoryJobsDb({ rpcInstalled: rpc });
   const jobs = Array.from({ length: n }, (_, i) =>
@@ -41,39 +28,13 @@ function setup(n: number, concurrency: number, rpc = false) {
       finished_at: '2026-03-10T10:31:00.654321+00:00',
     }),
   );
-  const data = new Map<string, string>();
-  const files: Files = {
-    read: (f) => data.get(f),
-    write: (f, t) => void data.set(f, t),
-    append: (f, t) => void data.set(f, (data.get(f) ?? '') + t),
-  };
+  const files = memFiles();
   const out = createOutput({ write: () => {}, color: false, spinner: false, verbose: false });
-  const plan = buildPlan({
-    selection: { kind: 'ids', ids: jobs.map((j) => j.id) },
-    read: { jobs, missingIds: [], scanCut: false, requests: 1 },
-    rules: DEFAULT_RULES,
-    now: NOW,
-    includeDone: false,
-    resetAttempts: false,
-    by: 'alice@example.com',
-    reason: 'fix deployed',
-    runId: 'run-1',
-    opId: 'op-1',
-    project: PROJECT,
-    selectionText: 'ids',
-    limit: 500,
-  });
-  const audit = openAuditLog(files, out.redact, AUDIT, {
-    run_id: plan.runId,
-    op_id: plan.opId,
-    by: plan.by,
-    reason: plan.reason,
-    project: { origin: PROJECT.origin, ref: PROJECT.ref },
-  });
+  const { plan, audit } = plannedRequeue(jobs, files, out.redact);
   const sleeps: number[] = [];
   const clock: Clock = { now: () => NOW, sleep: async (ms) => void sleeps.push(ms) };
   const applier = createApplier({ db, clock, out, audit }, plan, { concurrency, rpc: rpc ? 'only' : 'off' });
-  const jobLines = () => parseAuditText(data.get(AUDIT)).filter((l): l is AuditJobLine => l.outcome !== 'intent');
+  const jobLines = () => parseAuditText(files.data.get(AUDIT)).filter((l): l is AuditJobLine => l.outcome !== 'intent');
   const history = (n: number) =>
     ((db.get(id(n))!.debug as { requeue_history?: unknown[] }).requeue_history ?? []).length;
   return { db, plan, applier, jobLines, history, sleeps };
