@@ -71,7 +71,13 @@ const code = await run('runbooks/debug-stuck-jobs.mts', ['--config', path.join(d
   XDG_STATE_HOME: path.join(dir, 'state'),
 });
 await stop();
-process.stdout.write(
-  `\nThat was debug-stuck-jobs on a sandbox where the app's env points at a local Supabase (its jobs never reach the worker) and the worker fails import_assets_jsonl with a circular structure in metadata.\nTry the others: npm run sandbox -- up --dir .sandbox, then npx zx runbooks/diagnose-env.mts --config .sandbox/.env\n`,
-);
+const epilogue = [
+  "That was debug-stuck-jobs on a sandbox where the app's env points at a local Supabase (its jobs never reach the worker) and the worker fails import_assets_jsonl with a circular structure in metadata.",
+  'Try the others: npm run sandbox -- up --dir .sandbox, then npx zx runbooks/diagnose-env.mts --config .sandbox/.env',
+];
+// On a terminal, wrapped to its width as the runbook's own lines are (a command is never broken).
+const fit = process.stdout.isTTY
+  ? ((await import('../lib/io/wrap.ts')).wrapLine as (t: string, c: number | undefined, h: number) => string)
+  : undefined;
+process.stdout.write(`\n${epilogue.map((l) => (fit ? fit(l, process.stdout.columns, 0) : l)).join('\n')}\n`);
 process.exit(code ?? 2);
