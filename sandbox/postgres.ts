@@ -398,6 +398,9 @@ export async function startPostgres(options: StartPostgresOptions): Promise<Sand
       return true;
     }).catch((e: Error & { code?: string }) => {
       if (e.code === '28P01') return false;
+      // The server on the port closed the connection (another sandbox's, stopping as ours lost the port to it):
+      // not ours either; a fourth time is a real failure, with its message.
+      if (attempt < 3 && !e.code && /Connection terminated|ECONNRESET|ECONNREFUSED/i.test(e.message)) return false;
       throw e;
     });
     if (ours) break;
