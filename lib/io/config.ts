@@ -135,7 +135,8 @@ function configSecrets(values: Record<string, string>): string[] {
     values.SPARK_SSH_KEY,
     db,
     dbPassword(db),
-  ].filter((s): s is string => Boolean(s));
+    // The dashboard's placeholder is no secret: redacting it would hide the warning that names it.
+  ].filter((s): s is string => s !== undefined && s !== '' && !/^\[YOUR[-_ ]PASSWORD\]$/i.test(s));
 }
 
 /** The password inside a connection string, decoded (the redactor also scrubs its URL-encoded form). */

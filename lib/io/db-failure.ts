@@ -7,7 +7,7 @@
 import { htmlSummary as pageTitle } from '../core/html.ts';
 import { clip } from '../core/text.ts';
 import { READ_INDEXES_MIGRATION } from '../core/thresholds.ts';
-import { TRANSPORT_ERROR_PATTERN } from './http.ts';
+import { GATEWAY_STATUSES, TRANSPORT_ERROR_PATTERN } from './http.ts';
 import { inert } from './inert.ts';
 
 export const JOBS_TABLE = 'hd_ingestion_jobs';
@@ -58,9 +58,6 @@ export const GATEWAY_STATUS_NAMES: Readonly<Record<number, string>> = {
   540: 'project paused',
   544: 'project API gateway timeout',
 };
-
-/** Statuses answered by the gateway, not by PostgREST: reads are retried on these (but 540), writes read back. */
-export const GATEWAY_STATUSES: ReadonlySet<number> = new Set([520, 521, 522, 523, 524, 544]);
 
 /**
  * The one line an HTML body stands for, inert and clipped: its <title> (else its first heading; empty when it has

@@ -13,6 +13,8 @@ export interface EnvIssue {
   severity: 'error' | 'warning';
   message: string;
   fix: string;
+  /** A variable the runbooks do not read (a misspelling, a wrong case): its value is ignored. */
+  notRead?: true;
 }
 
 export interface EnvValidation {
@@ -72,6 +74,7 @@ function unknownNameIssue(name: string, known: readonly string[]): EnvIssue | un
     return {
       name,
       severity: 'warning',
+      notRead: true,
       message: `${name} is not read: variable names are case-sensitive`,
       fix: `did you mean ${upper}?`,
     };
@@ -82,6 +85,7 @@ function unknownNameIssue(name: string, known: readonly string[]): EnvIssue | un
     return {
       name,
       severity: 'warning',
+      notRead: true,
       message: `${name} is not a variable the runbooks read`,
       fix: `did you mean ${near.name}?`,
     };
@@ -93,6 +97,7 @@ function unknownNameIssue(name: string, known: readonly string[]): EnvIssue | un
   return {
     name,
     severity: 'warning',
+    notRead: true,
     message: `${name} is not a variable the runbooks read`,
     fix: guess
       ? `did you mean ${guess.name}? (known ${prefix}* variables: ${samePrefix.join(', ')})`

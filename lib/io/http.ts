@@ -20,6 +20,9 @@ export interface GuardedFetchOptions {
  */
 export const RETRY_STATUSES: ReadonlySet<number> = new Set([502, 503, 504, 520, 521, 522, 523, 524, 544]);
 
+/** Statuses answered by the gateway, not by PostgREST (the retried ones above from 520): writes are read back. */
+export const GATEWAY_STATUSES: ReadonlySet<number> = new Set([...RETRY_STATUSES].filter((s) => s >= 520));
+
 /** A failure of the transport itself, classified so callers can say what to do. */
 export const TRANSPORT_ERROR_PATTERN = /^TransportError: (timeout|refused|dns|reset|network): (.*)$/s;
 

@@ -166,7 +166,7 @@ describe('runMain', () => {
   });
 
   it('on a terminal wraps the error and its fix under their labels, a secret redacted before the wrap', async () => {
-    const secret = 'sb_secret_abcdefghijklmnopqrstuvwxyz012345';
+    const secret = opaqueKey('secret');
     const t = io([], [secret]);
     const { wrapLine } = await import('../../lib/io/wrap.ts');
     await runMain(

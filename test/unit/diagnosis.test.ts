@@ -759,7 +759,13 @@ describe('other environment findings', () => {
         laptop: {
           ...laptopSide(),
           issues: [
-            { name: 'SPARK_HOTS', severity: 'warning', message: 'is not read', fix: 'did you mean SPARK_HOST?' },
+            {
+              name: 'SPARK_HOTS',
+              severity: 'warning',
+              notRead: true,
+              message: 'is not read',
+              fix: 'did you mean SPARK_HOST?',
+            },
           ],
         },
       }),
@@ -787,6 +793,18 @@ describe('other environment findings', () => {
     expect(
       ids(all(evidence({ probe: probe({ reach: { status: 'http-error', httpStatus: 500, seconds: 0.1 } }) }))),
     ).toEqual([]);
+  });
+
+  it('says why: a variable not read is ignored; a doubtful value of one that is read is kept', () => {
+    const issues = [
+      { name: 'SPARK_HOTS', severity: 'warning' as const, notRead: true as const, message: 'is not read', fix: 'x' },
+      { name: 'SUPABASE_DB_URL', severity: 'warning' as const, message: 'still holds the placeholder', fix: 'y' },
+    ];
+    const causes = all(evidence({ laptop: { ...laptopSide(), issues } })).map((f) => f.cause);
+    expect(causes).toEqual([
+      'a misspelled or unknown variable is ignored, and the default is used instead',
+      'the value is kept as it is, but it looks wrong: what uses this variable may fail or reach the wrong place',
+    ]);
   });
 
   it('does not repeat the key warnings of the laptop config as config-warning', () => {

@@ -256,7 +256,9 @@ export const SETUP_RULES: readonly FindingRule[] = [
         .map((issue) => ({
           title: `${issue.name}: ${issue.message}`,
           evidence: [ev.laptop.envFile ? `in ${ev.laptop.envFile}` : 'in the environment'],
-          cause: 'a misspelled or unknown variable is ignored, and the default is used instead',
+          cause: issue.notRead
+            ? 'a misspelled or unknown variable is ignored, and the default is used instead'
+            : 'the value is kept as it is, but it looks wrong: what uses this variable may fail or reach the wrong place',
           fix: issue.fix,
         })),
   },
