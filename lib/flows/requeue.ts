@@ -210,12 +210,13 @@ export async function runRequeue(
     const outcome = await executeRequeue(ports, ctx, { ...options, commandLine, signal: extra.signal }, steps);
     outcome.checks.unshift(...checks);
     const t = evidence.spark?.ok ? evidence.spark.target : undefined;
-    const report = requeueReport(outcome, {
-      generatedAt: evidence.now.toISOString(),
-      operator: outcome.plan?.by ?? ports.operator(options.by ?? state.config.values.RUNBOOK_OPERATOR),
-      spark: t ? sshTargetLabel(t) : undefined,
-    });
-    writeReports(ports, report as Report, flags);
+    const report = () =>
+      requeueReport(outcome, {
+        generatedAt: evidence.now.toISOString(),
+        operator: outcome.plan?.by ?? ports.operator(options.by ?? state.config.values.RUNBOOK_OPERATOR),
+        spark: t ? sshTargetLabel(t) : undefined,
+      }) as Report;
+    writeReports(ports, report, flags);
     // A run that ended on an error says so once, through runMain (with its fix).
     if (outcome.error) throw outcome.error;
     ports.out.line();

@@ -108,21 +108,22 @@ export function finishRun(
   const { ports, evidence, config } = state;
   const code = exitOverride ?? exitCodeFor(findings);
   const spark = evidence.spark?.target;
-  const report = buildReport({
-    runbook,
-    exitCode: code,
-    generatedAt: evidence.now.toISOString(),
-    operator: ports.operator(config.values.RUNBOOK_OPERATOR),
-    target: {
-      supabase: evidence.laptop.url?.origin,
-      projectRef: evidence.laptop.url?.projectRef ?? evidence.laptop.declaredRef ?? evidence.laptop.key?.ref,
-      spark: spark ? sshTargetLabel(spark) : undefined,
-    },
-    findings,
-    checks,
-    actions,
-    extra,
-  });
+  const report = () =>
+    buildReport({
+      runbook,
+      exitCode: code,
+      generatedAt: evidence.now.toISOString(),
+      operator: ports.operator(config.values.RUNBOOK_OPERATOR),
+      target: {
+        supabase: evidence.laptop.url?.origin,
+        projectRef: evidence.laptop.url?.projectRef ?? evidence.laptop.declaredRef ?? evidence.laptop.key?.ref,
+        spark: spark ? sshTargetLabel(spark) : undefined,
+      },
+      findings,
+      checks,
+      actions,
+      extra,
+    });
   writeReports(ports, report, flags);
   ports.out.line();
   ports.out.line(`${verdictLine(findings)} (exit ${code})`);

@@ -99,11 +99,19 @@ export function renderMarkdown(r: Report): string {
 
 /**
  * Writes `--json` (a file, or stdout for `-`), `--markdown` and, in GitHub Actions, the step summary. Everything
- * passes through the output's redactor first: a report is never where a key leaks.
+ * passes through the output's redactor first: a report is never where a key leaks. The report is built only when
+ * one of them is asked for (building it asks git who the operator is).
  */
-export function writeReports(ports: Ports, report: Report, flags: { json?: string; markdown?: string }): void {
+export function writeReports(
+  ports: Ports,
+  report: Report | (() => Report),
+  flags: { json?: string; markdown?: string },
+): void {
+  const summary = ports.env.GITHUB_STEP_SUMMARY;
+  if (!flags.json && !flags.markdown && !summary) return;
+  const built = typeof report === 'function' ? report() : report;
   // JSON escapes C0 controls itself; C1 controls and bidi characters become \u escapes too (same value).
-  const json = ports.out.redact(inertJson(`${JSON.stringify(report, null, 2)}\n`));
+  const json = ports.out.redact(inertJson(`${JSON.stringify(built, null, 2)}\n`));
   // Markdown escaping changes the text a secret is recognised by (`sb_secret_` becomes `sb\_secret\_`): render
   // the markdown from the redacted report, never redact after escaping.
   const md = ports.out.redact(renderMarkdown(JSON.parse(json) as Report));
@@ -114,7 +122,6 @@ export function writeReports(ports: Ports, report: Report, flags: { json?: strin
     // Every file written is named (a report someone will look for; the stdout report needs no line).
     for (const file of [flags.json === '-' ? undefined : flags.json, flags.markdown])
       if (file) ports.out.line(`wrote ${file}`);
-    const summary = ports.env.GITHUB_STEP_SUMMARY;
     if (summary) ports.files.append(summary, md);
   } catch (e) {
     throw new RunbookError(
