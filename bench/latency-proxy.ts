@@ -16,9 +16,34 @@ export interface LatencyProxy {
   close(): Promise<void>;
 }
 
+/**
+ * What passed through a proxy, when asked for (the watch row reads a refresh's wall, round trips and the server's
+ * own time from it): each connection's accept, and each chunk with the time the proxy read it from one side and the
+ * time it passed it on to the other after the link's delay. Times are epoch ms (`performance.timeOrigin + now()`),
+ * comparable with the sandbox's own `Date.now()` records.
+ *
+ * For `up` (client to server) `readAt` is when the client wrote it and `passedAt` when the server got it; for `down`
+ * (server to client) `readAt` is when the server wrote it and `passedAt` when the client got it.
+ */
+export interface ProxyTrace {
+  connections: Array<{ conn: number; openedAt: number }>;
+  chunks: ProxyChunk[];
+}
+
+export interface ProxyChunk {
+  conn: number;
+  dir: 'up' | 'down';
+  bytes: number;
+  readAt: number;
+  /** Undefined while the chunk is still held by the link. */
+  passedAt?: number;
+}
+
+const epochMs = () => performance.timeOrigin + performance.now();
+
 /** A FIFO of chunks released at their due time; due times never decrease, so order is kept. */
 class DelayLine {
-  private readonly items: Array<{ at: number; data: Buffer | null }> = [];
+  private readonly items: Array<{ at: number; data: Buffer | null; passed?: (at: number) => void }> = [];
   private timer: NodeJS.Timeout | undefined;
   private readonly out: net.Socket;
 
@@ -27,9 +52,9 @@ class DelayLine {
   }
 
   /** `null` ends the stream once everything before it has gone out. */
-  push(at: number, data: Buffer | null): void {
+  push(at: number, data: Buffer | null, passed?: (at: number) => void): void {
     const last = this.items.at(-1)?.at ?? 0;
-    this.items.push({ at: Math.max(at, last), data });
+    this.items.push({ at: Math.max(at, last), data, passed });
     if (!this.timer) this.schedule();
   }
 
@@ -43,13 +68,14 @@ class DelayLine {
     this.timer = undefined;
     const now = performance.now();
     while (this.items.length && this.items[0].at <= now + 0.5) {
-      const { data } = this.items.shift()!;
+      const { data, passed } = this.items.shift()!;
       if (this.out.destroyed) {
         this.items.length = 0;
         return;
       }
       if (data === null) this.out.end();
       else this.out.write(data);
+      passed?.(epochMs());
     }
     this.schedule();
   }
@@ -60,14 +86,30 @@ class DelayLine {
   }
 }
 
-/** Starts a proxy to 127.0.0.1:`targetPort` with the given round-trip time. */
-export async function startLatencyProxy(opts: { targetPort: number; rttMs: number }): Promise<LatencyProxy> {
-  const { targetPort, rttMs } = opts;
+/** Starts a proxy to 127.0.0.1:`targetPort` with the given round-trip time; with `trace`, records into it. */
+export async function startLatencyProxy(opts: {
+  targetPort: number;
+  rttMs: number;
+  trace?: ProxyTrace;
+}): Promise<LatencyProxy> {
+  const { targetPort, rttMs, trace } = opts;
   const half = rttMs / 2;
   const sockets = new Set<net.Socket>();
+  let conns = 0;
   // Half-open on both sides: a client's FIN must not cut the answers still on their way to it.
   const server = net.createServer({ allowHalfOpen: true }, (client) => {
     const t0 = performance.now();
+    const conn = ++conns;
+    trace?.connections.push({ conn, openedAt: epochMs() });
+    // A chunk's record, and the callback that stamps when it was passed on (none without a trace).
+    const noted = (dir: ProxyChunk['dir'], d: Buffer) => {
+      if (!trace) return undefined;
+      const chunk: ProxyChunk = { conn, dir, bytes: d.length, readAt: epochMs() };
+      trace.chunks.push(chunk);
+      return (at: number) => {
+        chunk.passedAt = at;
+      };
+    };
     const upstream = net.connect({ port: targetPort, host: '127.0.0.1', allowHalfOpen: true });
     for (const s of [client, upstream]) {
       sockets.add(s);
@@ -76,9 +118,11 @@ export async function startLatencyProxy(opts: { targetPort: number; rttMs: numbe
     }
     const toServer = new DelayLine(upstream);
     const toClient = new DelayLine(client);
-    client.on('data', (d) => toServer.push(Math.max(performance.now(), t0 + rttMs) + half, d));
+    client.on('data', (d) => toServer.push(Math.max(performance.now(), t0 + rttMs) + half, d, noted('up', d)));
     client.on('end', () => toServer.push(Math.max(performance.now(), t0 + rttMs) + half, null));
-    upstream.on('data', (d) => toClient.push(Math.max(performance.now(), t0 + 1.5 * rttMs) + half, d));
+    upstream.on('data', (d) =>
+      toClient.push(Math.max(performance.now(), t0 + 1.5 * rttMs) + half, d, noted('down', d)),
+    );
     upstream.on('end', () => toClient.push(Math.max(performance.now(), t0 + 1.5 * rttMs) + half, null));
     const teardown = () => {
       toServer.clear();

@@ -4,7 +4,8 @@
  *
  * Measures the runbooks against the sandbox (never part of `npm test`; traffic only to 127.0.0.1): round trips and
  * wall time of a diagnosis against the lower bound and the old procedure, startup, flatness in table and log size,
- * the bulk requeue, and the production-scale row (10 million jobs, every queue read's server time). Prints a table and writes bench/results.json (the committed full results; --quick writes
+ * the bulk requeue, the production-scale row (10 million jobs, every queue read's server time) and the watch view's
+ * refresh (bench/watch-row.ts). Prints a table and writes bench/results.json (the committed full results; --quick writes
  * bench/results.quick.json, git-ignored, and never the full file). See README, "Performance".
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -24,6 +25,16 @@ import { type BenchSandbox, ROOT, startBenchSandbox, stopAllSandboxes } from './
 import { SCALE_ROW_JOBS, type ScaleRowResult, scaleRow, scaleRowGoals, scaleRowReport } from './scale-row.ts';
 import { costSummary, type RunCost, runCost, type Summary, summarize } from './stats.ts';
 import { fmt, kb, ratio, table } from './table.ts';
+import {
+  WATCH_SMALL_JOBS,
+  type WatchRowOptions,
+  type WatchRowResult,
+  watchDerivation,
+  watchGoals,
+  watchNotMeasured,
+  watchReport,
+  watchSmall,
+} from './watch-row.ts';
 
 const { values: flags } = parseArgs({
   options: {
@@ -42,11 +53,12 @@ const { values: flags } = parseArgs({
 
 if (flags.help) {
   process.stdout.write(`Usage: npm run bench [-- --quick] [-- --runs N] [-- --latency MS] [-- --rtt MS,MS] [-- --out FILE]
-                      [-- --only corpus,startup,diagnosis,link,scale,scale-row,bulk,profile] [-- --profile]
+                      [-- --only corpus,startup,diagnosis,link,scale,scale-row,bulk,profile,watch] [-- --profile]
                       [-- --scale-jobs N] [-- --sources]
 
-  --quick     about a minute: 3 runs, one scenario, no link-model runs, scale at 100,000 jobs / 100 MB log
-              (debug-stuck-jobs only), the scale row at 100,000 jobs, bulk at 200 jobs with one run per mode
+  --quick     about a minute, plus 2 x ~16 s for the watch row: 3 runs, one scenario, no link-model diagnosis
+              runs, scale at 100,000 jobs / 100 MB log (debug-stuck-jobs only), the scale row at 100,000 jobs, bulk
+              at 200 jobs with one run per mode, the watch row's 4 refreshes at 1,000 and at the scale row's size
   --runs N    runs per figure (default 5, quick 3); each figure is the median with min and max
   --latency   the emulated network latency in ms (default 50)
   --rtt       the link model's round-trip times in ms, each run with the old procedure on the same link
@@ -57,7 +69,11 @@ if (flags.help) {
   --scale-jobs N  the production-scale row's size (default 10,000,000, quick 100,000): its own sandbox seeded
               with N jobs (npm run sandbox -- seed), then debug-stuck-jobs, diagnose-env, a requeue preview of
               N/200 jobs and an applied requeue of N/100 through the SQL function, each with the server time of
-              its queue reads; part of "scale" (with the 1,000 / 1M flatness runs) or alone as "scale-row"
+              its queue reads; part of "scale" (with the 1,000 / 1M flatness runs) or alone as "scale-row";
+              before those steps, the watch's refreshes on the seeded table (the watch row's large case)
+  --only watch  the watch row: watch.mts at its default --every 5 on the link model at the first --rtt, for
+              --runs refreshes after the first, on 1,000 jobs: per refresh the wall against 1 RTT + server time,
+              HTTP requests and rounds, SSH execs and connections, bytes (its large case runs in the scale row)
   --sources   run the runbooks from their TypeScript sources (HD_RUNBOOKS_PREBUILT=off); by default the bench first
               builds dist/ as npm install's prepare does (npm run build) and the runbooks run their prebuilt bundles
   --out FILE  where the JSON goes (default bench/results.json; with --quick or --only bench/results.quick.json,
@@ -93,9 +109,10 @@ if (!RTTS.length) {
   process.exit(2);
 }
 const SECTIONS = new Set(
-  (flags.only ?? (QUICK ? 'corpus,startup,diagnosis,scale,bulk' : 'corpus,startup,diagnosis,link,scale,bulk')).split(
-    ',',
-  ),
+  (
+    flags.only ??
+    (QUICK ? 'corpus,startup,diagnosis,watch,scale,bulk' : 'corpus,startup,diagnosis,link,watch,scale,bulk')
+  ).split(','),
 );
 if (flags.profile) SECTIONS.add('profile');
 const RUNBOOK_TIMEOUT_MS = 120_000;
@@ -258,6 +275,8 @@ interface Results {
   scale: Array<Record<string, unknown>>;
   bulk: Array<Record<string, unknown>>;
   scaleRow?: ScaleRowResult;
+  /** The watch row's small case (its large case is scaleRow.watch). */
+  watch?: WatchRowResult;
   profile?: {
     run: string;
     latencyMs: number;
@@ -803,6 +822,7 @@ function evaluateGoals(): void {
     add(`${tag}: peak memory`, '<= 150 MB', fmt(mem, ' MB'), mem.n ? judge(mem.max <= 150) : null);
   }
   if (results.scaleRow) g.push(...scaleRowGoals(results.scaleRow));
+  g.push(...watchGoals(results.watch, results.scaleRow?.watch, SCALE_ROW_JOBS));
   for (const b of results.bulk) {
     if (!b.mode) continue;
     const target = b.mode === 'per-job' ? 30_000 : 3_000;
@@ -953,6 +973,7 @@ function printReport(): string {
     );
   }
   if (results.scaleRow) out.push(...scaleRowReport(results.scaleRow));
+  out.push(...watchReport([results.watch, results.scaleRow?.watch].filter((w) => w !== undefined)));
   if (results.bulk.length) {
     out.push(`Bulk requeue (sandbox --latency ${L})`);
     out.push(
@@ -1018,13 +1039,27 @@ async function main(): Promise<void> {
   if (SECTIONS.has('corpus')) results.corpus = corpusSection();
   const startupMs =
     SECTIONS.has('startup') || SECTIONS.has('diagnosis') || SECTIONS.has('link') ? await emptyStartupMs() : 0;
-  if (['diagnosis', 'link', 'scale', 'bulk', 'profile'].some((x) => SECTIONS.has(x))) {
+  const watchOptions: WatchRowOptions = {
+    rttMs: RTTS[0],
+    everySeconds: 5,
+    refreshes: RUNS,
+    work,
+    env: runbookEnv(),
+    log,
+  };
+  if (SECTIONS.has('watch') || SECTIONS.has('scale') || SECTIONS.has('scale-row'))
+    results.lowerBound.watch = { rttMs: RTTS[0], derivation: watchDerivation(RTTS[0]) };
+  if (['diagnosis', 'link', 'scale', 'bulk', 'profile', 'watch'].some((x) => SECTIONS.has(x))) {
     log('starting a sandbox');
     const sb = await startBenchSandbox({ scenario: 'healthy' });
     try {
       if (SECTIONS.has('diagnosis')) await diagnosisSection(sb, startupMs);
       if (SECTIONS.has('link')) await linkSection(sb, startupMs);
       if (SECTIONS.has('profile')) await profileSection(sb);
+      if (SECTIONS.has('watch'))
+        results.watch = await watchSmall(sb, watchOptions).catch((e) =>
+          watchNotMeasured('small', WATCH_SMALL_JOBS, watchOptions, e),
+        );
       if (SECTIONS.has('scale')) await scaleSection(sb);
       if (SECTIONS.has('bulk')) await bulkSection(sb);
     } finally {
@@ -1034,7 +1069,7 @@ async function main(): Promise<void> {
   // Its own sandbox, after the shared one is down: seeding millions of rows wants the machine to itself.
   if (SECTIONS.has('scale') || SECTIONS.has('scale-row')) {
     try {
-      results.scaleRow = await scaleRow({ jobs: SCALE_ROW, work, log });
+      results.scaleRow = await scaleRow({ jobs: SCALE_ROW, work, log, watch: watchOptions });
     } catch (e) {
       results.scaleRow = {
         jobs: SCALE_ROW,

@@ -3,7 +3,7 @@
  * queued), then the runbooks an incident runs against it, one after the other on the same data: debug-stuck-jobs,
  * diagnose-env, a requeue preview (dry run) and an applied requeue through the SQL function. For each: its exit code,
  * its wall time, and the server time of every queue read it made (the sandbox's stats), against the goal "every
- * queue read's server time ≤ 1 s".
+ * queue read's server time ≤ 1 s". Before them, on the table as seeded, the watch row's large case (bench/watch-row.ts).
  */
 import path from 'node:path';
 import { sandboxCli, sandboxSeed } from '../sandbox/client.ts';
@@ -11,6 +11,7 @@ import { childEnv, runTimed } from './child.ts';
 import { type BenchSandbox, ROOT, startBenchSandbox } from './sandbox.ts';
 import { type QueueRead, queueReads, readTimes } from './stats.ts';
 import { table } from './table.ts';
+import { measureWatch, type WatchRowOptions, type WatchRowResult, watchNotMeasured } from './watch-row.ts';
 
 /** The goal of issue #10: every queue read's server time at most this. */
 export const READ_GOAL_MS = 1_000;
@@ -41,6 +42,8 @@ export interface ScaleRowResult {
   steps: ScaleStep[];
   /** Jobs queued before and after the applied requeue. */
   queued?: { before: number; after: number; asked?: number };
+  /** The watch's refreshes on this table (bench/watch-row.ts), when asked for. */
+  watch?: WatchRowResult;
   notMeasured?: string;
 }
 
@@ -114,7 +117,13 @@ async function runStep(
 }
 
 /** Starts its own sandbox, seeds it, runs the four steps on it, and stops it (its folder removed). */
-export async function scaleRow(o: { jobs: number; work: string; log: (m: string) => void }): Promise<ScaleRowResult> {
+export async function scaleRow(o: {
+  jobs: number;
+  work: string;
+  log: (m: string) => void;
+  /** Also measure the watch's refreshes on the seeded table, before the steps change it. */
+  watch?: WatchRowOptions;
+}): Promise<ScaleRowResult> {
   const jobs = o.jobs;
   const preview = Math.max(1, Math.round(jobs * 0.005));
   const apply = Math.max(1, Math.round(jobs * 0.01));
@@ -128,6 +137,11 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
     const summary = await sandboxSeed(sb.dir, { jobs }, childEnv(), (line) => o.log(`scale row: ${line}`));
     const seed = { seconds: (performance.now() - t) / 1000, summary };
     o.log(`scale row: ${summary}`);
+    let watch: WatchRowResult | undefined;
+    if (o.watch) {
+      watch = await measureWatch(sb, 'large', jobs, o.watch).catch((e) => watchNotMeasured('large', jobs, o.watch!, e));
+      o.log(`scale row: watch refresh ${watch.notMeasured ?? `${watch.wallMs.median.toFixed(0)} ms (median)`}`);
+    }
     const env = ['--ci', '--env-file', sb.envFile];
     // The preview writes nothing, but reads the audit file to settle an earlier run: the bench's own, never yours.
     const audit = ['--audit', path.join(o.work, 'scale-row-audit.jsonl')];
@@ -159,7 +173,8 @@ export async function scaleRow(o: { jobs: number; work: string; log: (m: string)
       );
       steps.push(s);
     }
-    return { jobs, limits, seed, steps, queued: { before: queuedBefore, after: await countQueued(sb), asked: apply } };
+    const queued = { before: queuedBefore, after: await countQueued(sb), asked: apply };
+    return { jobs, limits, seed, steps, queued, ...(watch ? { watch } : {}) };
   } finally {
     await sb.down();
   }
