@@ -12,7 +12,8 @@ import { readWorker, watchSparkStep } from '../evidence/watch-worker.ts';
 import { stuckRulesFrom } from '../io/config.ts';
 import type { Ports } from '../io/context.ts';
 import { inertJson } from '../io/inert.ts';
-import type { DbFailure } from '../io/jobs-db.ts';
+import type { DbFailure, JobsDb } from '../io/jobs-db.ts';
+import { keepAliveFor } from '../io/keep-alive.ts';
 import { mdText } from '../io/report.ts';
 import { sshTargetLabel } from '../io/ssh/target.ts';
 import { type Plan, runPlan } from '../io/steps.ts';
@@ -215,6 +216,16 @@ function writeWatchReports(state: RunState, flags: CommonFlags, view: WatchView,
 }
 
 /**
+ * The watch's own db client, which keeps its connections from one refresh to the next (lib/io/keep-alive.ts); closed
+ * when the watch ends. `--once` reads once: the run's client (undefined here).
+ */
+function keptConnections(state: RunState, settings: WatchSettings): JobsDb | undefined {
+  const origin = state.evidence.laptop.url?.origin;
+  if (settings.once || !origin) return undefined;
+  return state.ports.openDb(origin, state.config.supabaseKey, { keepAliveMs: keepAliveFor(settings.everyMs) });
+}
+
+/**
  * Watches with an open run state (a diagnosis's, or the watch runbook's own) and ends it: the summary line, the
  * reports, the exit code (`--once`: 1 when stalled; a watch that never read the queue: 2; otherwise 0).
  */
@@ -227,11 +238,16 @@ export async function watchQueue(
   const { ports } = state;
   const screen = options.screen === undefined ? defaultScreen(ports, flags) : options.screen;
   const unlisten = options.listen?.() ?? (() => {});
+  const runDb = state.db;
+  state.db = keptConnections(state, settings) ?? runDb;
   let seen: Awaited<ReturnType<typeof watchLoop>>;
   try {
     seen = await watchLoop(state, settings, { stop: options.stop, screen });
   } finally {
     unlisten();
+    const watchDb = state.db;
+    state.db = runDb;
+    if (watchDb !== runDb) await watchDb.close?.();
   }
   if (!seen.last) {
     const f = seen.failure;

@@ -23,6 +23,7 @@ import type { Clock, SshConnectResult, SshTarget, UnknownHostDecider } from '../
 import { type CatalogDb, createCatalogDb } from './catalog-db.ts';
 import { inert } from './inert.ts';
 import type { JobsDb, JobsDbOptions } from './jobs-db.ts';
+import type { KeptConnections } from './keep-alive.ts';
 import { createOutput, type Output, wantsColor } from './output.ts';
 import { isInteractive, nonInteractivePrompter, type Prompter, terminalPrompter } from './prompt.ts';
 import { earlyDial } from './ssh/dial.ts';
@@ -46,7 +47,8 @@ export interface Ports {
   homeDir: string;
   /** Writes machine output (`--json -`). */
   stdout: (text: string) => void;
-  openDb(url: string, key: string): JobsDb;
+  /** `keepAliveMs`: the watch's client, whose connections outlive its refresh interval (close it when done). */
+  openDb(url: string, key: string, options?: { keepAliveMs?: number }): JobsDb;
   /** The project's Postgres catalog over SUPABASE_DB_URL (optional; `pg` loads on the first read only). */
   openCatalog(dbUrl: string): CatalogDb;
   /**
@@ -137,15 +139,25 @@ function gitEmail(): string | undefined {
   }
 }
 
+/** The client, with the connections it keeps when `keepAliveMs` asks (the undici Agent then loads with it). */
+async function openJobsDb(options: JobsDbOptions): Promise<{ db: JobsDb; kept?: KeptConnections }> {
+  const { keepAliveMs } = options;
+  const [m, kept] = await Promise.all([
+    import('./jobs-db.ts'),
+    keepAliveMs ? import('./keep-alive.ts').then((k) => k.keepConnections(keepAliveMs, options.fetch)) : undefined,
+  ]);
+  return { db: m.createJobsDb(kept ? { ...options, fetch: kept.fetch } : options), kept };
+}
+
 /**
  * The db port with supabase-js loaded at its first request, not when the port is made: the queue's first read
- * starts it, and a run that never reads (a config error) never loads it.
+ * starts it, and a run that never reads (a config error) never loads it. `close` ends kept connections, if any.
  */
 export function lazyJobsDb(options: JobsDbOptions): JobsDb {
-  let db: Promise<JobsDb> | undefined;
+  let opened: ReturnType<typeof openJobsDb> | undefined;
   const load = () => {
-    db ??= import('./jobs-db.ts').then((m) => m.createJobsDb(options));
-    return db;
+    opened ??= openJobsDb(options);
+    return opened.then((o) => o.db);
   };
   // Every member but url is an async method: each waits for the client, then is the client's own.
   const call = <K extends Exclude<keyof JobsDb, 'url'>>(name: K): JobsDb[K] =>
@@ -158,6 +170,10 @@ export function lazyJobsDb(options: JobsDbOptions): JobsDb {
     watchReads: call('watchReads'),
     compareAndSet: call('compareAndSet'),
     rpc: call('rpc'),
+    async close() {
+      const kept = opened && (await opened.catch(() => undefined))?.kept;
+      await kept?.close();
+    },
   };
 }
 
@@ -199,8 +215,15 @@ export async function realPorts(opts: {
     homeDir: os.homedir(),
     stdout: (t) => process.stdout.write(t),
     timeoutMs: opts.timeoutMs,
-    openDb: (url, key) =>
-      lazyJobsDb({ url, key, timeoutMs: opts.timeoutMs, sleep: realClock.sleep, now: () => performance.now() }),
+    openDb: (url, key, o) =>
+      lazyJobsDb({
+        url,
+        key,
+        timeoutMs: opts.timeoutMs,
+        sleep: realClock.sleep,
+        now: () => performance.now(),
+        keepAliveMs: o?.keepAliveMs,
+      }),
     openCatalog: (dbUrl) => createCatalogDb({ url: dbUrl, timeoutMs: opts.timeoutMs, now: () => performance.now() }),
     preconnectSpark(target) {
       early.open(target.host, target.port);

@@ -101,6 +101,8 @@ export interface JobsDb {
   ): Promise<DbResult<Job | null>>;
   /** Calls a SQL function through /rest/v1/rpc. */
   rpc<T>(fn: string, args: Record<string, unknown>): Promise<DbResult<T>>;
+  /** Ends the connections a client kept open (the watch's, {@link JobsDbOptions.keepAliveMs}); absent: nothing kept. */
+  close?(): Promise<void>;
 }
 
 export interface JobsDbOptions {
@@ -111,6 +113,11 @@ export interface JobsDbOptions {
   sleep: (ms: number) => Promise<void>;
   now: () => number;
   fetch?: typeof fetch;
+  /**
+   * Keep idle connections this long, through a dispatcher of their own (lib/io/keep-alive.ts): the watch, whose
+   * refreshes come further apart than Node's 4 s. Applied by {@link lazyJobsDb} (lib/io/context.ts), which loads it.
+   */
+  keepAliveMs?: number;
 }
 
 type PgAnswer = PromiseLike<{ data: unknown; error: PgError | null; status: number; count?: number | null }>;
