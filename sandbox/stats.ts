@@ -19,6 +19,8 @@ export interface StatsSnapshot {
   httpTotal: number;
   httpWrites: number;
   httpBytesOut: number;
+  /** TCP connections each API accepted (a client that keeps its connections opens few). */
+  httpConnections: Record<string, number>;
   ssh: { connections: number; authFailures: number; execChannels: number; bytesSent: number };
   events: HttpEvent[];
 }
@@ -35,6 +37,7 @@ export class SandboxStats {
       httpTotal: 0,
       httpWrites: 0,
       httpBytesOut: 0,
+      httpConnections: {},
       ssh: { connections: 0, authFailures: 0, execChannels: 0, bytesSent: 0 },
       events: [],
     };
@@ -51,6 +54,10 @@ export class SandboxStats {
     this.s.httpBytesOut += event.bytesOut;
     this.s.events.push(event);
     if (this.s.events.length > MAX_EVENTS) this.s.events.splice(0, this.s.events.length - MAX_EVENTS);
+  }
+
+  recordHttpConnection(api: string): void {
+    this.s.httpConnections[api] = (this.s.httpConnections[api] ?? 0) + 1;
   }
 
   recordSshConnection(): void {

@@ -7,6 +7,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { lazyJobsDb, realClock } from '../../lib/io/context.ts';
+import type { JobsDb } from '../../lib/io/jobs-db.ts';
+import { keepAliveFor } from '../../lib/io/keep-alive.ts';
 import { TSX } from '../../sandbox/client.ts';
 import { inPty, type RunbookName, runbookRequests } from '../faults/harness.ts';
 import { tempDir } from '../helpers/run.ts';
@@ -261,4 +264,43 @@ describe('watch against the sandbox', () => {
     expect(r.stdout).toContain('--every SECONDS');
     expect(r.stdout).toContain('Exit codes:');
   });
+});
+
+describe("the watch's HTTP connections", () => {
+  // The db client the watch opens (lib/flows/watch.ts), against the sandbox's API, which counts the TCP connections
+  // it accepts. The worker is stopped: its own polls would open connections too.
+  const watchDb = () =>
+    lazyJobsDb({
+      url: sb.info.cloud.url,
+      key: sb.info.cloud.serviceRoleKey,
+      timeoutMs: 15_000,
+      sleep: realClock.sleep,
+      now: () => performance.now(),
+      keepAliveMs: keepAliveFor(5_000),
+    });
+  const opened = async () => (await sb.stats()).httpConnections.cloud ?? 0;
+  const refreshOk = async (db: JobsDb) => {
+    const r = await db.watchReads({ since: new Date(Date.now() - 3_600_000), limit: 100 });
+    expect(r.ok, r.ok ? '' : r.failure.message).toBe(true);
+  };
+
+  it('refreshes reuse the seven connections of the first, HEAD counts included and past an idle 5 s', async () => {
+    await sb.worker('stop');
+    const db = watchDb();
+    const before = await opened();
+    try {
+      await refreshOk(db);
+      expect(await opened()).toBeLessThanOrEqual(before + 7);
+      // The watch's default interval, once: longer than the 4 s Node's fetch keeps an idle connection.
+      await realClock.sleep(5_000);
+      await refreshOk(db);
+      expect(await opened()).toBeLessThanOrEqual(before + 7);
+      // Back to back, the three HEAD counts keep theirs too (Node's fetch alone closes them: 3 more per refresh); a
+      // connection handed back a moment after its answer may make the pool open one more, once.
+      for (let i = 0; i < 3; i++) await refreshOk(db);
+      expect(await opened()).toBeLessThanOrEqual(before + 8);
+    } finally {
+      await db.close?.();
+    }
+  }, 30_000);
 });

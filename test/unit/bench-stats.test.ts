@@ -52,6 +52,7 @@ describe('runCost', () => {
     httpTotal: 7,
     httpWrites: 0,
     httpBytesOut: 0,
+    httpConnections: { cloud: 7 },
     ssh: { connections: 1, authFailures: 0, execChannels: 1, bytesSent: 2_000 },
     events: [
       ev(0, 55, 'supabase-js-node/2.109.0'),
