@@ -1,6 +1,7 @@
 /**
  * The watch's HTTP connections, kept from one refresh to the next. Node's fetch (undici) closes an idle keep-alive
- * connection after 4 s (its keepAliveTimeout; Supabase's gateway sends no `Keep-Alive: timeout=` to lengthen it), so
+ * connection after 4 s (its keepAliveTimeout, unless the answer's `Keep-Alive: timeout=` says longer; Supabase's edge,
+ * Cloudflare, keeps an idle HTTP/1.1 client connection 400 s by its documentation, and no such hint from it is known), so
  * at the watch's 5 s every refresh opened its seven connections again: TCP and TLS, two more round trips. It also
  * closes a connection after every HEAD request (undici's client marks the socket for reset, "to interop with
  * misbehaving servers that may send a body"), whatever the answer says: the watch's three counts are HEADs.
@@ -15,8 +16,8 @@ import type { Dispatcher } from 'undici';
 
 /** Over the refresh interval: the next refresh finds the connections still open. */
 export const KEEP_ALIVE_MARGIN_MS = 5_000;
-/** At most this long: undici's own ceiling on a server's hint (keepAliveMaxTimeout); a slower watch reconnects. */
-export const KEEP_ALIVE_CAP_MS = 60_000;
+/** At most this long, well under the 400 s Cloudflare keeps an idle client connection: a slower watch reconnects. */
+export const KEEP_ALIVE_CAP_MS = 300_000;
 
 /** How long the watch keeps an idle connection: the interval plus the margin, capped. */
 export function keepAliveFor(everyMs: number): number {

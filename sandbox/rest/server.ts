@@ -427,9 +427,9 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     });
   });
   // Node's server ends a connection idle for 5 s, before a watch's next refresh (every 5 s) could reuse it. Supabase's
-  // edge keeps idle client connections longer (its exact idle timeout is not confirmed here): 65 s, above the
-  // watch's longest keep-alive (lib/io/keep-alive.ts).
-  server.keepAliveTimeout = 65_000;
+  // edge is Cloudflare, which keeps an idle HTTP/1.1 client connection 400 s (developers.cloudflare.com,
+  // fundamentals/reference/connection-limits: "Connection Keep-Alive HTTP/1.1: 400"); the sandbox does the same.
+  server.keepAliveTimeout = 400_000;
   server.on('connection', (s) => {
     stats.recordHttpConnection(name);
     sockets.add(s);
