@@ -472,7 +472,7 @@ describe('the probe script, run by bash', () => {
       const w = path.join(tmp, 'envw');
       mkdirSync(w, { recursive: true });
       writeFileSync(path.join(w, '.env'), text);
-      return bash(`W=${w}\n${fn('envval')}\nenvval ${key}`);
+      return bash(`W=${w}\n${fn('envvals')}\nenvvals ${key}`);
     };
     // The values the laptop shows come from dotenv (parseEnvText); Spark's reach check must use the same ones.
     it.each([
@@ -489,7 +489,7 @@ describe('the probe script, run by bash', () => {
       ],
       ['absent', 'OTHER=1\n'],
     ])('%s', (_name, text) => {
-      expect(remote(text, 'SUPABASE_URL')).toBe(parseEnvText(text).SUPABASE_URL ?? '');
+      expect(remote(text, 'SUPABASE_URL')).toBe(`${parseEnvText(text).SUPABASE_URL ?? ''}\n`);
     });
   });
 
