@@ -86,7 +86,8 @@ export function notReceived(id: string, title: string): CheckResult {
  *   cannot be read);
  * - `statfield PID N` puts in V field N of /proc/PID/stat after the process's name (1 the state, 2 the parent's pid,
  *   20 the start time in clock ticks after boot), as `sed 's/^.*) //' | cut -d' ' -fN` reads it: the name may hold
- *   spaces and parentheses, its last `) ` ends it. Empty when the process is gone.
+ *   spaces and parentheses, its last `) ` ends it (and a newline, which that pipeline stopped at). Empty when the
+ *   process is gone.
  */
 export const PROBE_HELPERS: readonly string[] = [
   // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
