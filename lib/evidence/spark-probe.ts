@@ -8,13 +8,14 @@ import { randomBytes } from 'node:crypto';
 import type { Clock, SshSession } from '../core/ports.ts';
 import { shellQuote } from '../io/shell-quote.ts';
 import { type CheckResult, check } from '../io/steps.ts';
-import type {
-  ParseContext,
-  ProbeOptions,
-  ProbeOutput,
-  ProbeSection,
-  ScriptOptions,
-  ToolNeed,
+import {
+  type ParseContext,
+  PROBE_HELPERS,
+  type ProbeOptions,
+  type ProbeOutput,
+  type ProbeSection,
+  type ScriptOptions,
+  type ToolNeed,
 } from './probe/section.ts';
 import { type ParsedEvidence, PROBE_SECTIONS, type SectionsEvidence, scriptOrder } from './probe/sections.ts';
 import type { SparkEvidence } from './probe/spark-evidence.ts';
@@ -40,7 +41,8 @@ function probeTools(sections: readonly ProbeSection[]): string[] {
   return [...new Set(sections.flatMap(toolsOf))];
 }
 
-function prelude(o: ScriptOptions): string[] {
+/** The lines every remote script starts with (the probe's and the watch's): the folder, the marker, the helpers. */
+export function probePrelude(o: Pick<ScriptOptions, 'workerDir' | 'marker'>): string[] {
   return [
     'set -u',
     'export LC_ALL=C',
@@ -50,6 +52,7 @@ function prelude(o: ScriptOptions): string[] {
     'W0="$W"; W=$(cd -- "$W0" 2>/dev/null && pwd -P) || W="$W0"',
     `M=${shellQuote(o.marker)}`,
     `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
+    ...PROBE_HELPERS,
   ];
 }
 
@@ -58,7 +61,7 @@ export function buildProbeScript(o: ScriptOptions): string {
   const first = ordered.filter((s) => s.runs === 'first');
   const rest = ordered.filter((s) => s.runs !== 'first');
   return [
-    ...prelude(o),
+    ...probePrelude(o),
     ...PROBE_SECTIONS.flatMap((s) => s.setup?.(o) ?? []),
     ...first.flatMap((s) => s.script(o)),
     // A minimal host may lack a tool; without this, its absence would read as "no worker" or "no .env".

@@ -6,7 +6,6 @@
 
 import { randomBytes } from 'node:crypto';
 import type { Clock, SshSession } from '../core/ports.ts';
-import { shellQuote } from '../io/shell-quote.ts';
 import type { SparkRemoteResult } from '../io/ssh/session.ts';
 import { sshTargetLabel } from '../io/ssh/target.ts';
 import { check, type Step } from '../io/steps.ts';
@@ -17,7 +16,7 @@ import { type SparkEvidence, topLevelProcesses, type WorkerProcessInfo } from '.
 import { workerDirSection } from './probe/worker-dir.ts';
 import { workerLogSection } from './probe/worker-log.ts';
 import { workerProcessSection } from './probe/worker-process.ts';
-import { remotePathExpr } from './spark-probe.ts';
+import { probePrelude } from './spark-probe.ts';
 import { openSpark, preconnectSpark } from './spark-step.ts';
 
 const DEFAULT_WORKER_DIR = '~/srv/hd-worker';
@@ -44,12 +43,7 @@ export type WorkerReading =
 export function buildWatchWorkerScript(workerDir: string, marker: string): string {
   const o = { workerDir, marker, logTailBytes: 0, reachCheck: false, reachTimeoutSeconds: 1 };
   return [
-    'set -u',
-    'export LC_ALL=C',
-    `W=${remotePathExpr(workerDir)}`,
-    'W0="$W"; W=$(cd -- "$W0" 2>/dev/null && pwd -P) || W="$W0"',
-    `M=${shellQuote(marker)}`,
-    `section() { printf '\\n%s %s\\n' "$M" "$1"; }`,
+    ...probePrelude(o),
     `section tools; for c in ${TOOLS.join(' ')}; do command -v "$c" >/dev/null 2>&1 || echo "$c"; done`,
     ...SECTIONS.flatMap((s) => s.script(o)),
     'section end',

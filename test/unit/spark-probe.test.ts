@@ -423,6 +423,22 @@ describe('the probe script, run by bash', () => {
       worker.kill('SIGKILL');
     });
 
+    it('finds a worker working in a subfolder of the folder, not one in a sibling folder named like it', async () => {
+      const sub = path.join(real, 'jobs');
+      const sibling = `${real}-old`;
+      mkdirSync(sub, { recursive: true });
+      mkdirSync(sibling, { recursive: true });
+      const inside = idle(sub);
+      const beside = idle(sibling);
+      await new Promise((r) => setTimeout(r, 200));
+      const pids = probeOf('~/srv/current').processes.map((p) => p.pid);
+      expect(pids).toContain(inside.pid);
+      expect(existsSync(`/proc/${beside.pid}`), 'the sibling ran while the probe looked').toBe(true);
+      expect(pids).not.toContain(beside.pid);
+      inside.kill('SIGKILL');
+      beside.kill('SIGKILL');
+    });
+
     it('finds a worker started from elsewhere by the script in the folder it runs', async () => {
       const script = path.join(real, 'worker.js');
       writeFileSync(script, 'setInterval(() => {}, 1000);\n');
@@ -472,7 +488,7 @@ describe('the probe script, run by bash', () => {
       const w = path.join(tmp, 'envw');
       mkdirSync(w, { recursive: true });
       writeFileSync(path.join(w, '.env'), text);
-      return bash(`W=${w}\n${fn('envval')}\nenvval ${key}`);
+      return bash(`W=${w}\n${fn('envvals')}\nenvvals ${key}`);
     };
     // The values the laptop shows come from dotenv (parseEnvText); Spark's reach check must use the same ones.
     it.each([
@@ -489,8 +505,29 @@ describe('the probe script, run by bash', () => {
       ],
       ['absent', 'OTHER=1\n'],
     ])('%s', (_name, text) => {
-      expect(remote(text, 'SUPABASE_URL')).toBe(parseEnvText(text).SUPABASE_URL ?? '');
+      expect(remote(text, 'SUPABASE_URL')).toBe(`${parseEnvText(text).SUPABASE_URL ?? ''}\n`);
     });
+  });
+
+  it("reads the reach check's three names in one pass, each value on its line in the order asked", () => {
+    const script = buildProbeScript({
+      workerDir: '~/w',
+      logTailBytes: 10,
+      reachCheck: true,
+      reachTimeoutSeconds: 1,
+      marker: MARKER,
+    });
+    const envvals = script.split('\n').find((l) => l.startsWith('envvals() {'))!;
+    const w = path.join(tmp, 'envw3');
+    mkdirSync(w, { recursive: true });
+    const text = "SUPABASE_SECRET_KEY=sb_secret_x\nexport SUPABASE_URL='https://a.supabase.co/'\nSUPABASE_URL_OLD=x\n";
+    writeFileSync(path.join(w, '.env'), text);
+    const env = parseEnvText(text);
+    expect(bash(`W=${w}\n${envvals}\nenvvals SUPABASE_URL SUPABASE_SERVICE_ROLE_KEY SUPABASE_SECRET_KEY`)).toBe(
+      `${env.SUPABASE_URL}\n\n${env.SUPABASE_SECRET_KEY}\n`,
+    );
+    // No .env: nothing, and the three reads find them empty.
+    expect(bash(`W=${path.join(tmp, 'none')}\n${envvals}\nenvvals SUPABASE_URL`)).toBe('');
   });
 
   it('never runs the canary, whichever path was tried', () => {

@@ -2,6 +2,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { PROBE_HELPERS } from '../../lib/evidence/probe/section.ts';
 import type { SparkEvidence } from '../../lib/evidence/probe/spark-evidence.ts';
 import type { WorkerSupervisor } from '../../lib/evidence/probe/worker-supervisor.ts';
 import { workerSupervisorSection } from '../../lib/evidence/probe/worker-supervisor.ts';
@@ -24,9 +25,11 @@ describe('the supervisor section, run for real', () => {
   it("reads this machine's /proc for a real process: its pid, cgroup and parents", () => {
     const child = spawn('sleep', ['30'], { stdio: 'ignore' });
     children.push(child);
-    // The section's own lines, as the probe sends them, with `section` printing the marker the frame would.
+    // The section's own lines, as the probe sends them, with `section` printing the marker the frame would and the
+    // frame's helpers.
     const script = [
       'section() { printf "\\nM %s\\n" "$1"; }',
+      ...PROBE_HELPERS,
       `pids=${child.pid}`,
       ...workerSupervisorSection.script(OPTIONS),
     ].join('\n');

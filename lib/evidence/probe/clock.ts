@@ -13,7 +13,8 @@ export const clockSection = defineSection({
   name: 'clock',
   outputs: { now: [] },
   runs: 'first',
-  script: () => ['section now; date -u +%s%N'],
+  // now_ns: the frame's helper, `date -u +%s%N` without a process where bash has EPOCHREALTIME.
+  script: () => ['section now; now_ns'],
   parse: (out, ctx): Pick<SparkEvidence, 'sparkNow' | 'clockSkewMs'> => {
     const sparkNow = sparkNowOf(out);
     return { sparkNow, clockSkewMs: sparkNow ? sparkNow.getTime() - ctx.laptopMidpoint.getTime() : undefined };

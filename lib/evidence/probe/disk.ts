@@ -7,7 +7,9 @@ import type { SparkEvidence } from './spark-evidence.ts';
 export const diskSection = defineSection({
   name: 'disk',
   outputs: { disk: ['df'] },
-  script: () => ['section disk; df -Pk "$W" 2>/dev/null | tail -n 1'],
+  // df's last line, as `| tail -n 1` would give it.
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+  script: () => ['section disk; D=$(df -Pk "$W" 2>/dev/null); D=${D##*$\'\\n\'}; [ -n "$D" ] && printf \'%s\\n\' "$D"'],
   parse: (out): Pick<SparkEvidence, 'disk'> => {
     // filesystem, blocks, used, available, capacity, mount point (which may hold spaces)
     const d = /^\S+\s+\d+\s+\d+\s+(\d+)\s+(\d+)%\s+(.+)$/.exec(out.text('disk').trim());

@@ -16,23 +16,33 @@ function reachSetup(o: ScriptOptions): string[] {
     // Values are read without sourcing the file (it is data, not a script) and stay in shell variables:
     // the key reaches curl through its config on stdin, never through argv.
     // Read as dotenv (the laptop's parser) reads it: `export`, quotes, a comment after an unquoted value, CRLF;
-    // the last assignment wins. The laptop shows these same values.
-    String.raw`envval() { [ -f "$W/.env" ] || return 0; awk -v k="$1" '{ sub(/\r$/, ""); l = $0; sub(/^[ \t]*/, "", l); sub(/^export[ \t]+/, "", l); if (substr(l, 1, length(k)) != k) next; r = substr(l, length(k) + 1); if (r !~ /^[ \t]*=/) next; sub(/^[ \t]*=[ \t]*/, "", r); q = substr(r, 1, 1); e = index(substr(r, 2), q); if ((q == "\"" || q == "\047" || q == "\140") && e) v = substr(r, 2, e - 1); else { sub(/#.*/, "", r); sub(/[ \t]+$/, "", r); v = r } } END { printf "%s", v }' "$W/.env" 2>/dev/null; }`,
-    // curl's config syntax: a quoted string, with \ and " escaped.
-    String.raw`cfgq() { printf '%s' "$1" | sed 's/[\\"]/\\&/g'; }`,
+    // the last assignment wins. The laptop shows these same values. One line each, for the names given, in one read.
+    String.raw`envvals() { [ -f "$W/.env" ] || return 0; awk -v keys="$*" 'BEGIN { n = split(keys, ks, " ") } { sub(/\r$/, ""); l = $0; sub(/^[ \t]*/, "", l); sub(/^export[ \t]+/, "", l); for (i = 1; i <= n; i++) { k = ks[i]; if (substr(l, 1, length(k)) != k) continue; r = substr(l, length(k) + 1); if (r !~ /^[ \t]*=/) continue; sub(/^[ \t]*=[ \t]*/, "", r); q = substr(r, 1, 1); e = index(substr(r, 2), q); if ((q == "\"" || q == "\047" || q == "\140") && e) v[k] = substr(r, 2, e - 1); else { sub(/#.*/, "", r); sub(/[ \t]+$/, "", r); v[k] = r } } } END { for (i = 1; i <= n; i++) print v[ks[i]] }' "$W/.env" 2>/dev/null; }`,
+    // curl's config syntax: a quoted string, with \ and " escaped (as `sed 's/[\\"]/\\&/g'` would), into Q.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+    'cfgq() { local b=\'\\\' q=\'"\'; Q=${1//"$b"/"$b$b"}; Q=${Q//"$q"/"$b$q"}; }',
     'reach() {',
-    '  U=$(envval SUPABASE_URL | sed "s:/*$::"); K=$(envval SUPABASE_SERVICE_ROLE_KEY); [ -n "$K" ] || K=$(envval SUPABASE_SECRET_KEY)',
+    '  { IFS= read -r U; IFS= read -r K; IFS= read -r K2; } < <(envvals SUPABASE_URL SUPABASE_SERVICE_ROLE_KEY SUPABASE_SECRET_KEY)',
+    // The URL without its trailing slashes; the service-role key, else the secret key.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+    '  while [ "${U%/}" != "$U" ]; do U=${U%/}; done; [ -n "$K" ] || K=$K2',
     '  if [ -z "$U" ]; then echo "skipped no-url";',
     '  elif ! command -v curl >/dev/null 2>&1; then echo "skipped no-curl";',
     '  else',
     '    case "$K" in eyJ*) H=1;; *) H=0;; esac',
+    '    cfgq "$U"; UQ=$Q; cfgq "$K"; KQ=$Q',
     // The URL and the key reach curl through its config on stdin, never argv (a value starting with - would be
     // an option there, and argv is visible to every user of the host).
-    `    { printf 'url = "%s/rest/v1/hd_ingestion_jobs?select=id&limit=1"\\n' "$(cfgq "$U")"; printf 'header = "apikey: %s"\\n' "$(cfgq "$K")"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$(cfgq "$K")"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' 2>&1 | tail -n 2`,
+    `    C=$( { printf 'url = "%s/rest/v1/hd_ingestion_jobs?select=id&limit=1"\\n' "$UQ"; printf 'header = "apikey: %s"\\n' "$KQ"; [ "$H" = 1 ] && printf 'header = "Authorization: Bearer %s"\\n' "$KQ"; } | curl -sS -o /dev/null -K - --max-time ${o.reachTimeoutSeconds} -w 'http %{http_code} %{time_total}\\n' 2>&1 )`,
+    // Its last two lines (an error, then the -w line), as `| tail -n 2` would keep them.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+    "    case \"$C\" in *$'\\n'*) L=${C%$'\\n'*}; L=${L##*$'\\n'}; C=${C##*$'\\n'}; printf '%s\\n%s\\n' \"$L\" \"$C\";; ?*) printf '%s\\n' \"$C\";; esac",
     '  fi',
     '}',
-    // The request from Spark is the slowest part; it runs while the rest of the probe reads local files.
-    'R=$(mktemp 2>/dev/null || echo "/tmp/hd-probe-$$"); reach >"$R" 2>&1 & RP=$!',
+    // The request from Spark is the slowest part; it runs while the rest of the probe reads local files. Its answer
+    // comes back through a pipe, read when the reach section prints it: no file to clean up, even when the probe is
+    // cut short. (Its stdin is /dev/null, as a job started with & has.)
+    'exec 3< <(reach </dev/null 2>&1)',
   ];
 }
 
@@ -58,7 +68,8 @@ export const reachSection = defineSection({
   setup: reachSetup,
   script: (o) => [
     'section reach',
-    o.reachCheck ? 'wait "$RP" 2>/dev/null; cat "$R" 2>/dev/null; rm -f "$R"' : 'echo "skipped not-asked"',
+    // All of the request's answer: read until the pipe closes (the request is done), as it came.
+    o.reachCheck ? 'A=; IFS= read -r -d "" -u 3 A; printf "%s" "$A"; exec 3<&-' : 'echo "skipped not-asked"',
   ],
   parse: (out): Pick<SparkEvidence, 'reach'> => ({ reach: parseReach(out.text('reach'), out.has('reach')) }),
   show: ({ probe: { reach } }) => {

@@ -77,6 +77,27 @@ export function notReceived(id: string, title: string): CheckResult {
   return check(id, title, 'failed', 'unknown: the probe did not deliver it (see above)');
 }
 
+/**
+ * Shell functions the frame defines before any section runs (the probe's and the watch's). They do in bash what a
+ * process would do, because the probe runs on every diagnosis and starting a process costs more than its read:
+ * - `now_ns` prints the time as `date -u +%s%N` does, in nanoseconds: from bash 5's EPOCHREALTIME (seconds, the
+ *   locale's decimal separator, six digits of microseconds), or from date where bash has no such variable (bash 4);
+ * - `slurp FILE` puts a small file's text in V as `$(cat FILE)` gives it (its last newlines dropped; empty when it
+ *   cannot be read);
+ * - `statfield PID N` puts in V field N of /proc/PID/stat after the process's name (1 the state, 2 the parent's pid,
+ *   20 the start time in clock ticks after boot), as `sed 's/^.*) //' | cut -d' ' -fN` reads it: the name may hold
+ *   spaces and parentheses, its last `) ` ends it (and a newline, which that pipeline stopped at). Empty when the
+ *   process is gone.
+ */
+export const PROBE_HELPERS: readonly string[] = [
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+  'now_ns() { local t=${EPOCHREALTIME:-}; if [ -n "$t" ]; then printf \'%s000\\n\' "${t//[!0-9]/}"; else date -u +%s%N; fi; }',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+  "slurp() { V=; IFS= read -r -d '' V 2>/dev/null < \"$1\"; while [[ $V == *$'\\n' ]]; do V=${V%?}; done; }",
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+  'statfield() { local i; slurp "/proc/$1/stat"; V=${V##*\') \'}; for ((i = 1; i < $2; i++)); do V=${V#* }; done; V=${V%% *}; }',
+];
+
 /** `date -u +%s%N` (nanoseconds) as a Date; undefined when it is not one. */
 export function dateOfNanoseconds(text: string | undefined): Date | undefined {
   const ns = text?.trim() ?? '';

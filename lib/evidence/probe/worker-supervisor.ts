@@ -32,16 +32,19 @@ declare module './spark-evidence.ts' {
 
 const TITLE = 'Worker runs under';
 
-// After the process section (it sets $pids). Per pid: the last *.service of its cgroup path (a user unit sits under
-// user@UID.service/app.slice), a container's cgroup, and up to 12 ancestors' names from /proc/PID/stat.
+// After the process section (it sets $pids). Per pid: its cgroup file, read once and line by line as grep reads it
+// (cgroup_of sets u, the last *.service of its cgroup path, as `grep -o '[^/]*\.service' | tail -n 1` finds it: a
+// user unit sits under user@UID.service/app.slice; k, the lines naming a user unit; d, a container's cgroup); then
+// up to 12 ancestors' names from /proc/PID/stat (the frame's statfield and slurp).
 const SCRIPT = [
   'section supervisor',
-  'for p in $(printf "%s" "$pids" | tr , " "); do',
-  '  u=$(grep -o "[^/]*\\.service" "/proc/$p/cgroup" 2>/dev/null | tail -n 1)',
-  '  k=$(grep -c "user@[0-9]*\\.service" "/proc/$p/cgroup" 2>/dev/null)',
-  '  d=$(grep -qE "docker|containerd|libpod|kubepods" "/proc/$p/cgroup" 2>/dev/null && echo container)',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+  'cgroup_of() { u=; k=0; d=; while IFS= read -r l || [ -n "$l" ]; do t=${l%.service*}; [ "$t" = "$l" ] || u=${t##*/}.service; [[ $l =~ user@[0-9]*\\.service ]] && k=$((k+1)); case "$l" in *docker*|*containerd*|*libpod*|*kubepods*) d=container;; esac; done 2>/dev/null < "$1"; }',
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
+  'for p in ${pids//,/ }; do',
+  '  cgroup_of "/proc/$p/cgroup"',
   '  c=""; q=$p; i=0',
-  '  while [ "$i" -lt 12 ]; do q=$(sed "s/^.*) //" "/proc/$q/stat" 2>/dev/null | cut -d" " -f2); [ -n "$q" ] && [ "$q" -gt 0 ] || break; c="$c,$(cat "/proc/$q/comm" 2>/dev/null)"; [ "$q" -eq 1 ] && break; i=$((i+1)); done',
+  '  while [ "$i" -lt 12 ]; do statfield "$q" 2; q=$V; [ -n "$q" ] && [ "$q" -gt 0 ] || break; slurp "/proc/$q/comm"; c="$c,$V"; [ "$q" -eq 1 ] && break; i=$((i+1)); done',
   // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's own ${…} expansions, in a bash line
   '  printf "%s\\t%s\\t%s\\t%s\\t%s\\n" "$p" "${u:--}" "${k:-0}" "${d:--}" "${c#,}"',
   'done',
@@ -73,7 +76,7 @@ export function describeSupervisor(s: WorkerSupervisor): string {
 
 export const workerSupervisorSection = defineSection({
   name: 'worker-supervisor',
-  // grep and sed are everywhere; without them the line is '-' (nothing known), not a missing section.
+  // Bash alone reads /proc here: no tool it could lack.
   outputs: { supervisor: [] },
   script: () => SCRIPT,
   parse: parseSupervisors,
