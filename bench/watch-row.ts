@@ -8,7 +8,8 @@
  * (exchanges whose [sent, received] intervals overlap, as the runbook saw them); the SSH path's round trips and
  * Spark's own time on it (the time between a message reaching sshd and sshd's last answer to it). From the sandbox's
  * records: the requests, their response bodies and each one's server time (`endedAt − startedAt`); SSH execs,
- * connections and the bytes the commands printed.
+ * connections and the bytes the commands printed (per refresh: the watch keeps one exec channel open across its
+ * refreshes, so there is one exec per watch, not per refresh).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -181,14 +182,18 @@ export interface WatchRowResult {
   refreshes: WatchRefresh[];
   /** The first refresh with the SSH connect before it. */
   first?: WatchRefresh;
-  ssh: { connections: number; execs: number; bytesPerExec: number };
+  /** Exec channels and connections over the whole watch; what the commands printed, per refresh. */
+  ssh: { connections: number; execs: number; bytesPerRefresh: number };
   /** All refreshes, the first included. */
   refreshCount: number;
   wallMs: Summary;
   /** The issue's bound: one RTT + max(the HTTP round's server time, Spark's time on the SSH path). */
   boundMs: Summary;
   ratioToBound: Summary;
-  /** The fewest round trips the refresh's design allows: max(1 RTT + HTTP server time, 2 RTT + Spark's time). */
+  /**
+   * The fewest round trips the refresh's design allows: max(1 RTT + HTTP server time, N RTT + Spark's time), N = 1
+   * when the watch kept its exec channel open across refreshes (fewer execs than refreshes), 2 with an exec each.
+   */
   designBoundMs: Summary;
   ratioToDesignBound: Summary;
   requests: Summary;
@@ -205,6 +210,14 @@ export interface WatchRowResult {
   notMeasured?: string;
 }
 
+/**
+ * The SSH path's round trips per refresh by design: 1 on a channel kept open across refreshes (fewer execs than
+ * refreshes: the first refresh opened it), 2 with an exec per refresh (the channel's open, then the command).
+ */
+export function sshDesignRoundTrips(execs: number, refreshes: number): 1 | 2 {
+  return execs < refreshes ? 1 : 2;
+}
+
 /** The sums of a run's refreshes (pure: the unit tests feed it made-up refreshes). */
 export function summarizeWatch(
   base: Pick<WatchRowResult, 'label' | 'jobs' | 'rttMs' | 'everySeconds' | 'exitCode' | 'summaryLine' | 'ssh'>,
@@ -214,7 +227,8 @@ export function summarizeWatch(
   const s = (f: (r: WatchRefresh) => number) => summarize(refreshes.map(f));
   const rtt = base.rttMs;
   const bound = (r: WatchRefresh) => rtt + Math.max(r.httpServerMs, r.sshServerMs);
-  const design = (r: WatchRefresh) => Math.max(rtt + r.httpServerMs, 2 * rtt + r.sshServerMs);
+  const sshTrips = sshDesignRoundTrips(base.ssh.execs, all.length);
+  const design = (r: WatchRefresh) => Math.max(rtt + r.httpServerMs, sshTrips * rtt + r.sshServerMs);
   return {
     ...base,
     refreshes,
@@ -233,7 +247,7 @@ export function summarizeWatch(
     sshRoundTrips: s((r) => r.sshRoundTrips),
     sshServerMs: s((r) => r.sshServerMs),
     apiConnects: s((r) => r.newConnections.api),
-    bytes: s((r) => r.httpBytes + base.ssh.bytesPerExec),
+    bytes: s((r) => r.httpBytes + base.ssh.bytesPerRefresh),
     wireBytes: s((r) => r.wireBytes),
   };
 }
@@ -329,7 +343,11 @@ export async function measureWatch(
         everySeconds: o.everySeconds,
         exitCode: r.code,
         summaryLine: summaryLine.trim(),
-        ssh: { connections: stats.ssh.connections, execs, bytesPerExec: execs ? stats.ssh.bytesSent / execs : 0 },
+        ssh: {
+          connections: stats.ssh.connections,
+          execs,
+          bytesPerRefresh: all.length ? stats.ssh.bytesSent / all.length : 0,
+        },
       },
       all,
     );
@@ -375,7 +393,7 @@ export function watchNotMeasured(label: string, jobs: number, o: WatchRowOptions
         everySeconds: o.everySeconds,
         exitCode: null,
         summaryLine: '',
-        ssh: { connections: 0, execs: 0, bytesPerExec: 0 },
+        ssh: { connections: 0, execs: 0, bytesPerRefresh: 0 },
       },
       [],
     ),
@@ -390,9 +408,10 @@ export function watchDerivation(rttMs: number): string[] {
     "server time: the HTTP round's slowest request on the sandbox (endedAt - startedAt), and Spark's time on the SSH " +
       'path (from the proxy: each message reaching sshd to its last answer, summed over the refresh)',
     `the issue's bound: 1 RTT + max(HTTP server time, Spark's time) = ${rttMs} ms + server time; goal <= ${WATCH_WALL_GOAL}x`,
-    "the design's bound: max(HTTP: 1 RTT + server time, SSH: 2 RTT + Spark's time). An exec on the open connection is " +
-      "2 round trips: the channel open (its confirmation names the server's channel, which the exec request must " +
-      'carry) and the exec with its script until the output; only a channel kept open across refreshes could make it 1',
+    "the design's bound: max(HTTP: 1 RTT + server time, SSH: N RTT + Spark's time). The watch keeps one exec channel " +
+      '(bash -s) open across its refreshes and writes each refresh its script on it: N = 1 (fewer execs than ' +
+      "refreshes). A new exec would be N = 2: the channel open (its confirmation names the server's channel, which " +
+      'the exec request must carry), then the command until its output; the first refresh pays it',
     'a refresh: first byte the runbook sent to the last byte it received (proxy trace), refreshes told apart by the ' +
       '--every pause; the first (right after the SSH handshake) is left out',
   ];
@@ -498,9 +517,9 @@ export function watchGoals(
       },
       {
         goal: `${at}: SSH execs per refresh, connections per watch`,
-        target: '1 exec, 1 connection',
-        measured: `${r.ssh.execs} execs in ${r.refreshCount} refreshes, ${r.ssh.connections} connection(s)`,
-        met: judge(r.ssh.execs === r.refreshCount && r.ssh.connections === 1),
+        target: '<= 1 exec, 1 connection',
+        measured: `${r.ssh.execs} exec(s) in ${r.refreshCount} refreshes, ${r.ssh.connections} connection(s)`,
+        met: judge(r.ssh.execs >= 1 && r.ssh.execs <= r.refreshCount && r.ssh.connections === 1),
       },
     );
   }

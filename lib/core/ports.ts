@@ -35,12 +35,28 @@ export interface SshTarget {
   source: string;
 }
 
+/**
+ * A command channel kept open across scripts (the watch's refreshes): each `run` writes its script to the one remote
+ * bash already running, one round trip where an exec takes two (the channel's open, then the command). A script runs
+ * in its own subshell (its variables, options and `exit` its own, stdin /dev/null); its result reads as an exec's, the
+ * code the subshell's. A run that times out, exceeds `maxBytes` or loses its channel closes the channel (the remote
+ * bash is killed), so nothing it printed late can reach a later run; the next run opens a new one.
+ */
+export interface RemoteShell {
+  /** One script at a time: a run asked for while another is on the channel waits for it. */
+  run(script: string, options?: Omit<ExecOptions, 'stdin'>): Promise<RemoteResult>;
+  /** Ends the channel and its remote bash (a run in progress resolves as cut off). A later run opens a new one. */
+  close(): void;
+}
+
 /** One open SSH connection, reused for every remote command of a run. */
 export interface SshSession {
   readonly target: SshTarget;
   /** The server's host key fingerprint, `SHA256:...` as ssh-keygen prints it. */
   readonly hostKeyFingerprint: string;
   exec(command: string, options?: ExecOptions): Promise<RemoteResult>;
+  /** A {@link RemoteShell} on this connection (no channel opened until its first run); optional: without it, exec. */
+  shell?(): RemoteShell;
   close(): Promise<void>;
 }
 

@@ -1,11 +1,12 @@
 /**
  * The worker's side of the watch view: ONE SSH connection opened for the whole watch (or the diagnosis's, handed
  * over), and per refresh one small command on it: the probe's own sections for the clock, the worker folder, the
- * worker process (the same identification as the probe) and the log's stat (no tail). A few KB, one round trip.
+ * worker process (the same identification as the probe) and the log's stat (no tail). A few KB, one round trip: the
+ * command goes to the watch's shell (a channel kept open across refreshes) when the session has one, else one exec.
  */
 
 import { randomBytes } from 'node:crypto';
-import type { Clock, SshSession } from '../core/ports.ts';
+import type { Clock, RemoteShell, SshSession } from '../core/ports.ts';
 import type { SparkRemoteResult } from '../io/ssh/session.ts';
 import { sshTargetLabel } from '../io/ssh/target.ts';
 import { check, type Step } from '../io/steps.ts';
@@ -73,20 +74,21 @@ export function parseWatchWorker(stdout: string, marker: string, workerDir: stri
   };
 }
 
-/** One refresh on the open connection: one exec, bounded in time and bytes. */
+/**
+ * One refresh on the open connection, bounded in time and bytes: on `shell` (one round trip; after a failure it opens
+ * a new channel) when given, else one exec (two). A timeout, a lost connection or an answer cut short is unknown.
+ */
 export async function readWorker(
   session: SshSession,
   clock: Clock,
-  o: { workerDir?: string; timeoutMs: number },
+  o: { workerDir?: string; timeoutMs: number; shell?: RemoteShell },
 ): Promise<WorkerReading> {
   const workerDir = o.workerDir ?? DEFAULT_WORKER_DIR;
   const marker = `@@hd-watch-${randomBytes(8).toString('hex')}@@`;
+  const script = buildWatchWorkerScript(workerDir, marker);
+  const bounds = { timeoutMs: o.timeoutMs, maxBytes: WATCH_WORKER_MAX_BYTES };
   const before = clock.now().getTime();
-  const r = await session.exec('bash -s', {
-    stdin: buildWatchWorkerScript(workerDir, marker),
-    timeoutMs: o.timeoutMs,
-    maxBytes: WATCH_WORKER_MAX_BYTES,
-  });
+  const r = o.shell ? await o.shell.run(script, bounds) : await session.exec('bash -s', { stdin: script, ...bounds });
   const midpoint = new Date((before + clock.now().getTime()) / 2);
   const extra = r as Partial<SparkRemoteResult>;
   if (extra.connectionLost)

@@ -6,6 +6,7 @@
  */
 
 import { EXIT, type ExitCode, RunbookError } from '../core/exit-codes.ts';
+import type { RemoteShell } from '../core/ports.ts';
 import { clip } from '../core/text.ts';
 import { closeSession, configStep } from '../evidence/gather.ts';
 import { readWorker, watchSparkStep } from '../evidence/watch-worker.ts';
@@ -85,14 +86,15 @@ export function watchSettings(flags: Pick<WatchFlags, 'every' | 'for' | 'once'>)
   return { everyMs, forMs, once: Boolean(flags.once) };
 }
 
-/** The worker's state for this refresh: one command on the open connection, or why there is none. */
-async function workerNow(state: RunState): Promise<WorkerView> {
+/** The worker's state for this refresh: one command on the open connection (its shell if any), or why there is none. */
+async function workerNow(state: RunState, shell: RemoteShell | undefined): Promise<WorkerView> {
   const { ports, config, evidence } = state;
   const now = ports.clock.now();
   if (state.session) {
     const reading = await readWorker(state.session, ports.clock, {
       workerDir: config.values.SPARK_WORKER_DIR,
       timeoutMs: ports.timeoutMs,
+      shell,
     });
     return workerView(reading, now);
   }
@@ -105,15 +107,16 @@ async function workerNow(state: RunState): Promise<WorkerView> {
   return workerView({ status: 'not-connected', reason: `not connected to Spark (${why}): the queue only` }, now);
 }
 
-/** One refresh: the reads and the worker's command at once. */
+/** One refresh: the reads and the worker's command (on `shell` when given) at once. */
 export async function refresh(
   state: RunState,
+  shell?: RemoteShell,
 ): Promise<{ view: WatchView } | { failure: DbFailure; worker: WorkerView }> {
   const now = state.ports.clock.now();
   const since = new Date(now.getTime() - WINDOW_MINUTES * 60_000);
   const [reads, worker] = await Promise.all([
     state.db.watchReads({ since, limit: WATCH_LIST_LIMIT }),
-    workerNow(state),
+    workerNow(state, shell),
   ]);
   if (!reads.ok) return { failure: reads.failure, worker };
   return { view: buildView(reads.value, worker, state.evidence.rules, now) };
@@ -159,7 +162,8 @@ function whenStopped(signal: AbortSignal | undefined): Promise<void> {
 
 /**
  * The refresh loop over an open run state: until Ctrl-C, `--for`, or after one refresh with `--once`. Returns what
- * was seen; a Ctrl-C during a refresh does not wait for it.
+ * was seen; a Ctrl-C during a refresh does not wait for it. The worker's commands go to one shell channel on the
+ * connection (one round trip a refresh), closed when the loop ends however it ends.
  */
 export async function watchLoop(
   state: RunState,
@@ -170,22 +174,28 @@ export async function watchLoop(
   const stopped = whenStopped(options.stop);
   const startedAt = clock.now().getTime();
   const seen: { first?: WatchView; last?: WatchView; failure?: DbFailure; refreshes: number } = { refreshes: 0 };
-  for (;;) {
-    const result = await Promise.race([refresh(state), stopped.then(() => undefined)]);
-    if (!result) break;
-    seen.refreshes++;
-    if ('view' in result) {
-      seen.first ??= result.view;
-      seen.last = result.view;
-      seen.failure = undefined;
-    } else seen.failure = result.failure;
-    draw(state, settings, options.screen, result);
-    const elapsed = clock.now().getTime() - startedAt;
-    if (settings.once || options.stop?.aborted) break;
-    if (settings.forMs !== undefined && elapsed >= settings.forMs) break;
-    const wait = Math.min(settings.everyMs, (settings.forMs ?? Number.POSITIVE_INFINITY) - elapsed);
-    await Promise.race([clock.sleep(wait), stopped]);
-    if (options.stop?.aborted) break;
+  const shell = state.session?.shell?.();
+  try {
+    for (;;) {
+      const result = await Promise.race([refresh(state, shell), stopped.then(() => undefined)]);
+      if (!result) break;
+      seen.refreshes++;
+      if ('view' in result) {
+        seen.first ??= result.view;
+        seen.last = result.view;
+        seen.failure = undefined;
+      } else seen.failure = result.failure;
+      draw(state, settings, options.screen, result);
+      const elapsed = clock.now().getTime() - startedAt;
+      if (settings.once || options.stop?.aborted) break;
+      if (settings.forMs !== undefined && elapsed >= settings.forMs) break;
+      const wait = Math.min(settings.everyMs, (settings.forMs ?? Number.POSITIVE_INFINITY) - elapsed);
+      await Promise.race([clock.sleep(wait), stopped]);
+      if (options.stop?.aborted) break;
+    }
+  } finally {
+    // Ends the remote bash of the worker's commands (a refresh cut short by Ctrl-C included).
+    shell?.close();
   }
   return { ...seen, seconds: (clock.now().getTime() - startedAt) / 1000 };
 }

@@ -4,14 +4,15 @@
  * in a real pseudo-terminal. One sandbox for the file.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lazyJobsDb, realClock } from '../../lib/io/context.ts';
 import type { JobsDb } from '../../lib/io/jobs-db.ts';
 import { keepAliveFor } from '../../lib/io/keep-alive.ts';
 import { TSX } from '../../sandbox/client.ts';
-import { inPty, type RunbookName, runbookRequests } from '../faults/harness.ts';
+import { sandboxPaths } from '../../sandbox/layout.ts';
+import { inPty, type RunbookName, runbookRequests, withControls } from '../faults/harness.ts';
 import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, type RunResult, runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
@@ -110,6 +111,27 @@ function leftWatches(config: string): number[] {
       }
     })
     .map(Number);
+}
+
+/** Processes working in the sandbox's Spark home itself: the watch's remote bash while its channel is open. */
+function inSparkHome(): number[] {
+  const home = sandboxPaths(sb.dir).sparkHome;
+  return readdirSync('/proc')
+    .filter((p) => /^\d+$/.test(p))
+    .filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/cwd`) === home;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+/** Waits for the sandbox's sshd to have ended what a closed channel left (it kills the process group). */
+async function noneInSparkHome(): Promise<number[]> {
+  for (let i = 0; i < 50 && inSparkHome().length; i++) await new Promise((r) => setTimeout(r, 100));
+  return inSparkHome();
 }
 
 describe('watch against the sandbox', () => {
@@ -226,10 +248,12 @@ describe('watch against the sandbox', () => {
     expect(screen).toContain('Ctrl-C to leave');
     expect(screen).toMatch(/watched .* \(\d+ refreshes\): backlog \d+ → \d+/);
     expect(leftWatches(sb.envFile)).toEqual([]);
-    // The whole watch used one SSH connection, one command per refresh.
+    // The whole watch used one SSH connection and one exec channel, its bash reading each refresh's command; gone
+    // with the watch.
     const { ssh } = await sb.stats();
     expect(ssh.connections).toBe(1);
-    expect(ssh.execChannels).toBeGreaterThanOrEqual(2);
+    expect(ssh.execChannels).toBe(1);
+    expect(await noneInSparkHome()).toEqual([]);
   });
 
   it('debug-stuck-jobs --watch: after the diagnosis and its report, the watch on the same SSH connection', async () => {
@@ -253,9 +277,47 @@ describe('watch against the sandbox', () => {
     // The diagnosis's report, not the watch's.
     expect(JSON.parse(readFileSync(report, 'utf8'))).toMatchObject({ runbook: 'debug-stuck-jobs', exitCode: 1 });
     const { ssh } = await sb.stats();
+    // The diagnosis's probe, then the watch's one channel for all its refreshes.
     expect(ssh.connections).toBe(1);
-    expect(ssh.execChannels).toBeGreaterThanOrEqual(3);
+    expect(ssh.execChannels).toBe(2);
+    expect(await noneInSparkHome()).toEqual([]);
   });
+
+  it('three refreshes over one connection open exactly one exec channel, and leave no process on Spark', async () => {
+    await sb.scenario('healthy');
+    await sb.resetStats();
+    const r = await runRunbook('watch', ['--config', sb.envFile, '--every', '1', '--for', '2', '--ci'], { env: env() });
+    expect(r.code, r.stderr).toBe(0);
+    const text = `${r.stdout}\n${r.stderr}`;
+    expect(text).toMatch(/\(3 refreshes\)/);
+    expect(text.match(/^worker: pid \d+, up /gm), text).toHaveLength(3);
+    expect((await sb.stats()).ssh).toMatchObject({ connections: 1, execChannels: 1 });
+    expect(await noneInSparkHome()).toEqual([]);
+  });
+
+  it.each([
+    ['ssh-drop', { kind: 'drop-mid-command' }, /^worker: the connection to Spark was lost/m],
+    ['ssh-drop-output', { kind: 'drop-mid-command', afterBytes: 200 }, /^worker: the connection to Spark was lost/m],
+    [
+      'ssh-no-procps',
+      { kind: 'missing-command', commands: ['ps', 'pgrep'] },
+      /^worker: ps, pgrep not installed on Spark/m,
+    ],
+  ])(
+    '%s: each refresh says the worker is unknown and why, the watch goes on, nothing is left on Spark',
+    async (_name, fault, says) => {
+      await sb.scenario('healthy');
+      const r = await withControls(sb, { sshFault: fault }, () =>
+        runRunbook('watch', ['--config', sb.envFile, '--every', '1', '--for', '1', '--ci'], { env: env() }),
+      );
+      const text = `${r.stdout}\n${r.stderr}`;
+      expect(r.code, text).toBe(0);
+      expect(text).toMatch(/\(2 refreshes\)/);
+      expect(text.match(new RegExp(says.source, 'gm')), text).toHaveLength(2);
+      expect(text).not.toMatch(/^worker: (pid|no worker)/m);
+      expect(await noneInSparkHome()).toEqual([]);
+    },
+  );
 
   it('--help prints the usage, the flags and the exit codes', async () => {
     const r = await runRunbook('watch', ['--help']);

@@ -8,6 +8,7 @@ import {
   refreshCost,
   serverTime,
   splitRefreshes,
+  sshDesignRoundTrips,
   summarizeWatch,
   type WatchRefresh,
   watchGoals,
@@ -151,7 +152,7 @@ const refresh = (over: Partial<WatchRefresh> = {}): WatchRefresh => ({
   ...over,
 });
 
-const base = (jobs: number, ssh = { connections: 1, execs: 4, bytesPerExec: 600 }) => ({
+const base = (jobs: number, ssh = { connections: 1, execs: 4, bytesPerRefresh: 600 }) => ({
   label: jobs > 1_000 ? 'large' : 'small',
   jobs,
   rttMs: 50,
@@ -162,7 +163,7 @@ const base = (jobs: number, ssh = { connections: 1, execs: 4, bytesPerExec: 600 
 });
 
 describe('summarizeWatch', () => {
-  it("leaves the first refresh out and sets each refresh against the issue's bound and the design's", () => {
+  it("leaves the first refresh out and sets each refresh against the issue's bound and the design's (an exec each)", () => {
     const r = summarizeWatch(base(1_000), [refresh({ wallMs: 450 }), refresh(), refresh(), refresh()]);
     expect(r.refreshes).toHaveLength(3);
     expect(r.first?.wallMs).toBe(450);
@@ -174,6 +175,21 @@ describe('summarizeWatch', () => {
     expect(r.ratioToDesignBound.median).toBe(1);
     expect(r.bytes.median).toBe(12_600);
   });
+
+  it("with one exec channel kept for the watch, the design's bound is the issue's: one round trip", () => {
+    const r = summarizeWatch(base(1_000, { connections: 1, execs: 1, bytesPerRefresh: 600 }), [
+      refresh({ wallMs: 450 }),
+      refresh(),
+      refresh(),
+      refresh(),
+    ]);
+    expect(sshDesignRoundTrips(1, 4)).toBe(1);
+    expect(sshDesignRoundTrips(4, 4)).toBe(2);
+    // max(50 + 20, 50 + 70) = 120 ms, the bound.
+    expect(r.designBoundMs.median).toBe(120);
+    expect(r.boundMs.median).toBe(120);
+    expect(r.bytes.median).toBe(12_600);
+  });
 });
 
 describe('watchGoals', () => {
@@ -182,10 +198,20 @@ describe('watchGoals', () => {
   it("judges the small table: the issue's bound missed at 1.42x, bytes, rounds and the one exec met", () => {
     const small = summarizeWatch(base(1_000), [refresh(), refresh(), refresh(), refresh()]);
     expect(Object.values(met(watchGoals(small, undefined, 10_000_000)))).toEqual([false, true, true, true]);
+    // One exec for the whole watch (its channel kept open) is within "<= 1 exec per refresh".
+    const kept = summarizeWatch(base(1_000, { connections: 1, execs: 1, bytesPerRefresh: 600 }), [
+      refresh(),
+      refresh(),
+      refresh(),
+      refresh(),
+    ]);
+    expect(met(watchGoals(kept, undefined, 10_000_000))).toMatchObject({
+      'watch refresh at 1,000 jobs (link 50 ms): SSH execs per refresh, connections per watch': true,
+    });
   });
 
-  it('misses on a second HTTP round, on an exec short of one per refresh, and on more than 32 KB', () => {
-    const small = summarizeWatch(base(1_000, { connections: 2, execs: 3, bytesPerExec: 600 }), [
+  it('misses on a second HTTP round, on a second SSH connection, and on more than 32 KB', () => {
+    const small = summarizeWatch(base(1_000, { connections: 2, execs: 3, bytesPerRefresh: 600 }), [
       refresh(),
       refresh({ httpRounds: 2 }),
       refresh({ httpBytes: 40_000 }),

@@ -9,10 +9,14 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EXIT, RunbookError } from '../../lib/core/exit-codes.ts';
 import type { RemoteResult, SshSession } from '../../lib/core/ports.ts';
+import { configStep } from '../../lib/evidence/gather.ts';
 import { buildWatchWorkerScript, parseWatchWorker, readWorker } from '../../lib/evidence/watch-worker.ts';
 import { runWatch, WATCH_LIST_LIMIT, watchSettings } from '../../lib/flows/watch.ts';
 import type { Job } from '../../lib/io/jobs-db.ts';
+import { ChannelShell } from '../../lib/io/ssh/shell.ts';
+import { check } from '../../lib/io/steps.ts';
 import { fakePorts, opaqueKey } from '../helpers/fake-ports.ts';
+import { FakeChannel, fakeLink, localBashLink } from '../helpers/local-shell.ts';
 import { createMemoryJobsDb, type MemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
 import { tempDir } from '../helpers/run.ts';
 
@@ -163,6 +167,9 @@ describe('flags', () => {
   });
 });
 
+/** A stand-in worker's environment: without the test runner's NODE_OPTIONS (its loader), which would end it at once. */
+const WORKER_ENV = { ...process.env, NODE_OPTIONS: '' };
+
 /** A session whose commands run in bash on this machine: the worker's command against this machine's /proc. */
 function localSession(): SshSession & { execs: number } {
   const s = {
@@ -188,7 +195,11 @@ describe("the worker's command on the open connection", () => {
     mkdirSync(path.join(dir, 'logs'));
     writeFileSync(path.join(dir, 'logs', 'worker.log'), 'poll\n');
     writeFileSync(path.join(dir, 'worker.mjs'), 'setInterval(() => {}, 1000);\n');
-    const child = spawn(process.execPath, [path.join(dir, 'worker.mjs')], { cwd: dir, stdio: 'ignore' });
+    const child = spawn(process.execPath, [path.join(dir, 'worker.mjs')], {
+      cwd: dir,
+      stdio: 'ignore',
+      env: WORKER_ENV,
+    });
     try {
       const session = localSession();
       const reading = await readWorker(
@@ -209,6 +220,59 @@ describe("the worker's command on the open connection", () => {
     }
   });
 
+  it('on a shell: refreshes in a row on one channel and no exec, the same reading as the exec gives', async () => {
+    const dir = tempDir('hd-watch-worker-');
+    mkdirSync(path.join(dir, 'logs'));
+    writeFileSync(path.join(dir, 'logs', 'worker.log'), 'poll\n');
+    writeFileSync(path.join(dir, 'worker.mjs'), 'setInterval(() => {}, 1000);\n');
+    const child = spawn(process.execPath, [path.join(dir, 'worker.mjs')], {
+      cwd: dir,
+      stdio: 'ignore',
+      env: WORKER_ENV,
+    });
+    const link = localBashLink();
+    const shell = new ChannelShell(link, 10_000);
+    const clock = { now: () => new Date(), sleep: async () => {} };
+    try {
+      const session = localSession();
+      const readings = [];
+      for (let i = 0; i < 3; i++)
+        readings.push(await readWorker(session, clock, { workerDir: dir, timeoutMs: 10_000, shell }));
+      const viaExec = await readWorker(session, clock, { workerDir: dir, timeoutMs: 10_000 });
+      expect(session.execs).toBe(1);
+      expect(link.children).toHaveLength(1);
+      for (const reading of [...readings, viaExec]) {
+        expect(reading).toMatchObject({ status: 'ok', dir: { exists: true }, logWrittenAt: expect.any(Date) });
+        if (reading.status === 'ok') expect(reading.processes.map((p) => p.pid)).toEqual([child.pid]);
+      }
+    } finally {
+      shell.close();
+      child.kill();
+    }
+  });
+
+  it('on a shell: a timeout, a lost connection, too much output are unknown with the reasons of the exec', async () => {
+    const link = fakeLink();
+    const shell = new ChannelShell(link, 10_000);
+    const clock = { now: () => new Date(), sleep: async () => {} };
+    const session = localSession();
+    const read = () => readWorker(session, clock, { workerDir: '/srv/w', timeoutMs: 30, shell });
+    expect(await read()).toEqual({ status: 'unknown', reason: 'Spark did not answer within 0 s' });
+    const flooded = read();
+    await new Promise((r) => setImmediate(r));
+    link.channels[1].emit('data', Buffer.alloc(20_000, 0x61));
+    expect(await flooded).toEqual({ status: 'unknown', reason: 'the command on Spark was cut short' });
+    const lost = read();
+    await new Promise((r) => setImmediate(r));
+    link.lose('connection lost: read ECONNRESET');
+    expect(await lost).toMatchObject({
+      status: 'unknown',
+      reason: expect.stringMatching(/^the connection to Spark was lost: [\s\S]*ECONNRESET/),
+    });
+    expect(link.channels.map((c) => c.closed)).toEqual([true, true, true]);
+    expect(session.execs).toBe(0);
+  });
+
   it('an answer cut short is unknown, never "no worker"', () => {
     const marker = '@@m@@';
     const script = buildWatchWorkerScript('/srv/hd-worker', marker);
@@ -221,6 +285,63 @@ describe("the worker's command on the open connection", () => {
       status: 'unknown',
       reason: 'ps not installed on Spark',
     });
+  });
+
+  it('a live watch sends every refresh’s command to one shell, closed when the watch ends; no shell: exec', async () => {
+    for (const withShell of [true, false]) {
+      const link = fakeLink();
+      const opened: ChannelShell[] = [];
+      let closed = 0;
+      const session: SshSession & { execs: number } = localSession();
+      if (withShell)
+        session.shell = () => {
+          const shell = new ChannelShell(link, 10_000);
+          const close = shell.close.bind(shell);
+          shell.close = () => {
+            closed++;
+            close();
+          };
+          opened.push(shell);
+          return shell;
+        };
+      if (withShell)
+        link.open = (input, done) => {
+          // Spark answers each script at once with a whole, empty reading.
+          const channel = new FakeChannel();
+          link.channels.push(channel);
+          channel.write = (data: string) => {
+            channel.written.push(data);
+            const marker = /M='?(@@hd-watch-[0-9a-f]+@@)/.exec(data)?.[1];
+            setImmediate(() => channel.answer(`\n${marker} tools\n\n${marker} end\n`));
+            return true;
+          };
+          channel.write(input);
+          queueMicrotask(() => done(undefined, channel));
+        };
+      const f = setup(drainingDb(2), { SPARK_HOST: 'spark' });
+      const steps = [
+        configStep,
+        {
+          id: 'spark',
+          title: 'Connect to Spark',
+          run: async (state: { session?: SshSession }) => {
+            state.session = session;
+            return check('spark-connect', 'Connect to Spark', 'ok', 'fake');
+          },
+        },
+      ];
+      expect(await runWatch(f.ports, { every: '1', for: '3' }, { steps })).toBe(EXIT.ok);
+      expect(f.output.text()).toContain('(4 refreshes)');
+      if (withShell) {
+        expect({ shells: opened.length, closed, channels: link.channels.length, execs: session.execs }).toEqual({
+          shells: 1,
+          closed: 1,
+          channels: 1,
+          execs: 0,
+        });
+        expect(link.channels[0].tokens()).toHaveLength(4);
+      } else expect(session.execs).toBe(4);
+    }
   });
 
   it('lists at most WATCH_LIST_LIMIT rows per read', () => {

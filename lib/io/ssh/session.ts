@@ -1,31 +1,26 @@
 /**
  * The run's SSH session over a ready ssh2 client: `exec` bounded in time and in output, a lost connection told
- * apart from a failed command, and `close` that sends the disconnect and does not wait for the server's answer.
+ * apart from a failed command, a long-lived shell channel for many scripts (shell.ts), and `close` that sends the
+ * disconnect and does not wait for the server's answer.
  */
-import { StringDecoder } from 'node:string_decoder';
 import type { Client, ClientChannel } from 'ssh2';
-import type { ExecOptions, RemoteResult, SshSession, SshTarget } from '../../core/ports.ts';
+import type { ExecOptions, RemoteShell, SshSession, SshTarget } from '../../core/ports.ts';
 import { errorMessage, scrub, seconds } from './failures.ts';
+import { Output, type SparkRemoteResult } from './output.ts';
+import { ChannelShell, SHELL_COMMAND, type ShellChannel, type ShellLink } from './shell.ts';
 import { type StdinWithExec, sendStdinWithExec, socketOf } from './ssh2-internals.ts';
 
-/** stderr beyond this is dropped (with a marker): a runaway command must not exhaust the laptop's memory. */
-const STDERR_CAP_BYTES = 1024 * 1024;
 /** After asking a channel to close (timeout, truncation), how long to wait for the server before giving up on it. */
 const CHANNEL_CLOSE_GRACE_MS = 2_000;
 /** How long `close()` waits for a clean disconnect before destroying the socket. */
 const CLOSE_GRACE_MS = 2_000;
 
-/** A remote command's result with the two conditions a runbook must tell apart from "the command failed". */
-export interface SparkRemoteResult extends RemoteResult {
-  /** The command ran past its timeout; its channel was closed (and sent KILL) and `code` is null. */
-  timedOut: boolean;
-  /** The connection was gone before or during the command; `code` is null. Later commands fail the same way. */
-  connectionLost: boolean;
-}
+export type { SparkRemoteResult } from './output.ts';
 
 /** The session `connectSpark` returns: an {@link SshSession} whose results carry the extra flags. */
 export interface SparkSshSession extends SshSession {
   exec(command: string, options?: ExecOptions): Promise<SparkRemoteResult>;
+  shell(): RemoteShell;
   /** Why the connection is no longer usable (closed by us, dropped, keepalive timeout); undefined while it is. */
   readonly closedReason: string | undefined;
 }
@@ -38,65 +33,6 @@ interface Connection {
 
 function lostResult(stderr: string): SparkRemoteResult {
   return { code: null, stdout: '', stderr, truncated: false, timedOut: false, connectionLost: true };
-}
-
-/** Decodes UTF-8; after a cut at `maxBytes`, drops the incomplete character the cut may have split. */
-function decodeUtf8(buffer: Buffer, cut = false): string {
-  const decoder = new StringDecoder('utf8');
-  const text = decoder.write(buffer);
-  return cut ? text : text + decoder.end();
-}
-
-/** A command's stdout (cut at `maxBytes`) and stderr (cut at {@link STDERR_CAP_BYTES}). */
-class Output {
-  private readonly stdoutChunks: Buffer[] = [];
-  private stdoutBytes = 0;
-  truncated = false;
-  private readonly stderrChunks: Buffer[] = [];
-  private stderrBytes = 0;
-  private stderrCut = false;
-
-  private readonly maxBytes: number | undefined;
-
-  constructor(maxBytes: number | undefined) {
-    this.maxBytes = maxBytes;
-  }
-
-  /** Keeps a stdout chunk; true when this one reached `maxBytes` (the channel should close). */
-  stdout(chunk: Buffer): boolean {
-    if (this.truncated) return false;
-    if (this.maxBytes !== undefined && this.stdoutBytes + chunk.length > this.maxBytes) {
-      const room = Math.max(0, this.maxBytes - this.stdoutBytes);
-      if (room > 0) this.stdoutChunks.push(chunk.subarray(0, room));
-      this.stdoutBytes += room;
-      this.truncated = true;
-      return true;
-    }
-    this.stdoutChunks.push(chunk);
-    this.stdoutBytes += chunk.length;
-    return false;
-  }
-
-  stderr(chunk: Buffer): void {
-    if (this.stderrBytes >= STDERR_CAP_BYTES) {
-      this.stderrCut = true;
-      return;
-    }
-    const room = STDERR_CAP_BYTES - this.stderrBytes;
-    if (chunk.length > room) this.stderrCut = true;
-    const kept = chunk.subarray(0, room);
-    this.stderrChunks.push(kept);
-    this.stderrBytes += kept.length;
-  }
-
-  stdoutText(): string {
-    return decodeUtf8(Buffer.concat(this.stdoutChunks), this.truncated);
-  }
-
-  stderrText(): string {
-    const text = decodeUtf8(Buffer.concat(this.stderrChunks), this.stderrCut);
-    return this.stderrCut ? `${text}\n[ssh: stderr cut at ${STDERR_CAP_BYTES} bytes]` : text;
-  }
 }
 
 /** One command on its own channel, from `client.exec` until its result. */
@@ -238,6 +174,27 @@ class CommandRun {
   }
 }
 
+/** The connection as the shell (shell.ts) sees it: how to open its channel, and whether the connection is up. */
+function shellLink(client: Client, connection: Connection): ShellLink {
+  return {
+    open(input, done) {
+      // The first script goes out right behind the exec request, stdin left open for the next (ssh2-internals.ts).
+      const early = sendStdinWithExec(client, SHELL_COMMAND, input, { end: false });
+      client.exec(SHELL_COMMAND, (error, stream) => {
+        early.cancel();
+        if (error) return done(error);
+        if (!early.sent) stream.write(input);
+        done(undefined, stream as unknown as ShellChannel);
+      });
+    },
+    closedReason: () => connection.closedReason,
+    onLost(listener) {
+      connection.onLost.add(listener);
+      return () => connection.onLost.delete(listener);
+    },
+  };
+}
+
 /** Wraps a ready ssh2 client as the run's session. */
 export function createSession(
   client: Client,
@@ -305,6 +262,7 @@ export function createSession(
     target,
     hostKeyFingerprint,
     exec,
+    shell: () => new ChannelShell(shellLink(client, connection), defaultExecTimeoutMs),
     close,
     get closedReason() {
       return connection.closedReason;

@@ -6,7 +6,7 @@
  * - `sendStdinWithExec`: a command's stdin sent right behind its exec request, as OpenSSH's client does, instead of
  *   after the server has accepted the request (ssh2 hands the channel over only then). The server reads the request
  *   before the data that follows it on the connection, so the command gets its stdin as before; a refused request
- *   closes the channel, data and all.
+ *   closes the channel, data and all. With `end: false` stdin stays open (a shell's first script, shell.ts).
  * - `signAtOnce`: a key file's publickey request goes out signed, as RFC 4252 section 7 allows, instead of first
  *   asking whether the key would be accepted (the answer to which ssh2 and OpenSSH both wait for). A server that
  *   refuses the key answers the signed request as it answers the question (failure: the next method or key); the
@@ -30,6 +30,7 @@ interface Internals {
 interface ChannelLike {
   outgoing?: { id?: number; state?: string };
   end?: (data: string) => unknown;
+  write?: (data: string) => unknown;
 }
 
 /** What was asked to go with an exec request; `sent` once it went. */
@@ -42,6 +43,8 @@ export interface StdinWithExec {
 interface Pending {
   command: string;
   stdin: string;
+  /** Send EOF after stdin (a command's whole input) or not (a shell's first script). */
+  end: boolean;
   state: StdinWithExec;
 }
 
@@ -57,7 +60,12 @@ export function socketOf(client: Client): Socket | undefined {
  * Asks for `stdin` (then EOF) to go out with the next exec request of `command` on this client. Call it before
  * `client.exec`; when `sent` is still false at the exec's callback, write stdin there as usual.
  */
-export function sendStdinWithExec(client: Client, command: string, stdin: string): StdinWithExec {
+export function sendStdinWithExec(
+  client: Client,
+  command: string,
+  stdin: string,
+  o: { end: boolean } = { end: true },
+): StdinWithExec {
   const state: StdinWithExec = { sent: false, cancel: () => {} };
   const internals = client as unknown as Internals;
   const proto = internals._protocol;
@@ -77,15 +85,16 @@ export function sendStdinWithExec(client: Client, command: string, stdin: string
         const channel = Object.values(channels).find(
           (c): c is ChannelLike => (c as ChannelLike | undefined)?.outgoing?.id === remoteId,
         );
-        if (channel?.outgoing?.state === 'open' && typeof channel.end === 'function') {
-          channel.end(p.stdin);
+        const send = p.end ? channel?.end : channel?.write;
+        if (channel?.outgoing?.state === 'open' && typeof send === 'function') {
+          send.call(channel, p.stdin);
           p.state.sent = true;
         }
       }
       return result;
     };
   }
-  const entry: Pending = { command, stdin, state };
+  const entry: Pending = { command, stdin, end: o.end, state };
   pending.push(entry);
   state.cancel = () => {
     const list = pendingOf.get(client);
