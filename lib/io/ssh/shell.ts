@@ -10,8 +10,12 @@ import type { ExecOptions, RemoteShell } from '../../core/ports.ts';
 import { errorMessage, scrub, seconds } from './failures.ts';
 import { Output, type SparkRemoteResult } from './output.ts';
 
-/** The remote command of a shell's channel: it reads the runs' scripts from its stdin. */
-export const SHELL_COMMAND = 'bash -s';
+/**
+ * The remote command of a shell's channel: it reads the runs' scripts from its stdin. Not the probe's `bash -s`:
+ * a script sent right behind its exec request is paired with the request by its command (ssh2-internals.ts), so a
+ * shell and a probe opened at the same moment can never take each other's script.
+ */
+export const SHELL_COMMAND = 'exec bash -s';
 /** Room for the token line after the script's own `maxBytes`. */
 const TOKEN_LINE_BYTES = 64;
 
