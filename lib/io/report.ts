@@ -102,6 +102,9 @@ export function renderMarkdown(r: Report): string {
  * passes through the output's redactor first: a report is never where a key leaks.
  */
 export function writeReports(ports: Ports, report: Report, flags: { json?: string; markdown?: string }): void {
+  const summary = ports.env.GITHUB_STEP_SUMMARY;
+  // Nothing asked for: nothing rendered (a requeue of 100,000 jobs has a report of 100,000 results).
+  if (!flags.json && !flags.markdown && !summary) return;
   // JSON escapes C0 controls itself; C1 controls and bidi characters become \u escapes too (same value).
   const json = ports.out.redact(inertJson(`${JSON.stringify(report, null, 2)}\n`));
   // Markdown escaping changes the text a secret is recognised by (`sb_secret_` becomes `sb\_secret\_`): render
@@ -114,7 +117,6 @@ export function writeReports(ports: Ports, report: Report, flags: { json?: strin
     // Every file written is named (a report someone will look for; the stdout report needs no line).
     for (const file of [flags.json === '-' ? undefined : flags.json, flags.markdown])
       if (file) ports.out.line(`wrote ${file}`);
-    const summary = ports.env.GITHUB_STEP_SUMMARY;
     if (summary) ports.files.append(summary, md);
   } catch (e) {
     throw new RunbookError(
