@@ -2,6 +2,7 @@
  * Executes planned writes. Two paths with the same guarantees:
  * - per job (cas.ts): re-read the batch, then one compare-and-set PATCH per job (bounded concurrency), conditioned
  *   on the status, attempts and started_at the preview saw, with the history entry built from the row as it is now;
+ *   the writes flow on from one batch into the next, the next batch read while this one is written;
  * - per batch (rpc.ts): one call of `hd_requeue_jobs` (sandbox/migrations/002_requeue_rpc.sql), which does the same
  *   guard and history append server-side, when that function is installed.
  * Either way each batch is announced in the audit file before it is written, and each job gets its line right
@@ -16,7 +17,7 @@ import type { Clock } from '../../core/ports.ts';
 import type { JobsDb } from '../../io/jobs-db.ts';
 import type { Output } from '../../io/output.ts';
 import type { AuditLog } from './audit.ts';
-import { casBatch } from './cas.ts';
+import { casWrites } from './cas.ts';
 import {
   type ApplyRun,
   type BatchContext,
@@ -111,7 +112,7 @@ function interrupted(): NonNullable<Stopped> {
   };
 }
 
-/** Writes batch after batch until the end, a batch that stops the run, or an interrupt. */
+/** Writes every batch until the end, a batch that stops the run, or an interrupt. */
 async function writeBatches(
   ctx: BatchContext,
   path: WritePath,
@@ -120,12 +121,15 @@ async function writeBatches(
   tick: (n?: number) => void,
   rpcSize: number,
 ): Promise<Stopped> {
-  const size = path === 'rpc' ? rpcSize : CAS_BATCH;
-  for (let i = 0; i < writes.length; i += size) {
+  if (path === 'cas') {
     if (ctx.aborted()) return interrupted();
-    const batch = writes.slice(i, i + size);
-    const stopped =
-      path === 'rpc' ? await rpcBatchPooled(ctx, batch, results, tick) : await casBatch(ctx, batch, results, tick);
+    const stopped = await casWrites(ctx, writes, CAS_BATCH, results, tick);
+    if (stopped) return stopped;
+    return ctx.aborted() ? interrupted() : undefined;
+  }
+  for (let i = 0; i < writes.length; i += rpcSize) {
+    if (ctx.aborted()) return interrupted();
+    const stopped = await rpcBatchPooled(ctx, writes.slice(i, i + rpcSize), results, tick);
     if (stopped) return stopped;
     if (ctx.aborted()) return interrupted();
   }
