@@ -1,14 +1,15 @@
 /**
  * Many batches: the per-job writes flow from one batch into the next (the next batch read while this one is
- * written). Every guarantee of one batch at a time holds: each batch announced before its first write, each job
- * written once and audited once, an interruption or a stop settling every announced job.
+ * written), and the SQL function's batches go a few at a time. Every guarantee of one batch at a time holds:
+ * each batch announced before its first write, each job written once and audited once, an interruption or a
+ * stop settling every announced job, the results in the plan's order for the SQL function.
  */
 import { describe, expect, it } from 'vitest';
-import { createApplier } from '../../lib/actions/requeue/apply.ts';
+import { createApplier, RPC_IN_FLIGHT } from '../../lib/actions/requeue/apply.ts';
 import { type AuditJobLine, type AuditLine, parseAuditText, pendingIntents } from '../../lib/actions/requeue/audit.ts';
 import type { Clock } from '../../lib/core/ports.ts';
 import { createOutput } from '../../lib/io/output.ts';
-import { createMemoryJobsDb, NETWORK_TIMEOUT } from '../helpers/memory-db.ts';
+import { createMemoryJobsDb, NETWORK_TIMEOUT, POOL_EXHAUSTED } from '../helpers/memory-db.ts';
 import { AUDIT, memFiles, NOW, plannedRequeue } from '../helpers/requeue-plan.ts';
 
 const id = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
@@ -144,5 +145,93 @@ describe('per job, many batches of 240', () => {
     expect(pendingIntents(s.lines())).toEqual([]);
     expect(s.history(250)).toBe(0);
     for (let k = 481; k <= 600; k++) expect(s.history(k)).toBe(0);
+  });
+});
+
+describe('the SQL function, many batches', () => {
+  /** Makes each call take a little time and records the most calls in flight at once. */
+  function slowRpc(s: ReturnType<typeof setup>, onCall?: (ids: string[]) => void) {
+    const rpc = s.db.rpc.bind(s.db);
+    const seen = { inFlight: 0, peak: 0, peaks: [] as number[] };
+    s.db.rpc = async <T>(fn: string, args: Record<string, unknown>) => {
+      seen.inFlight++;
+      seen.peak = Math.max(seen.peak, seen.inFlight);
+      seen.peaks.push(seen.inFlight);
+      onCall?.(((args.p_jobs as { id: string }[]) ?? []).map((g) => g.id));
+      await tick();
+      await tick();
+      try {
+        return await rpc<T>(fn, args);
+      } finally {
+        seen.inFlight--;
+      }
+    };
+    return seen;
+  }
+
+  it(`sends up to ${RPC_IN_FLIGHT} calls at once, each job in one call; results in the plan's order, each audited once`, async () => {
+    const s = setup(2000, { rpc: true, rpcBatch: 100 });
+    const sentIn = new Map<string, number>();
+    let calls = 0;
+    const seen = slowRpc(s, (ids) => {
+      calls++;
+      for (const j of ids) sentIn.set(j, (sentIn.get(j) ?? 0) + 1);
+    });
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toBeUndefined();
+    expect(seen.peak).toBe(RPC_IN_FLIGHT);
+    expect(calls).toBe(21); // the probe, then 20 batches
+    expect([...sentIn.values()].every((n) => n === 1)).toBe(true);
+    expect(run.results.map((r) => r.jobId)).toEqual(s.plan.writes.map((w) => w.jobId));
+    expect(run.results.every((r) => r.outcome === 'requeued')).toBe(true);
+    expect(s.jobLines()).toHaveLength(2000);
+    expect(new Set(s.jobLines().map((l) => l.job_id)).size).toBe(2000);
+    expect(announcedFirst(s.lines())).toBe(true);
+    for (const k of [1, 1000, 2000]) expect(s.history(k)).toBe(1);
+    expect(s.applier.describePath()).toContain(`100 jobs per call, ${RPC_IN_FLIGHT} calls in flight`);
+  });
+
+  it('never more calls in flight than --concurrency', async () => {
+    const s = setup(600, { rpc: true, rpcBatch: 100, concurrency: 2 });
+    const seen = slowRpc(s);
+    await s.applier.apply(s.plan.writes);
+    expect(seen.peak).toBe(2);
+  });
+
+  it('a call the pool turns away halves the calls in flight; every job still written once', async () => {
+    const s = setup(2000, { rpc: true, rpcBatch: 100 });
+    let turnedAway = false;
+    s.db.failWrite = (jobId) => {
+      if (jobId !== id(301) || turnedAway) return undefined;
+      turnedAway = true;
+      return { failure: POOL_EXHAUSTED };
+    };
+    const seen = slowRpc(s);
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toBeUndefined();
+    expect(run.results.filter((r) => r.outcome === 'requeued')).toHaveLength(2000);
+    for (const k of [1, 301, 350, 2000]) expect(s.history(k)).toBe(1);
+    // Calls started after the refusal had at most half as many beside them.
+    expect(Math.max(...seen.peaks.slice(-8))).toBeLessThanOrEqual(RPC_IN_FLIGHT / 2);
+    expect(s.applier.saturation()).toMatch(/^the database pool was saturated: batches halved/);
+  });
+
+  it('a refused call stops new calls; the calls in flight end and are reported; its batch is not written', async () => {
+    const s = setup(2000, { rpc: true, rpcBatch: 100 });
+    s.db.failWrite = (jobId) => (jobId === id(201) ? { failure: FORBIDDEN } : undefined);
+    slowRpc(s);
+    const run = await s.applier.apply(s.plan.writes);
+    expect(run.stopped).toMatchObject({ kind: 'write-failed', message: FORBIDDEN.message });
+    expect(run.results).toHaveLength(2000);
+    expect(new Set(run.results.map((r) => r.jobId)).size).toBe(2000);
+    for (let k = 201; k <= 300; k++) expect(s.history(k)).toBe(0);
+    // The batches sent beside it were written and reported as such; none after them was sent.
+    const requeued = run.results.filter((r) => r.outcome === 'requeued').map((r) => r.jobId);
+    expect(requeued).toContain(id(1));
+    expect(requeued).toContain(id(101));
+    expect(requeued.length).toBeLessThanOrEqual(200 + (RPC_IN_FLIGHT - 1) * 100);
+    for (const r of requeued) expect(s.history(Number(r.slice(-12)))).toBe(1);
+    expect(pendingIntents(s.lines())).toEqual([]);
+    expect(run.results.map((r) => r.jobId)).toEqual(s.plan.writes.map((w) => w.jobId));
   });
 });
