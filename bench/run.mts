@@ -1052,7 +1052,7 @@ async function main(): Promise<void> {
   if (QUICK) {
     results.notes.push(
       `--quick: no link-model runs; scale at ${SCALE.large.jobs.toLocaleString('en')} jobs / ${SCALE.large.logMb} MB log, ` +
-        `debug-stuck-jobs only; bulk requeue of ${BULK_JOBS} jobs (${BULK_RPC_JOBS} for the SQL function's large case), one run per mode (scaled-down goals are shown, not judged).`,
+        `debug-stuck-jobs only; bulk requeue of ${BULK_JOBS} jobs (${BULK_RPC_JOBS.toLocaleString('en')} for the SQL function's large case), one run per mode (scaled-down goals are shown, not judged).`,
     );
   }
   evaluateGoals();
