@@ -9,6 +9,7 @@ import {
   DEFAULT_RPC_BATCH,
   MAX_CONCURRENCY,
   MAX_RPC_BATCH,
+  RPC_IN_FLIGHT,
   type RpcMode,
 } from '../actions/requeue/limits.ts';
 import {
@@ -95,8 +96,9 @@ Write:
                           (down to 1) when the database pool turns a write away (504 PGRST003)
   --rpc auto|off|only     the server-side batch function hd_requeue_jobs
                           (sandbox/migrations/002_requeue_rpc.sql): use when installed (auto), never, or require it
-  --rpc-batch N           jobs per call of hd_requeue_jobs (default ${DEFAULT_RPC_BATCH}, at most ${MAX_RPC_BATCH}); a result
-                          cut by the API's max-rows is read back, never taken as skipped
+  --rpc-batch N           jobs per call of hd_requeue_jobs (default ${DEFAULT_RPC_BATCH}, at most ${MAX_RPC_BATCH}), ${RPC_IN_FLIGHT} calls in flight
+                          (fewer with a lower --concurrency; halved when the pool turns one away); a result cut
+                          by the API's max-rows is read back, never taken as skipped
 
 Target and rules:
   --from-worker           use the worker's SUPABASE_URL and key, read from its .env on Spark over SSH

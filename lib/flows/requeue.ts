@@ -92,6 +92,8 @@ export async function executeRequeue(
     run.actionLines.push(`stopped: ${e.message}`);
     const verdict = e instanceof AbortedError ? `stopped: ${e.message}` : `could not requeue: ${e.message}`;
     run.end = { exitCode: e.code, verdict, error: e };
+  } finally {
+    run.audit?.close();
   }
   return outcomeOf(run);
 }

@@ -35,6 +35,18 @@ export interface Files {
   write(file: string, text: string): void;
   /** Appends and flushes (audit lines must survive a kill right after). */
   append(file: string, text: string): void;
+  /**
+   * The file opened once for many appends, each written at once as by {@link append} (on disk before it returns),
+   * without opening the file again for each: the audit file of a requeue takes a line per job. Optional: without it,
+   * {@link append} serves each line.
+   */
+  openAppend?(file: string): Appender;
+}
+
+/** A file open for appending, until closed. */
+export interface Appender {
+  append(text: string): void;
+  close(): void;
 }
 
 export interface Ports {
@@ -92,19 +104,34 @@ export const realFiles: Files = {
   },
   // Appends (the audit file, GitHub's step summary) create the file 0600 and never follow a symlink.
   append(file, text) {
-    mkdirSync(path.dirname(file), { recursive: true });
-    const fd = openSync(
-      file,
-      fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW,
-      0o600,
-    );
+    const fd = openForAppend(file);
     try {
       writeSync(fd, text);
     } finally {
       closeSync(fd);
     }
   },
+  openAppend(file) {
+    const fd = openForAppend(file);
+    let open = true;
+    return {
+      append: (text) => void writeSync(fd, text),
+      close: () => {
+        if (open) closeSync(fd);
+        open = false;
+      },
+    };
+  },
 };
+
+function openForAppend(file: string): number {
+  mkdirSync(path.dirname(file), { recursive: true });
+  return openSync(
+    file,
+    fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW,
+    0o600,
+  );
+}
 
 function refuseSymlink(file: string): void {
   let isLink = false;

@@ -1477,6 +1477,16 @@ function locationFor(table: string, bodyJson: string | null, primaryKey: string[
 }
 
 /**
+ * Whether {@link respond} answers a success whatever the statement returns, so that nothing decided after the
+ * statement rolls it back: a write or a call not asking for a single object (406 PGRST116 unless one row), and not a
+ * POST whose Location header is read from the rows. Reads are not among them (416 past the end).
+ */
+export function answerCannotFail(plan: Exclude<Plan, RootPlan>): boolean {
+  if (plan.kind === 'read' || plan.media.singular) return false;
+  return !(plan.kind === 'create' && plan.returnMode === 'headers-only');
+}
+
+/**
  * Turns the statement's row into the HTTP answer (status, Content-Range, body), PostgREST-style:
  * GET 200 (206 when a count shows a partial page, 416 past the end), POST 201, PATCH/DELETE 204 or 200 with
  * a representation, singular responses 406 unless exactly one row.

@@ -11,9 +11,18 @@ import { apiError, fromPgError, isPgServerError } from './errors.ts';
 import { gatewayAnswer } from './gateway.ts';
 import { bodyTooLarge, type RestLimits, SUPABASE_LIMITS, uriTooLong, urlLimitAnswer } from './limits.ts';
 import type { SchemaCache } from './query.ts';
-import { errorAnswer, estimateTotal, type HttpAnswer, planRequest, respond, type StatementRow } from './query.ts';
+import {
+  answerCannotFail,
+  errorAnswer,
+  estimateTotal,
+  type HttpAnswer,
+  planRequest,
+  respond,
+  type StatementRow,
+} from './query.ts';
 import { loadRoleSettings, type RoleSettings, roleSettingCalls } from './role-settings.ts';
 import { loadSchemaCache } from './schema.ts';
+import { type RequestTransaction, requestTransaction } from './transaction.ts';
 import {
   connectionErrorMessage,
   jwtFailure,
@@ -212,7 +221,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     method: string,
     path: string,
     headers: IncomingMessage['headers'],
-    run: (client: pg.PoolClient) => Promise<HttpAnswer>,
+    run: (tx: RequestTransaction) => Promise<HttpAnswer>,
     readOnly: boolean,
   ): Promise<HttpAnswer> {
     let client: pg.PoolClient;
@@ -230,16 +239,18 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
     try {
       // As PostgREST: the impersonated role's settings (statement_timeout) are read once, applied per transaction.
       roleSettings ??= await loadRoleSettings(client);
-      await client.query(readOnly ? 'BEGIN READ ONLY' : 'BEGIN');
       const settings = roleSettingCalls(roleSettings, role, 6);
-      await client.query(
-        `SELECT ${[...settings.sql, ''].join(', ')}set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
+      // BEGIN and these settings go with the request's first statement (transaction.ts).
+      const tx = requestTransaction(client, readOnly ? 'BEGIN READ ONLY' : 'BEGIN', {
+        text: `SELECT ${[...settings.sql, ''].join(', ')}set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
                 set_config('request.method', $3, true), set_config('request.path', $4, true),
                 set_config('request.headers', $5, true)`,
-        [role, JSON.stringify(claims), method, path, JSON.stringify(headers), ...settings.values],
-      );
-      const answer = await run(client);
-      await client.query(answer.rollback || answer.status >= 400 ? 'ROLLBACK' : 'COMMIT');
+        values: [role, JSON.stringify(claims), method, path, JSON.stringify(headers), ...settings.values],
+      });
+      const answer = await run(tx);
+      // A request answered without a statement (a planning error) still runs its settings, and their error wins.
+      await tx.flush();
+      await tx.end(!(answer.rollback || answer.status >= 400));
       return answer;
     } catch (e) {
       await client.query('ROLLBACK').catch(() => {
@@ -271,27 +282,29 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       method,
       url.pathname,
       req.headers,
-      async (client) => {
+      async (tx) => {
         const request = { method, path: restPath, query: url.searchParams, headers: req.headers, body };
-        if (!schemaCache) schemaCache = await loadSchemaCache(client);
+        if (!schemaCache) schemaCache = await loadSchemaCache(tx);
         let schema = schemaCache;
         let planned = planRequest(request, schema, planOptions);
         // Like PostgREST, the catalog is cached; unlike it, there is no NOTIFY to reload on. A name the cache does
         // not know may be new (a function a test just created): reload once and plan again before saying 404/400.
         if (!planned.ok && STALE_CACHE_CODES.has(String(planned.error.body.code))) {
-          schemaCache = await loadSchemaCache(client);
+          schemaCache = await loadSchemaCache(tx);
           schema = schemaCache;
           planned = planRequest(request, schema, planOptions);
         }
         if (!planned.ok) return errorAnswer(planned.error);
         const plan = planned.plan;
         if (plan.kind === 'root') return rootAnswer(schema.tables.keys(), plan.headOnly);
-        const { rows } = await client.query<StatementRow>(plan.statement.text, plan.statement.values);
+        const { rows } = await tx.query<StatementRow>(plan.statement.text, plan.statement.values, {
+          commit: answerCannotFail(plan),
+        });
         let row = rows[0];
         const estimated =
           plan.kind === 'read' ? estimateTotal(plan, row.total === null ? null : Number(row.total)) : undefined;
         if (plan.kind === 'read' && plan.estimate && estimated) {
-          const explained = await client.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
+          const explained = await tx.query<{ 'QUERY PLAN': [{ Plan: { 'Plan Rows': number } }] }>(
             plan.estimate.statement.text,
             plan.estimate.statement.values,
           );

@@ -86,6 +86,17 @@ describe('with the defaults: Supabase as a hosted project runs it', () => {
     expect(await anon.json()).toBe('3s');
   });
 
+  it("a statement is timed with its role's timeout, set in the same query string just before it: anon's 3 s, not the login's 8 s", async () => {
+    await sb.sql(SLEEP_RPC);
+    const res = await rest(sb, '/rpc/limits_test_sleep', {
+      method: 'POST',
+      body: '{"seconds": 3.5}',
+      key: sb.info.cloud.anonKey,
+    });
+    expect(res.status).toBe(500);
+    expect(((await res.json()) as { code: string }).code).toBe('57014');
+  });
+
   it('a read returns at most 1,000 rows; Content-Range says 0-999/* or, with a count, the real total', async () => {
     await seedJobs(sb, 1001);
     const page = await rest(sb, '/hd_ingestion_jobs?select=id&limit=5000');

@@ -36,4 +36,23 @@ describe('the report and audit files', () => {
     expect(statSync(file).mode & 0o777).toBe(0o600);
     expect(existsSync(path.join(dir, 'state'))).toBe(true);
   });
+
+  it('keeps a file open for many appends (the audit file): created 0600, each line there at once, never via a symlink', () => {
+    const dir = tempDir('hd-files-');
+    const file = path.join(dir, 'state', 'audit.jsonl');
+    const appender = realFiles.openAppend!(file);
+    appender.append('a\n');
+    expect(readFileSync(file, 'utf8')).toBe('a\n');
+    appender.append('b\n');
+    expect(readFileSync(file, 'utf8')).toBe('a\nb\n');
+    appender.close();
+    appender.close();
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const victim = path.join(dir, 'victim');
+    writeFileSync(victim, 'keep me');
+    const link = path.join(dir, 'link.jsonl');
+    symlinkSync(victim, link);
+    expect(() => realFiles.openAppend!(link)).toThrow(/ELOOP/);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+  });
 });

@@ -382,6 +382,33 @@ describe('audit file location', () => {
     ]);
   });
 
+  it('opens the file once for all its lines where it can, and again after a close', () => {
+    const text: string[] = [];
+    const opened: string[] = [];
+    const files: Files = {
+      read: () => undefined,
+      write: () => {},
+      append: () => {
+        throw new Error('not used when the file can be kept open');
+      },
+      openAppend: (file) => {
+        opened.push(file);
+        return { append: (t) => void text.push(t), close: () => void opened.push('closed') };
+      },
+    };
+    const out = createOutput({ write: () => {}, color: false, spinner: false, verbose: false });
+    const ctx = { run_id: 'r1', op_id: 'o', by: 'me', reason: null, project: { origin: 'x', ref: null } };
+    const log = openAuditLog(files, out.redact, AUDIT, ctx);
+    log.intent([id(1), id(2)], NOW.toISOString(), false);
+    for (const n of [1, 2])
+      log.job({ at: NOW.toISOString(), job_id: id(n), before: null, after: null, outcome: 'skipped' });
+    log.close();
+    log.job({ at: NOW.toISOString(), job_id: id(3), before: null, after: null, outcome: 'skipped' });
+    log.close();
+    expect(opened).toEqual([AUDIT, 'closed', AUDIT, 'closed']);
+    expect(parseAuditText(text.join('')).map((l) => l.outcome)).toEqual(['intent', 'skipped', 'skipped', 'skipped']);
+  });
+
   it('turns an unreadable audit path into a usage error naming --audit', async () => {
     const { readAuditFile } = await import('../../lib/actions/requeue/audit.ts');
     const files: Files = {

@@ -2,8 +2,9 @@
  * Executes planned writes. Two paths with the same guarantees:
  * - per job (cas.ts): re-read the batch, then one compare-and-set PATCH per job (bounded concurrency), conditioned
  *   on the status, attempts and started_at the preview saw, with the history entry built from the row as it is now;
+ *   the writes flow on from one batch into the next, the next batch read while this one is written;
  * - per batch (rpc.ts): one call of `hd_requeue_jobs` (sandbox/migrations/002_requeue_rpc.sql), which does the same
- *   guard and history append server-side, when that function is installed.
+ *   guard and history append server-side, when that function is installed; a few calls in flight (rpc-pool.ts).
  * Either way each batch is announced in the audit file before it is written, and each job gets its line right
  * after its write. A write whose outcome is unknown (timeout, 5xx, a gateway error page) is checked by reading the
  * job back; the run then stops rather than guess, and a rerun of the same command settles it. A write the database
@@ -16,7 +17,7 @@ import type { Clock } from '../../core/ports.ts';
 import type { JobsDb } from '../../io/jobs-db.ts';
 import type { Output } from '../../io/output.ts';
 import type { AuditLog } from './audit.ts';
-import { casBatch } from './cas.ts';
+import { casWrites } from './cas.ts';
 import {
   type ApplyRun,
   type BatchContext,
@@ -28,7 +29,7 @@ import {
 } from './outcome.ts';
 import type { PlannedWrite, RequeuePlan } from './plan.ts';
 import { rpcUnusable } from './rpc.ts';
-import { rpcBatchPooled } from './rpc-pool.ts';
+import { rpcWrites } from './rpc-pool.ts';
 
 export {
   type ApplyRun,
@@ -40,9 +41,16 @@ export {
   type WriteResult,
 } from './outcome.ts';
 
-import { DEFAULT_RPC_BATCH, MAX_CONCURRENCY, MAX_RPC_BATCH, type RpcMode } from './limits.ts';
+import { DEFAULT_RPC_BATCH, MAX_CONCURRENCY, MAX_RPC_BATCH, RPC_IN_FLIGHT, type RpcMode } from './limits.ts';
 
-export { DEFAULT_CONCURRENCY, DEFAULT_RPC_BATCH, MAX_CONCURRENCY, MAX_RPC_BATCH, type RpcMode } from './limits.ts';
+export {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_RPC_BATCH,
+  MAX_CONCURRENCY,
+  MAX_RPC_BATCH,
+  RPC_IN_FLIGHT,
+  type RpcMode,
+} from './limits.ts';
 
 /** Jobs per audit intent and re-read on the per-job path (a multiple of the default concurrency). */
 const CAS_BATCH = 240;
@@ -75,7 +83,13 @@ async function choosePath(
 ): Promise<{ path: WritePath; note: string }> {
   if (rpc === 'off') return { path: 'cas', note: `one compare-and-set per job (--rpc off), ${concurrency} at a time` };
   const why = await rpcUnusable(db);
-  if (why === undefined) return { path: 'rpc', note: `server-side ${RPC_FUNCTION}, ${rpcBatch} jobs per call` };
+  if (why === undefined) {
+    const calls = Math.min(concurrency, RPC_IN_FLIGHT);
+    return {
+      path: 'rpc',
+      note: `server-side ${RPC_FUNCTION}, ${rpcBatch} jobs per call, ${calls} call${calls === 1 ? '' : 's'} in flight`,
+    };
+  }
   if (rpc === 'only') {
     throw new RunbookError(
       `--rpc only: ${why}`,
@@ -111,7 +125,7 @@ function interrupted(): NonNullable<Stopped> {
   };
 }
 
-/** Writes batch after batch until the end, a batch that stops the run, or an interrupt. */
+/** Writes every batch until the end, a batch that stops the run, or an interrupt. */
 async function writeBatches(
   ctx: BatchContext,
   path: WritePath,
@@ -120,16 +134,13 @@ async function writeBatches(
   tick: (n?: number) => void,
   rpcSize: number,
 ): Promise<Stopped> {
-  const size = path === 'rpc' ? rpcSize : CAS_BATCH;
-  for (let i = 0; i < writes.length; i += size) {
-    if (ctx.aborted()) return interrupted();
-    const batch = writes.slice(i, i + size);
-    const stopped =
-      path === 'rpc' ? await rpcBatchPooled(ctx, batch, results, tick) : await casBatch(ctx, batch, results, tick);
-    if (stopped) return stopped;
-    if (ctx.aborted()) return interrupted();
-  }
-  return undefined;
+  if (ctx.aborted()) return interrupted();
+  const stopped =
+    path === 'rpc'
+      ? await rpcWrites(ctx, writes, rpcSize, results, tick)
+      : await casWrites(ctx, writes, CAS_BATCH, results, tick);
+  if (stopped) return stopped;
+  return ctx.aborted() ? interrupted() : undefined;
 }
 
 /** The writes of batches never reached: not attempted (they were not announced, so they get no audit line). */
@@ -173,7 +184,11 @@ export function createApplier(deps: ApplyDeps, plan: RequeuePlan, options: Apply
     async apply(writes: readonly PlannedWrite[]): Promise<ApplyRun> {
       const results: WriteResult[] = [];
       if (!writes.length) return { results };
-      chosen ??= await choosePath(deps.db, options.rpc, concurrency, rpcBatch);
+      if (!chosen) {
+        chosen = await choosePath(deps.db, options.rpc, concurrency, rpcBatch);
+        // The SQL function's calls in flight: a few, halved from there when the pool turns one away.
+        if (chosen.path === 'rpc') ctx.limit = writeLimit(Math.min(concurrency, RPC_IN_FLIGHT));
+      }
       const meter = progressMeter(deps.out, deps.clock, writes.length);
       let stopped: Stopped;
       try {

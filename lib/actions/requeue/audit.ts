@@ -10,7 +10,7 @@
 
 import path from 'node:path';
 import { RunbookError } from '../../core/exit-codes.ts';
-import type { Files } from '../../io/context.ts';
+import type { Appender, Files } from '../../io/context.ts';
 import { inertJson } from '../../io/inert.ts';
 import type { Job, JobsDb } from '../../io/jobs-db.ts';
 import { expandTilde } from '../../io/ssh/target.ts';
@@ -105,11 +105,15 @@ export interface AuditLog {
   readonly written: AuditLine[];
   intent(jobIds: readonly string[], at: string, resetAttempts: boolean): void;
   job(line: Omit<AuditJobLine, keyof AuditContext> & Partial<AuditContext>): void;
+  /** Closes the file kept open since the first line (a later line opens it again). */
+  close(): void;
 }
 
 /**
  * Opens the audit file for appending. Appends are synchronous and flushed (Files.append), so a line is on disk
  * before the next write starts; a failure to append stops the run (as a RunbookError) rather than write unaudited.
+ * The file is opened at the first line and kept open until {@link AuditLog.close} (Files.openAppend, where there is
+ * one): a line per job, 100,000 of them, each no longer opening, creating the folder and closing.
  */
 export function openAuditLog(
   files: Files,
@@ -121,10 +125,14 @@ export function openAuditLog(
   // A kill in the middle of an append can leave a line without its newline; never glue the next line onto it.
   let needsNewline = existing !== undefined && existing.length > 0 && !existing.endsWith('\n');
   const written: AuditLine[] = [];
+  let appender: Appender | undefined;
   const append = (line: AuditLine) => {
     const text = `${needsNewline ? '\n' : ''}${redact(inertJson(JSON.stringify(line)))}\n`;
     try {
-      files.append(file, text);
+      if (files.openAppend) {
+        appender ??= files.openAppend(file);
+        appender.append(text);
+      } else files.append(file, text);
     } catch (e) {
       throw new RunbookError(
         `cannot append to the audit file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
@@ -144,6 +152,10 @@ export function openAuditLog(
     },
     job(line) {
       append({ ...ctx, ...line } as AuditJobLine);
+    },
+    close() {
+      appender?.close();
+      appender = undefined;
     },
   };
 }

@@ -33,19 +33,35 @@ type Settle = (w: PlannedWrite, r: WriteResult, stop?: Stopped) => void;
 
 type CasAnswer = Awaited<ReturnType<JobsDb['compareAndSet']>>;
 
-/** Writes one batch job by job; returns why the run stops, if it does. */
-export async function casBatch(
+/**
+ * Writes job by job, in batches of `size`: each batch is announced in the audit file and read again before its
+ * first write, and the writes flow from one batch into the next, `ctx.limit` in flight throughout. The next batch
+ * is read while this one is written (a read is not a write: it is announced when its first write is taken), so no
+ * batch waits for the slowest write of the one before or for its own read. Returns why the run stops, if it does.
+ */
+export async function casWrites(
   ctx: BatchContext,
-  batch: PlannedWrite[],
+  writes: readonly PlannedWrite[],
+  size: number,
   results: WriteResult[],
   tick: () => void,
 ): Promise<Stopped> {
-  announce(ctx, batch, ctx.clock.now().toISOString());
-  const fresh = await readBack(
-    ctx,
-    batch.map((w) => w.jobId),
-  );
-  if (!fresh) return unreadBatch(ctx, batch, results);
+  const batches: PlannedWrite[][] = [];
+  for (let i = 0; i < writes.length; i += size) batches.push(writes.slice(i, i + size));
+  const reads: Promise<Map<string, Job> | undefined>[] = [];
+  const read = (k: number) => {
+    if (!reads[k]) {
+      reads[k] = readBack(
+        ctx,
+        batches[k].map((w) => w.jobId),
+      );
+      // Read ahead, maybe never awaited (the run stopped): a throw is seen when the batch opens, never unhandled.
+      reads[k].catch(() => {});
+    }
+    return reads[k];
+  };
+  const opened: Promise<Map<string, Job> | undefined>[] = [];
+  const unread = new Set<number>();
   let stopped: Stopped;
   const settle: Settle = (w, r, stop) => {
     if (r.outcome !== 'unknown') auditLine(ctx, w, r, ctx.clock.now().toISOString());
@@ -53,13 +69,37 @@ export async function casBatch(
     tick();
     if (stop) stopped ??= stop;
   };
+  // Opened by the first write taken from it, so after every write of the batch before was taken.
+  const open = (k: number) => {
+    opened[k] ??= (async () => {
+      announce(ctx, batches[k], ctx.clock.now().toISOString());
+      const fresh = await read(k);
+      if (!fresh) {
+        unread.add(k);
+        stopped ??= unreadBatch(ctx, batches[k], results);
+      } else if (k + 1 < batches.length) void read(k + 1);
+      return fresh;
+    })();
+    return opened[k];
+  };
   const started = await eachBounded(
-    batch,
+    writes,
     () => ctx.limit.current,
-    (w) => casOne(ctx, w, fresh.get(w.jobId), settle),
+    async (w, i) => {
+      const fresh = await open(Math.floor(i / size));
+      // Unread: settled with its batch. Stopped while the batch was read: not started after all.
+      if (!fresh) return;
+      if (stopped !== undefined || ctx.aborted()) notAttempted(ctx, [w], new Set(), results);
+      else await casOne(ctx, w, fresh.get(w.jobId), settle);
+    },
     () => stopped !== undefined || ctx.aborted(),
   );
-  notAttempted(ctx, batch, started, results);
+  // Announced, never started: said so, so each intent is settled. A batch never opened was never announced.
+  batches.forEach((batch, k) => {
+    if (!opened[k] || unread.has(k)) return;
+    const startedHere = new Set([...batch.keys()].filter((j) => started.has(k * size + j)));
+    notAttempted(ctx, batch, startedHere, results);
+  });
   return stopped;
 }
 

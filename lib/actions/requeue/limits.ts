@@ -20,6 +20,13 @@ export const DEFAULT_RPC_BATCH = 500;
 /** The most `--rpc-batch` allows: Supabase's default max-rows. */
 export const MAX_RPC_BATCH = 1000;
 
+/**
+ * Calls of the SQL function in flight at most (no more than `--concurrency`; halved when the pool turns one away).
+ * At 50 ms to Supabase, one call at a time waits on the network for half of a 100,000-job run; four keep the
+ * database busy while staying well inside PostgREST's pool (10 connections).
+ */
+export const RPC_IN_FLIGHT = 4;
+
 /** `--rpc`: use the SQL function when installed, never, or require it. */
 export type RpcMode = 'auto' | 'off' | 'only';
 

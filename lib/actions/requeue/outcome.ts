@@ -91,7 +91,7 @@ export interface BatchContext {
 export async function eachBounded<T>(
   items: readonly T[],
   limit: number | (() => number),
-  fn: (item: T) => Promise<void>,
+  fn: (item: T, index: number) => Promise<void>,
   stop: () => boolean,
 ): Promise<Set<number>> {
   const now = typeof limit === 'number' ? () => limit : limit;
@@ -101,7 +101,7 @@ export async function eachBounded<T>(
     while (next < items.length && !stop() && w < Math.max(1, now())) {
       const i = next++;
       started.add(i);
-      await fn(items[i]);
+      await fn(items[i], i);
     }
   };
   const workers = Math.max(1, Math.min(now(), items.length));

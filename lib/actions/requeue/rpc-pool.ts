@@ -3,7 +3,8 @@
  * ran nothing, but is settled like any unanswered call (rpc.ts: read back, unknown until seen): here its jobs are
  * read back once more, and those still as the preview saw them are sent again in two halves, after a pause; those
  * changed or gone are reported as skipped. A smaller call holds a connection for less time: what halving the writes
- * in flight is to the per-job path. Bounded: a job turned away {@link MAX_POOL_TRIES} times stops the run.
+ * in flight is to the per-job path (the calls in flight are halved too). Bounded: a job turned away
+ * {@link MAX_POOL_TRIES} times stops the run.
  */
 import type { DbFailure, JobsDb } from '../../io/jobs-db.ts';
 import { entryOfRun, jobState } from './history.ts';
@@ -11,6 +12,7 @@ import {
   auditLine,
   type BatchContext,
   describeChange,
+  eachBounded,
   lowerLimit,
   matchesGuard,
   notWritten,
@@ -104,4 +106,37 @@ export async function rpcBatchPooled(
     }
   }
   return undefined;
+}
+
+/**
+ * Writes batch after batch through the SQL function, `ctx.limit` calls in flight (at most RPC_IN_FLIGHT): the
+ * database runs one call's guarded updates while the next crosses the network. Never the same job in two calls: the
+ * batches are disjoint, and a batch sent again in halves sends one half after the other. Each batch keeps its own
+ * results, added in the order of the batches, as calls one after the other gave them. A batch that stops the run
+ * stops new calls; the calls in flight end, and their results are reported. Returns the first batch's stop.
+ */
+export async function rpcWrites(
+  ctx: BatchContext,
+  writes: readonly PlannedWrite[],
+  size: number,
+  results: WriteResult[],
+  tick: (n: number) => void,
+): Promise<Stopped> {
+  const batches: PlannedWrite[][] = [];
+  for (let i = 0; i < writes.length; i += size) batches.push(writes.slice(i, i + size));
+  const settled: { results: WriteResult[]; stopped: Stopped }[] = [];
+  let stop = false;
+  await eachBounded(
+    batches,
+    () => ctx.limit.current,
+    async (batch, k) => {
+      const own: WriteResult[] = [];
+      const stopped = await rpcBatchPooled(ctx, batch, own, tick);
+      settled[k] = { results: own, stopped };
+      if (stopped) stop = true;
+    },
+    () => stop || ctx.aborted(),
+  );
+  for (const s of settled) if (s) results.push(...s.results);
+  return settled.find((s) => s?.stopped)?.stopped;
 }
