@@ -79,8 +79,14 @@ function matchPatterns(ev: Evidence, patterns: readonly ErrorPattern[]) {
   for (const p of patterns) {
     const hits = hitsOf.get(p) ?? [];
     const matching = new Set(logLinesMatching(p, lines).filter((l) => !outOfScope(p, l)));
-    const logHits = lines.filter((l, i) => matching.has(l) && !seenLines.has(i));
-    for (const [i, l] of lines.entries()) if (matching.has(l)) seenLines.add(i);
+    // The lines this pattern matched that no pattern before it took (most patterns match none: no pass at all).
+    const logHits: string[] = [];
+    if (matching.size)
+      for (const [i, l] of lines.entries()) {
+        if (!matching.has(l)) continue;
+        if (!seenLines.has(i)) logHits.push(l);
+        seenLines.add(i);
+      }
     if (!hits.length && !logHits.length) continue;
     matches.push({ pattern: p, hits, logHits });
   }
