@@ -8,7 +8,7 @@ import type { ParseArgsConfig } from 'node:util';
 import { EXIT, EXIT_CODES_HELP, type ExitCode } from '../core/exit-codes.ts';
 import { COMMON_HELP, parseFlags, runMain, scriptArgs, timeoutMsFrom } from './cli.ts';
 import type { Ports } from './context.ts';
-import { prebuiltRunbook } from './prebuilt.ts';
+import { prebuiltRunbook, runPrebuiltScript } from './prebuilt.ts';
 
 export interface RunbookEntry<O extends NonNullable<ParseArgsConfig['options']>> {
   importMetaUrl: string;
@@ -109,7 +109,7 @@ async function ranPrebuilt(entry: {
   }
   const bundle = prebuiltRunbook(entry.importMetaUrl);
   if (!bundle) return false;
-  process.argv = [process.argv[0], fileURLToPath(bundle), ...argv];
-  await import(bundle);
+  process.argv = [process.argv[0], fileURLToPath(bundle.moduleUrl), ...argv];
+  await runPrebuiltScript(bundle);
   return true;
 }

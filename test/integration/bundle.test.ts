@@ -5,10 +5,10 @@
  * config error path, a full diagnosis).
  */
 import { spawn } from 'node:child_process';
-import { cpSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MANIFEST_FILE, PREBUILT_DIR, PREBUILT_ENV } from '../../lib/io/prebuilt.ts';
+import { CODE_CACHE_DIR, MANIFEST_FILE, PREBUILT_DIR, PREBUILT_ENV } from '../../lib/io/prebuilt.ts';
 import { TSX } from '../../sandbox/client.ts';
 import { buildRunbooks } from '../../scripts/bundle.ts';
 import { tempDir } from '../helpers/run.ts';
@@ -78,7 +78,7 @@ describe.each(RUNBOOKS)('%s: bundle and source', (name) => {
  * bundle is marked so that a run shows which code ran: the mark is in the output, not in the sources, so the bundle
  * stays up to date with them.
  */
-describe('the hand-over from runbooks/NAME.mts to dist/NAME.mjs', () => {
+describe('the hand-over from runbooks/NAME.mts to dist/NAME.js', () => {
   const MARK = 'ran-the-prebuilt-bundle';
   let repo: string;
   let brokenEnv: string;
@@ -101,11 +101,20 @@ describe('the hand-over from runbooks/NAME.mts to dist/NAME.mjs', () => {
     return env;
   }
 
-  /** Marks the copy's bundle: a run of it writes MARK first (after its #! line). */
+  /** Marks the copy's bundle (its script form, which the hand-over runs): a run of it writes MARK first. */
   function mark(): void {
-    const bundle = path.join(repo, PREBUILT_DIR, 'diagnose-env.mjs');
-    const [hashbang, ...rest] = readFileSync(bundle, 'utf8').split('\n');
-    writeFileSync(bundle, [hashbang, `process.stderr.write(${JSON.stringify(`${MARK}\n`)});`, ...rest].join('\n'));
+    const bundle = path.join(repo, PREBUILT_DIR, 'diagnose-env.js');
+    const [opening, ...rest] = readFileSync(bundle, 'utf8').split('\n');
+    writeFileSync(bundle, [opening, `process.stderr.write(${JSON.stringify(`${MARK}\n`)});`, ...rest].join('\n'));
+  }
+
+  /** The copy's code caches of diagnose-env, by file name. */
+  function caches(): string[] {
+    try {
+      return readdirSync(path.join(repo, PREBUILT_DIR, CODE_CACHE_DIR)).filter((f) => f.startsWith('diagnose-env-'));
+    } catch {
+      return [];
+    }
   }
 
   /** The copy's runbook from its .mts, through tsx, as `npx zx` runs it. */
@@ -145,6 +154,32 @@ describe('the hand-over from runbooks/NAME.mts to dist/NAME.mjs', () => {
     expect(usage.code).toBe(2);
     expect(usage.stderr).toContain("Unknown option '--no-such-flag'");
     for (const r of [help, usage]) expect(r.stderr + r.stdout).not.toContain(MARK);
+  });
+
+  it("keeps V8's code cache of the bundle after its first run, uses it after, and makes it again when V8 refuses it", async () => {
+    await buildRunbooks(repo, path.join(repo, PREBUILT_DIR));
+    mark();
+    expect(caches()).toEqual([]);
+    const args = ['--env-file', brokenEnv, '--ci'];
+    const first = await run(args);
+    expect(first.stderr).toContain(MARK);
+    const [cache] = caches();
+    expect(cache, 'the first run saved the code cache').toBeTruthy();
+    const file = path.join(repo, PREBUILT_DIR, CODE_CACHE_DIR, cache);
+    const saved = readFileSync(file);
+    expect(saved.length).toBeGreaterThan(10_000);
+    // Used as it is: the same answer, and the file not written again.
+    expect(await run(args)).toEqual(first);
+    expect(readFileSync(file).equals(saved)).toBe(true);
+    // A cache V8 refuses (here: not one at all) changes nothing of the run, and is replaced by a good one.
+    writeFileSync(file, 'not a code cache');
+    expect(await run(args)).toEqual(first);
+    expect(readFileSync(file).length).toBeGreaterThan(10_000);
+    expect(caches()).toEqual([cache]);
+    // A new build is a new bundle: its runs never meet the old build's cache.
+    await buildRunbooks(repo, path.join(repo, PREBUILT_DIR));
+    mark();
+    expect(caches()).toEqual([]);
   });
 
   it('runs the sources once a file the bundle came from has changed, until it is built again', async () => {
