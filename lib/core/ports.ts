@@ -24,6 +24,11 @@ export interface ExecOptions {
   /** Stop reading stdout after this many bytes (the rest is discarded and the channel closed). */
   maxBytes?: number;
   stdin?: string;
+  /**
+   * Called once, as soon as the command and its stdin have gone out (or it could not start, or ended): from then on
+   * the run only waits on Spark, and other work may have the CPU (debug-stuck-jobs's queue read waits for it).
+   */
+  onSent?: () => void;
 }
 
 /** Where we connect on Spark, after flags, env and ~/.ssh/config are resolved. */

@@ -12,7 +12,7 @@ import { type CheckResult, check, type Step } from '../io/steps.ts';
 import { supabaseCliDefaultKeys } from '../io/supabase-cli-keys.ts';
 import { classifySupabaseUrl } from '../io/supabase-url.ts';
 import { type Evidence, formatAge, minutesBetween } from './evidence.ts';
-import type { GatherState } from './gather-state.ts';
+import { type GatherState, sparkHeadStart } from './gather-state.ts';
 
 export type { GatherState } from './gather-state.ts';
 export { LOG_TAIL_BYTES, sparkStep } from './spark-step.ts';
@@ -65,6 +65,7 @@ export const queueStep: Step<GatherState> = {
   title: 'Read the queue',
   async run(state) {
     const { evidence } = state;
+    await sparkHeadStart(state);
     const since = new Date(evidence.now.getTime() - 24 * 3_600_000);
     const r = await state.db.queueSnapshot({ failedSince: since, listLimit: 50 });
     state.evidence.supabase = r.ok ? { ok: true, ms: r.ms } : { ok: false, failure: r.failure };

@@ -148,6 +148,7 @@ export async function probeSpark(
   session: SshSession,
   clock: Clock,
   options: ProbeOptions,
+  onSent?: () => void,
 ): Promise<{ evidence: SparkEvidence; exitCode: number | null; stderr: string }> {
   const marker = options.marker ?? `@@hd-probe-${randomBytes(8).toString('hex')}@@`;
   const o = { ...options, marker };
@@ -156,6 +157,7 @@ export async function probeSpark(
     stdin: buildProbeScript(o),
     timeoutMs: (options.reachTimeoutSeconds + 15) * 1000,
     maxBytes: PROBE_SECTIONS.reduce((n, s) => n + (s.outputBytes?.(o) ?? 0), SMALL_OUTPUT_BYTES),
+    onSent,
   });
   const after = clock.now().getTime();
   let stdout = result.stdout;

@@ -93,14 +93,19 @@ function recordWorkerEnv({ ports, evidence }: GatherState, probe: SparkEvidence)
   evidence.worker = workerSide(probe.env.vars, probe.workerDir.path);
 }
 
-async function probeWorker(state: GatherState, session: SshSession): Promise<SparkEvidence> {
+async function probeWorker(state: GatherState, session: SshSession, onSent?: () => void): Promise<SparkEvidence> {
   const { ports, config } = state;
-  const { evidence: probe } = await probeSpark(session, ports.clock, {
-    workerDir: config.values.SPARK_WORKER_DIR ?? DEFAULT_WORKER_DIR,
-    logTailBytes: LOG_TAIL_BYTES,
-    reachCheck: true,
-    reachTimeoutSeconds: Math.max(2, Math.round(ports.timeoutMs / 1000)),
-  });
+  const { evidence: probe } = await probeSpark(
+    session,
+    ports.clock,
+    {
+      workerDir: config.values.SPARK_WORKER_DIR ?? DEFAULT_WORKER_DIR,
+      logTailBytes: LOG_TAIL_BYTES,
+      reachCheck: true,
+      reachTimeoutSeconds: Math.max(2, Math.round(ports.timeoutMs / 1000)),
+    },
+    onSent,
+  );
   recordWorkerEnv(state, probe);
   return probe;
 }
@@ -110,24 +115,36 @@ export const sparkStep: Step<GatherState> = {
   id: 'spark',
   title: 'Connect to Spark and probe the worker',
   skip: ({ config }) => (config.values.SPARK_HOST ? undefined : 'SPARK_HOST is not set; Spark checks skipped'),
-  prepare: preconnectSpark,
+  prepare(state) {
+    preconnectSpark(state);
+    let release = () => {};
+    const sent = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    state.sparkSent = { sent, release };
+  },
   async run(state) {
-    const { evidence } = state;
-    const opened = await openSpark(state);
-    if (!opened.ok) return opened.result;
-    const { session, target, connectMs } = opened;
-    const where = sshTargetLabel(target);
-    const fingerprint = session.hostKeyFingerprint;
-    const probe = await probeWorker(state, session);
-    evidence.spark = { ok: true, target, fingerprint, probe, connectMs };
-    return [
-      check(
-        'spark-connect',
-        'Connect to Spark',
-        'ok',
-        `${where}, host key ${fingerprint} (${Math.round(connectMs)} ms)`,
-      ),
-      ...probeChecks(probe, evidence.now),
-    ];
+    const release = state.sparkSent?.release ?? (() => {});
+    try {
+      return await probeStep(state, release);
+    } finally {
+      release();
+    }
   },
 };
+
+/** Connect, then one probe; `sent` is told once the probe's command is out. */
+async function probeStep(state: GatherState, sent: () => void): Promise<CheckResult[] | CheckResult> {
+  const { evidence } = state;
+  const opened = await openSpark(state);
+  if (!opened.ok) return opened.result;
+  const { session, target, connectMs } = opened;
+  const where = sshTargetLabel(target);
+  const fingerprint = session.hostKeyFingerprint;
+  const probe = await probeWorker(state, session, sent);
+  evidence.spark = { ok: true, target, fingerprint, probe, connectMs };
+  return [
+    check('spark-connect', 'Connect to Spark', 'ok', `${where}, host key ${fingerprint} (${Math.round(connectMs)} ms)`),
+    ...probeChecks(probe, evidence.now),
+  ];
+}

@@ -303,6 +303,29 @@ describe('connect and exec', () => {
     expect(noInput).toMatchObject({ code: 0, stdout: '', timedOut: false });
   });
 
+  it('says once when the command and its stdin have gone out, before the answer, with or without stdin', async () => {
+    for (const options of [{ stdin: 'abc' }, {}]) {
+      const events: string[] = [];
+      const result = session
+        .exec('cat', { ...options, timeoutMs: HANG_MS, onSent: () => events.push('sent') })
+        .then((r) => {
+          events.push('answered');
+          return r;
+        });
+      expect((await result).stdout).toBe(options.stdin ?? '');
+      expect(events).toEqual(['sent', 'answered']);
+    }
+  });
+
+  it('says it for a command that cannot start, too (nothing waits on it for ever)', async () => {
+    let sent = 0;
+    const other = await connectOk(options(server.port));
+    await other.close();
+    const r = await other.exec('true', { onSent: () => sent++ });
+    expect(r.connectionLost).toBe(true);
+    expect(sent).toBe(1);
+  });
+
   it('cuts stdout at maxBytes and closes the channel of an endless command', async () => {
     const result = await session.exec('yes abcdefgh', { maxBytes: 1000 });
     // Ended by the cut, not by the exec timeout (2 min) or a lost connection.

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_RULES } from '../../lib/core/stuck-rules.ts';
 import { sparkStep } from '../../lib/evidence/gather.ts';
-import type { GatherState } from '../../lib/evidence/gather-state.ts';
+import { type GatherState, SPARK_HEAD_START_MS, sparkHeadStart } from '../../lib/evidence/gather-state.ts';
 import { watchSparkStep } from '../../lib/evidence/watch-worker.ts';
 import type { LoadedConfig } from '../../lib/io/config.ts';
 import { lazyJobsDb } from '../../lib/io/context.ts';
@@ -99,5 +99,47 @@ describe('lazyJobsDb', () => {
     expect(requests[0].headers.get('apikey')).toBe(key);
     expect(requests[0].headers.get('authorization')).toBe(`Bearer ${key}`);
     expect(requests[0].headers.get('x-client-info')).toMatch(/^supabase-js/);
+  });
+});
+
+describe("the queue read gives the probe's command a head start", () => {
+  it('waits until the command is out, at most SPARK_HEAD_START_MS, and not at all without Spark', async () => {
+    const events: string[] = [];
+    let release = () => {};
+    const sent = new Promise<void>((r) => {
+      release = r;
+    });
+    const waiting = sparkHeadStart({ sparkSent: { sent, release } }).then(() => events.push('read'));
+    await Promise.resolve();
+    events.push('sent');
+    release();
+    await waiting;
+    expect(events).toEqual(['sent', 'read']);
+    // Never released (a host-key question on a terminal, a slow link): the read goes ahead after the head start.
+    await sparkHeadStart({ sparkSent: { sent: new Promise(() => {}), release: () => {} } });
+    await sparkHeadStart({});
+    expect(SPARK_HEAD_START_MS).toBeLessThanOrEqual(100);
+  });
+
+  it("the Spark step's prepare makes the gate and its run always opens it, even when the connect fails", async () => {
+    const { ports } = fakePorts({ homeDir: '/home/op' });
+    const config = {
+      values: { SPARK_HOST: 'spark.example', SPARK_USER: 'op' },
+      issues: [],
+      laptop: {},
+      supabaseKey: 'k',
+      secrets: [],
+    } as unknown as LoadedConfig;
+    const evidence = { now: new Date(0), rules: DEFAULT_RULES, laptop: {} } as unknown as GatherState['evidence'];
+    const s: GatherState = { ports, config, evidence, db: {} as JobsDb };
+    sparkStep.prepare?.(s);
+    expect(s.sparkSent).toBeDefined();
+    let opened = false;
+    void s.sparkSent!.sent.then(() => {
+      opened = true;
+    });
+    await sparkStep.run(s);
+    await Promise.resolve();
+    expect(opened).toBe(true);
   });
 });

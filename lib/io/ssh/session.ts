@@ -53,7 +53,7 @@ class CommandRun {
   };
 
   private readonly connection: Connection;
-  private readonly options: ExecOptions;
+  private options: ExecOptions;
   private readonly timeoutMs: number;
   private readonly resolve: (result: SparkRemoteResult) => void;
 
@@ -75,7 +75,8 @@ class CommandRun {
     this.timer = setTimeout(() => this.onTimeout(), this.timeoutMs);
     try {
       // The script goes out right behind the exec request, not a round trip later (ssh2-internals.ts).
-      if (this.options.stdin !== undefined) this.early = sendStdinWithExec(client, command, this.options.stdin);
+      if (this.options.stdin !== undefined)
+        this.early = sendStdinWithExec(client, command, this.options.stdin, { end: true, onSent: this.sent });
       client.exec(command, (error, stream) => this.onChannel(error, stream));
     } catch (error) {
       this.lost = this.connection.closedReason ?? `connection not usable: ${scrub(errorMessage(error))}`;
@@ -83,9 +84,17 @@ class CommandRun {
     }
   }
 
+  /** options.onSent, once. */
+  private readonly sent = (): void => {
+    const onSent = this.options.onSent;
+    this.options = { ...this.options, onSent: undefined };
+    onSent?.();
+  };
+
   private finish(extraStderr?: string): void {
     if (this.finished) return;
     this.finished = true;
+    this.sent();
     this.early?.cancel();
     clearTimeout(this.timer);
     clearTimeout(this.graceTimer);
@@ -146,6 +155,7 @@ class CommandRun {
     if (this.early?.sent) return;
     if (this.options.stdin !== undefined) stream.end(this.options.stdin);
     else stream.end();
+    this.sent();
   }
 
   private listen(stream: ClientChannel): void {
@@ -221,6 +231,7 @@ export function createSession(
 
   const exec = (command: string, options: ExecOptions = {}): Promise<SparkRemoteResult> => {
     if (connection.closedReason !== undefined) {
+      options.onSent?.();
       return Promise.resolve(lostResult(`ssh: command not sent: ${connection.closedReason}`));
     }
     const timeoutMs = options.timeoutMs ?? defaultExecTimeoutMs;

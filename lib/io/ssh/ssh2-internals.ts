@@ -45,6 +45,7 @@ interface Pending {
   stdin: string;
   /** Send EOF after stdin (a command's whole input) or not (a shell's first script). */
   end: boolean;
+  onSent?: () => void;
   state: StdinWithExec;
 }
 
@@ -64,7 +65,7 @@ export function sendStdinWithExec(
   client: Client,
   command: string,
   stdin: string,
-  o: { end: boolean } = { end: true },
+  o: { end: boolean; onSent?: () => void } = { end: true },
 ): StdinWithExec {
   const state: StdinWithExec = { sent: false, cancel: () => {} };
   const internals = client as unknown as Internals;
@@ -89,12 +90,13 @@ export function sendStdinWithExec(
         if (channel?.outgoing?.state === 'open' && typeof send === 'function') {
           send.call(channel, p.stdin);
           p.state.sent = true;
+          p.onSent?.();
         }
       }
       return result;
     };
   }
-  const entry: Pending = { command, stdin, end: o.end, state };
+  const entry: Pending = { command, stdin, end: o.end, onSent: o.onSent, state };
   pending.push(entry);
   state.cancel = () => {
     const list = pendingOf.get(client);
