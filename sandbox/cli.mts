@@ -32,7 +32,7 @@ Verbs:
   stats --dir DIR [--reset]                       request, connection and channel counters as JSON
   worker stop|start|restart|fix --dir DIR         control the worker on Spark ("fix" deploys the healthy config)
   latency MS --dir DIR                            delay every HTTP response and SSH exec by MS
-  fault NAME|off --dir DIR [--api cloud|local] [--method M] [--times N] [--bytes N]
+  fault NAME|off --dir DIR [--api cloud|local] [--method M] [--client C] [--times N] [--bytes N]
                                                   break the sandbox on purpose (http-401, http-403, http-404,
                                                   http-500, http-503, http-slow, http-malformed, http-reset,
                                                   http-reset-after, gateway-520, gateway-522, gateway-524,
@@ -42,6 +42,8 @@ Verbs:
                                                   gateway-*: the answer of Supabase's gateway (Cloudflare's
                                                   HTML error page; 540 project paused);
                                                   --method/--times: only those requests, only N of them;
+                                                  --client: only requests whose client starts with C
+                                                  (supabase-js: the runbooks'; curl: the probe's from Spark);
                                                   --bytes: the size over which body-too-large (413, default
                                                   1024) and url-too-long (414, default 2048) refuse
 
@@ -321,6 +323,7 @@ async function main(): Promise<void> {
       reset: { type: 'boolean', default: false },
       api: { type: 'string' },
       method: { type: 'string' },
+      client: { type: 'string' },
       times: { type: 'string' },
       jobs: { type: 'string' },
       failed: { type: 'string' },
@@ -381,6 +384,7 @@ async function main(): Promise<void> {
               ...http,
               ...(values.api ? { api: values.api } : {}),
               ...(values.method ? { method: values.method.toUpperCase() } : {}),
+              ...(values.client ? { client: values.client } : {}),
               ...(values.times !== undefined ? { times: Number(values.times) } : {}),
               ...(values.bytes !== undefined ? { bytes: Number(values.bytes) } : {}),
             },

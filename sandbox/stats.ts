@@ -100,6 +100,11 @@ export type HttpFault = {
   method?: string;
   /** Only requests whose path contains this (e.g. `/rpc/`). */
   path?: string;
+  /**
+   * Only requests whose client (the `x-client-info` header, else the user agent: what `stats` records) starts with
+   * this, e.g. `supabase-js`: the runbook's own reads, not the probe's request from Spark (curl) or the worker's.
+   */
+  client?: string;
   /** Let the first N matching requests through untouched (e.g. a probe call before the real write). */
   skip?: number;
   /** Only the next N matching requests; after that the fault is spent (reads that retry then get through). */

@@ -148,6 +148,7 @@ function activeFault(
   method: string,
   path: string,
   sizes: { urlBytes: number; bodyBytes: number },
+  client: string,
 ): HttpFault | undefined {
   const f = controls.httpFault;
   if (!f || (f.api !== undefined && f.api !== name)) return undefined;
@@ -156,6 +157,7 @@ function activeFault(
   if (f.kind === 'body-too-large' && sizes.bodyBytes <= f.bytes) return undefined;
   if (f.method !== undefined && f.method.toUpperCase() !== method) return undefined;
   if (f.path !== undefined && !path.includes(f.path)) return undefined;
+  if (f.client !== undefined && !client.startsWith(f.client)) return undefined;
   if (f.skip !== undefined && f.skip > 0) {
     f.skip -= 1;
     return undefined;
@@ -348,7 +350,7 @@ export async function startRestApi(options: RestApiOptions): Promise<RestApi> {
       return;
     }
     const urlBytes = Buffer.byteLength(req.url ?? '');
-    const fault = activeFault(controls, name, method, url.pathname, { urlBytes, bodyBytes });
+    const fault = activeFault(controls, name, method, url.pathname, { urlBytes, bodyBytes }, clientOf(req));
     // The gateway in front of everything: Cloudflare's URL and body limits, then the size faults.
     const gateway =
       urlLimitAnswer(urlBytes, limits.maxUrlBytes) ??

@@ -306,7 +306,18 @@ describe('retries', () => {
       await sb.resetStats();
       const r = await withControls(
         sb,
-        { httpFault: { api: 'cloud', method: 'GET', path: JOBS_PATH, kind: 'status', status: 503, times: 2 } },
+        // The runbook's own reads (supabase-js): the probe's request from Spark reads the same path, sometimes first.
+        {
+          httpFault: {
+            api: 'cloud',
+            method: 'GET',
+            path: JOBS_PATH,
+            client: 'supabase-js',
+            kind: 'status',
+            status: 503,
+            times: 2,
+          },
+        },
         // A patient --timeout: with the harness's 2 s, a healthy read that a loaded machine answers late is given up
         // and retried too (or, three times late, fails the run), which is the next cases' subject, not this one's.
         () => run('debug-stuck-jobs', ['--env-file', sb.envFile, ...PATIENT_TIMEOUT]),
@@ -382,7 +393,18 @@ describe('retries', () => {
       await sb.resetStats();
       const r = await withControls(
         sb,
-        { httpFault: { api: 'cloud', method: 'GET', path: JOBS_PATH, kind: 'slow', delayMs: 10_000, times: 1 } },
+        // The runbook's own read (supabase-js), not the probe's request from Spark to the same path.
+        {
+          httpFault: {
+            api: 'cloud',
+            method: 'GET',
+            path: JOBS_PATH,
+            client: 'supabase-js',
+            kind: 'slow',
+            delayMs: 10_000,
+            times: 1,
+          },
+        },
         () => run('diagnose-env', ['--env-file', sb.envFile]),
       );
       // The worker is stopped for the Retries group (its polls would take the faults): that is the critical finding.
