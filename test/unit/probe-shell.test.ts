@@ -11,8 +11,9 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { reachSection } from '../../lib/evidence/probe/reach.ts';
 import { dateOfNanoseconds, PROBE_HELPERS } from '../../lib/evidence/probe/section.ts';
+import { workerProcessSection } from '../../lib/evidence/probe/worker-process.ts';
 import { workerSupervisorSection } from '../../lib/evidence/probe/worker-supervisor.ts';
-import { buildProbeScript, parseProbeOutput } from '../../lib/evidence/spark-probe.ts';
+import { buildProbeScript, parseProbeOutput, probePrelude } from '../../lib/evidence/spark-probe.ts';
 import { tempDir } from '../helpers/run.ts';
 
 const HELPERS = PROBE_HELPERS.join('\n');
@@ -277,5 +278,33 @@ describe('the reach check, run by bash', () => {
       // $(...) drops curl's trailing blank lines; the parser trims them anyway.
       expect(kept).toBe(tail.replace(/\n+$/, raw ? '\n' : ''));
     }
+  });
+});
+
+describe("the worker's processes never include the probe's own", () => {
+  it("leaves out a process of the probe's group that runs a file in the folder, and keeps one of another group", () => {
+    const w = tempDir('probe-own-group-');
+    writeFileSync(path.join(w, '.env'), 'A=1\n');
+    const o = { ...OPTIONS, workerDir: w };
+    const section = [...probePrelude(o), ...workerProcessSection.script(o)].join('\n');
+    // Both name the folder's .env (a file in it: what the section counts); `setsid` puts the second in a group of its
+    // own, as the worker's is. Each is waited for until its command line is there, then both are ended.
+    const r = bash(
+      [
+        `tail -f "${w}/.env" >/dev/null 2>&1 & own=$!`,
+        `setsid tail -f "${w}/.env" >/dev/null 2>&1 & other=$!`,
+        'for p in $own $other; do until grep -q env "/proc/$p/cmdline" 2>/dev/null; do :; done; done',
+        section,
+        'echo "own=$own other=$other"; kill $own $other',
+      ].join('\n'),
+    );
+    const pids = /own=(\d+) other=(\d+)/.exec(r.stdout)!;
+    const listed = r.stdout
+      .split('\nM process\n')[1]
+      .split('\nM procstart\n')[0]
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/)[0]);
+    expect(listed).toContain(pids[2]);
+    expect(listed).not.toContain(pids[1]);
   });
 });

@@ -316,8 +316,10 @@ describe('the probe script, run by bash', () => {
   const ORDINARY = ['~', '~/srv/hd-worker', "~/it's here", '/srv/hd worker', '~user/x', '$HOME', '*'];
 
   const expand = (p: string) => (p === '~' ? home : p.startsWith('~/') ? `${home}/${p.slice(2)}` : p);
+  // A script on stdin runs as sshd runs a command: in a session (and process group) of its own, apart from the
+  // processes this test starts, as a worker is apart from the SSH session that probes it.
   const bash = (script: string, input?: string) =>
-    execFileSync('bash', input === undefined ? ['-c', script] : ['-s'], {
+    execFileSync(input === undefined ? 'bash' : 'setsid', input === undefined ? ['-c', script] : ['bash', '-s'], {
       env: { PATH: process.env.PATH, HOME: home, LC_ALL: 'C' },
       cwd: tmp,
       input,

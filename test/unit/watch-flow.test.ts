@@ -179,7 +179,8 @@ function localSession(): SshSession & { execs: number } {
     exec: (command: string, o: { stdin?: string; maxBytes?: number } = {}) =>
       new Promise<RemoteResult>((resolve) => {
         s.execs++;
-        const r = spawnSync('bash', ['-s'], { input: o.stdin, encoding: 'utf8' });
+        // In a session of its own, as sshd runs a command: apart from the stand-in worker this test starts.
+        const r = spawnSync('setsid', ['bash', '-s'], { input: o.stdin, encoding: 'utf8' });
         expect(command).toBe('bash -s');
         expect(Buffer.byteLength(r.stdout)).toBeLessThanOrEqual(o.maxBytes ?? Number.POSITIVE_INFINITY);
         resolve({ code: r.status, stdout: r.stdout, stderr: r.stderr, truncated: false });

@@ -31,8 +31,11 @@ const SCRIPT = [
   // A command line counts only when one of its arguments is a file that exists in the folder (the script it runs):
   // `python3 -m http.server --directory $W/logs` or a made-up path is not the worker.
   'runs_file() { while IFS= read -r -d "" a; do case "$a" in "$W"/*) [ -f "$a" ] && return 0;; esac; done < "/proc/$1/cmdline"; return 1; }',
-  // The candidates are the indices of P: an array's indices come out in order and once each. Never the probe's shell.
-  'P=(); addpid() { case "$1" in ""|*[!0-9]*|"$$") ;; *) P[$1]=1;; esac; }',
+  // The candidates are the indices of P: an array's indices come out in order and once each. Never the probe itself:
+  // its shell, nor any process of its process group (the reach check runs in the background meanwhile, and its awk
+  // names "$W/.env"; the worker never shares the probe's group, which the SSH session starts).
+  'statfield $$ 3; PG=$V',
+  'P=(); addpid() { case "$1" in ""|*[!0-9]*|"$$") ;; *) statfield "$1" 3; [ -n "$PG" ] && [ "$V" = "$PG" ] || P[$1]=1;; esac; }',
   'for p in $(pgrep -u "$WU" -f -- "$W/" 2>/dev/null); do runs_file "$p" 2>/dev/null && addpid "$p"; done',
   // The processes working in the folder or below: each /proc/PID/cwd named to find (a walk of /proc reads every
   // entry of every process's folder: about three times as long, measured).
