@@ -1,13 +1,9 @@
-/**
- * The session's long-lived shell (lib/io/ssh/shell.ts) against the sandbox's Spark sshd: many scripts on one exec
- * channel, the sshd's faults, and no bash left on Spark once a run failed or the shell was closed.
- */
-import { readdirSync, readlinkSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectSpark, type SparkSshSession } from '../../lib/io/ssh/connect.ts';
 import { fingerprintSha256, generateSparkKeys } from '../../sandbox/spark/keys.ts';
 import { type SparkSshServer, startSparkSsh } from '../../sandbox/spark/ssh-server.ts';
 import { type SandboxControls, SandboxStats } from '../../sandbox/stats.ts';
+import { processesWorkingIn } from '../helpers/proc.ts';
 import { tempDir } from '../helpers/run.ts';
 
 const HANG_MS = 30_000;
@@ -19,18 +15,7 @@ let server: SparkSshServer;
 const sessions: SparkSshSession[] = [];
 
 /** Processes working in the Spark home: the remote bash of a shell while its channel is open. */
-function inHome(): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readlinkSync(`/proc/${p}/cwd`) === home;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
+const inHome = (): number[] => processesWorkingIn(home);
 
 async function eventually(check: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + HANG_MS;

@@ -4,7 +4,7 @@
  * in a real pseudo-terminal. One sandbox for the file.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { lazyJobsDb, realClock } from '../../lib/io/context.ts';
@@ -13,6 +13,7 @@ import { keepAliveFor } from '../../lib/io/keep-alive.ts';
 import { TSX } from '../../sandbox/client.ts';
 import { sandboxPaths } from '../../sandbox/layout.ts';
 import { inPty, type RunbookName, runbookRequests, withControls } from '../faults/harness.ts';
+import { processesWithArgs, processesWorkingIn } from '../helpers/proc.ts';
 import { tempDir } from '../helpers/run.ts';
 import { cleanEnv, ROOT, type RunResult, runRunbook, type Sandbox, startSandbox } from '../helpers/sandbox.ts';
 
@@ -100,32 +101,12 @@ async function until(out: () => string, test: (text: string) => boolean, what: s
 
 /** Processes still running this runbook with this config (none must be left). */
 function leftWatches(config: string): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        const args = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0');
-        return args.some((a) => a.endsWith('runbooks/watch.mts')) && args.includes(config);
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return processesWithArgs((args) => args.some((a) => a.endsWith('runbooks/watch.mts')) && args.includes(config));
 }
 
 /** Processes working in the sandbox's Spark home itself: the watch's remote bash while its channel is open. */
 function inSparkHome(): number[] {
-  const home = sandboxPaths(sb.dir).sparkHome;
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p))
-    .filter((p) => {
-      try {
-        return readlinkSync(`/proc/${p}/cwd`) === home;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
+  return processesWorkingIn(sandboxPaths(sb.dir).sparkHome);
 }
 
 /** Waits for the sandbox's sshd to have ended what a closed channel left (it kills the process group). */

@@ -193,34 +193,32 @@ describe('writeReports', () => {
     expect(summary).not.toContain(SECRET);
   });
 
-  it('writes nothing at all without flags and outside GitHub Actions, and does not even build the report', () => {
-    const f = fakePorts();
-    let built = 0;
-    writeReports(
-      f.ports,
-      () => {
-        built++;
+  /** A report builder that counts its calls. */
+  const counted = () => {
+    const c = {
+      built: 0,
+      report: () => {
+        c.built++;
         return report();
       },
-      {},
-    );
-    expect(built).toBe(0);
+    };
+    return c;
+  };
+
+  it('writes nothing at all without flags and outside GitHub Actions, and does not even build the report', () => {
+    const f = fakePorts();
+    const c = counted();
+    writeReports(f.ports, c.report, {});
+    expect(c.built).toBe(0);
     expect(f.files.store.size).toBe(0);
     expect(f.stdout).toEqual([]);
   });
 
   it('builds the report once when it is asked for', () => {
     const f = fakePorts();
-    let built = 0;
-    writeReports(
-      f.ports,
-      () => {
-        built++;
-        return report();
-      },
-      { json: '-', markdown: '/tmp/r.md' },
-    );
-    expect(built).toBe(1);
+    const c = counted();
+    writeReports(f.ports, c.report, { json: '-', markdown: '/tmp/r.md' });
+    expect(c.built).toBe(1);
     expect(JSON.parse(f.stdout[0]).runbook).toBe('debug-stuck-jobs');
     expect(f.files.store.get('/tmp/r.md')).toContain('# debug-stuck-jobs: ');
   });

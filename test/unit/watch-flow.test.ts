@@ -190,17 +190,19 @@ function localSession(): SshSession & { execs: number } {
   return s;
 }
 
+/** A worker folder with a log, and a stand-in worker running its script there (kill it when done). */
+function standInWorker() {
+  const dir = tempDir('hd-watch-worker-');
+  mkdirSync(path.join(dir, 'logs'));
+  writeFileSync(path.join(dir, 'logs', 'worker.log'), 'poll\n');
+  writeFileSync(path.join(dir, 'worker.mjs'), 'setInterval(() => {}, 1000);\n');
+  const child = spawn(process.execPath, [path.join(dir, 'worker.mjs')], { cwd: dir, stdio: 'ignore', env: WORKER_ENV });
+  return { dir, child };
+}
+
 describe("the worker's command on the open connection", () => {
   it('finds the process working in the folder and the log, with the probe’s own identification', async () => {
-    const dir = tempDir('hd-watch-worker-');
-    mkdirSync(path.join(dir, 'logs'));
-    writeFileSync(path.join(dir, 'logs', 'worker.log'), 'poll\n');
-    writeFileSync(path.join(dir, 'worker.mjs'), 'setInterval(() => {}, 1000);\n');
-    const child = spawn(process.execPath, [path.join(dir, 'worker.mjs')], {
-      cwd: dir,
-      stdio: 'ignore',
-      env: WORKER_ENV,
-    });
+    const { dir, child } = standInWorker();
     try {
       const session = localSession();
       const reading = await readWorker(
@@ -222,15 +224,7 @@ describe("the worker's command on the open connection", () => {
   });
 
   it('on a shell: refreshes in a row on one channel and no exec, the same reading as the exec gives', async () => {
-    const dir = tempDir('hd-watch-worker-');
-    mkdirSync(path.join(dir, 'logs'));
-    writeFileSync(path.join(dir, 'logs', 'worker.log'), 'poll\n');
-    writeFileSync(path.join(dir, 'worker.mjs'), 'setInterval(() => {}, 1000);\n');
-    const child = spawn(process.execPath, [path.join(dir, 'worker.mjs')], {
-      cwd: dir,
-      stdio: 'ignore',
-      env: WORKER_ENV,
-    });
+    const { dir, child } = standInWorker();
     const link = localBashLink();
     const shell = new ChannelShell(link, 10_000);
     const clock = { now: () => new Date(), sleep: async () => {} };
