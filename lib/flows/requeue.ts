@@ -3,8 +3,9 @@
  * first) → audit → canary → compare-and-set writes → result → verify → end line. `runRequeue` is the runbook;
  * `requeueJobs` is the hand-over debug-stuck-jobs calls with the ids of a finding; both run the same steps.
  */
-import { DEFAULT_CONCURRENCY, DEFAULT_RPC_BATCH } from '../actions/requeue/apply.ts';
+
 import { DEFAULT_CANARY_TIMEOUT_SECONDS } from '../actions/requeue/canary.ts';
+import { DEFAULT_CONCURRENCY, DEFAULT_RPC_BATCH } from '../actions/requeue/limits.ts';
 import { planJson } from '../actions/requeue/receipt.ts';
 import { DEFAULT_LIMIT } from '../actions/requeue/select.ts';
 import { AbortedError, type ExitCode, RunbookError } from '../core/exit-codes.ts';

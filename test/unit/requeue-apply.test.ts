@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createApplier, eachBounded, type RpcMode } from '../../lib/actions/requeue/apply.ts';
+import { createApplier, eachBounded } from '../../lib/actions/requeue/apply.ts';
 import {
   type AuditJobLine,
   openAuditLog,
@@ -7,6 +7,7 @@ import {
   pendingIntents,
   reconcileAudit,
 } from '../../lib/actions/requeue/audit.ts';
+import type { RpcMode } from '../../lib/actions/requeue/limits.ts';
 import { RunbookError } from '../../lib/core/exit-codes.ts';
 import type { Clock } from '../../lib/core/ports.ts';
 import type { Files } from '../../lib/io/context.ts';

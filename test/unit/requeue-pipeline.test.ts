@@ -5,8 +5,9 @@
  * stop settling every announced job, the results in the plan's order for the SQL function.
  */
 import { describe, expect, it } from 'vitest';
-import { createApplier, RPC_IN_FLIGHT } from '../../lib/actions/requeue/apply.ts';
+import { createApplier } from '../../lib/actions/requeue/apply.ts';
 import { type AuditJobLine, type AuditLine, parseAuditText, pendingIntents } from '../../lib/actions/requeue/audit.ts';
+import { RPC_IN_FLIGHT } from '../../lib/actions/requeue/limits.ts';
 import type { Clock } from '../../lib/core/ports.ts';
 import { createOutput } from '../../lib/io/output.ts';
 import { createMemoryJobsDb, NETWORK_TIMEOUT, POOL_EXHAUSTED } from '../helpers/memory-db.ts';

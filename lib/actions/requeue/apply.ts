@@ -43,15 +43,6 @@ export {
 
 import { DEFAULT_RPC_BATCH, MAX_CONCURRENCY, MAX_RPC_BATCH, RPC_IN_FLIGHT, type RpcMode } from './limits.ts';
 
-export {
-  DEFAULT_CONCURRENCY,
-  DEFAULT_RPC_BATCH,
-  MAX_CONCURRENCY,
-  MAX_RPC_BATCH,
-  RPC_IN_FLIGHT,
-  type RpcMode,
-} from './limits.ts';
-
 /** Jobs per audit intent and re-read on the per-job path (a multiple of the default concurrency). */
 const CAS_BATCH = 240;
 

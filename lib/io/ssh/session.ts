@@ -53,7 +53,7 @@ class CommandRun {
   };
 
   private readonly connection: Connection;
-  private options: ExecOptions;
+  private readonly options: ExecOptions;
   private readonly timeoutMs: number;
   private readonly resolve: (result: SparkRemoteResult) => void;
 
@@ -84,11 +84,12 @@ class CommandRun {
     }
   }
 
+  private toldSent = false;
   /** options.onSent, once. */
   private readonly sent = (): void => {
-    const onSent = this.options.onSent;
-    this.options = { ...this.options, onSent: undefined };
-    onSent?.();
+    if (this.toldSent) return;
+    this.toldSent = true;
+    this.options.onSent?.();
   };
 
   private finish(extraStderr?: string): void {
